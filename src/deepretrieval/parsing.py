@@ -1,0 +1,138 @@
+"""Turn a model completion into an answer (a search query or SQL), with a verdict on its format.
+
+Accepted shapes (``reasoning=True``)::
+
+    [<think>] ... </think> <answer> ANSWER </answer>
+
+where the opening ``<think>`` may have been supplied by the prompt, and (``reasoning=False``)::
+
+    <answer> ANSWER </answer>
+
+ANSWER is plain text or a JSON object carrying ``answer_key`` (``{"query": ...}``, ``{"sql": ...}``),
+optionally inside a Markdown code fence. Parsing never raises: every input, however broken,
+maps to a :class:`ParsedCompletion` whose ``reason`` says what was wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+AnswerFormat = Literal["auto", "text", "json"]
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+DEFAULT_MAX_CHARS = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedCompletion:
+    """What a completion says: the answer, the reasoning, and whether the format was valid.
+
+    ``reason`` is ``"ok"`` for a valid completion, otherwise one short code:
+    ``not_text``, ``not_utf8``, ``too_long``, ``empty``, ``no_answer``, ``unclosed_answer``,
+    ``repeated_tags``, ``misordered_tags``, ``missing_think``, ``unexpected_think``,
+    ``invalid_json``, ``json_missing_key``, ``empty_answer``.
+    """
+
+    answer: str
+    think: str
+    format_ok: bool
+    reason: str
+
+
+def _invalid(reason: str, think: str = "") -> ParsedCompletion:
+    return ParsedCompletion(answer="", think=think, format_ok=False, reason=reason)
+
+
+def _as_text(completion: object) -> str | ParsedCompletion:
+    """Decode bytes, reject non-text and strings that cannot be encoded as UTF-8."""
+    if isinstance(completion, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(completion).decode("utf-8")
+        except UnicodeDecodeError:
+            return _invalid("not_utf8")
+    if not isinstance(completion, str):
+        return _invalid("not_text")
+    try:
+        completion.encode("utf-8")  # lone surrogates would break retrievers and JSON later
+    except UnicodeEncodeError:
+        return _invalid("not_utf8")
+    return completion
+
+
+def _strip_code_fence(text: str) -> str:
+    if text.startswith("```") and text.endswith("```") and len(text) >= 6:
+        inner = text[3:-3]
+        newline = inner.find("\n")
+        # drop a language tag such as ```json
+        if newline != -1 and inner[:newline].strip().isalpha():
+            inner = inner[newline + 1 :]
+        return inner.strip()
+    return text
+
+
+def _decode_answer(raw: str, answer_key: str, answer_format: AnswerFormat) -> tuple[str, str]:
+    """Return (answer, reason) for the text between the answer tags."""
+    text = _strip_code_fence(raw.strip())
+    looks_like_json = text.startswith("{")
+    if answer_format == "text" or (answer_format == "auto" and not looks_like_json):
+        return (text, "ok") if text else ("", "empty_answer")
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return "", "invalid_json"
+    if not isinstance(data, dict) or answer_key not in data:
+        return "", "json_missing_key"
+    value = data[answer_key]
+    if not isinstance(value, str):
+        return "", "json_missing_key"
+    value = value.strip()
+    return (value, "ok") if value else ("", "empty_answer")
+
+
+def parse_completion(
+    completion: object,
+    *,
+    reasoning: bool = True,
+    answer_key: str = "query",
+    answer_format: AnswerFormat = "auto",
+    max_chars: int = DEFAULT_MAX_CHARS,
+) -> ParsedCompletion:
+    """Parse one completion. Runs in time linear in its length and never raises."""
+    text = _as_text(completion)
+    if isinstance(text, ParsedCompletion):
+        return text
+    if len(text) > max_chars:
+        return _invalid("too_long")
+    if not text.strip():
+        return _invalid("empty")
+
+    counts = {tag: text.count(tag) for tag in (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)}
+    if counts[ANSWER_OPEN] == 0:
+        return _invalid("no_answer")
+    if counts[ANSWER_CLOSE] == 0:
+        return _invalid("unclosed_answer")
+    if any(n > 1 for n in counts.values()):
+        return _invalid("repeated_tags")
+
+    answer_start = text.find(ANSWER_OPEN)
+    answer_end = text.find(ANSWER_CLOSE)
+    if answer_end < answer_start:
+        return _invalid("misordered_tags")
+
+    think = ""
+    if reasoning:
+        if counts[THINK_CLOSE] == 0:
+            return _invalid("missing_think")
+        think_close = text.find(THINK_CLOSE)
+        think_open = text.find(THINK_OPEN)  # -1 when the prompt supplied it
+        if think_close > answer_start or think_open > think_close:
+            return _invalid("misordered_tags")
+        think = text[think_open + len(THINK_OPEN) if think_open != -1 else 0 : think_close].strip()
+    elif counts[THINK_OPEN] or counts[THINK_CLOSE]:
+        return _invalid("unexpected_think")
+
+    answer, reason = _decode_answer(text[answer_start + len(ANSWER_OPEN) : answer_end], answer_key, answer_format)
+    return ParsedCompletion(answer=answer, think=think, format_ok=reason == "ok", reason=reason)
