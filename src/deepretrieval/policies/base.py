@@ -1,0 +1,28 @@
+"""Policy contracts: who writes the answers that evaluation judges."""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence, runtime_checkable
+
+from deepretrieval.tasks.base import Example
+
+
+@runtime_checkable
+class CompletionPolicy(Protocol):
+    """A language model: chat messages in, raw completions out (parsed by the harness)."""
+
+    name: str
+
+    def complete(self, prompts: Sequence[list[dict[str, str]]]) -> list[str]: ...
+
+
+@runtime_checkable
+class AnswerPolicy(Protocol):
+    """A baseline that produces answers directly (the original query, the gold SQL)."""
+
+    name: str
+
+    def answers(self, examples: Sequence[Example]) -> list[str]: ...
+
+
+Policy = CompletionPolicy | AnswerPolicy

@@ -1,0 +1,27 @@
+"""Baselines that need no model: the user's original query, and the gold answer (proves a harness)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from deepretrieval.tasks.base import Example
+
+
+class OriginalQuery:
+    """Sends each example's original text to the retriever unchanged."""
+
+    name = "original"
+
+    def answers(self, examples: Sequence[Example]) -> list[str]:
+        return [example.original for example in examples]
+
+
+class Gold:
+    """Answers with the ground truth itself (gold SQL); only defined where the truth is an answer string."""
+
+    name = "gold"
+
+    def answers(self, examples: Sequence[Example]) -> list[str]:
+        if examples and not isinstance(examples[0].truth, str):
+            raise ValueError("--policy gold needs a task whose ground truth is an answer (e.g. SQL), not qrels")
+        return [example.truth for example in examples]

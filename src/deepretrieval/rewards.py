@@ -1,0 +1,242 @@
+"""Reward schemes (the seed's tables as defaults) and the batch reward function the RL trainer calls.
+
+A scheme turns one parsed completion and its measured outcome into a number. Two ways of adding the
+format term exist in the original recipes and both are kept:
+
+- ``combine="sum"``   (literature search, evidence seeking): ``format term + answer term``
+- ``combine="gated"`` (classic IR, SQL): ``format bonus + answer`` when the answer scores above 0,
+  ``0`` when the format is valid but the answer scores 0, the format penalty otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Annotated, Literal, Sequence, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from deepretrieval.parsing import ParsedCompletion, parse_completion
+from deepretrieval.tasks.base import Example, Outcome, Task
+
+
+class _Scheme(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format_bonus: float
+    format_penalty: float
+    combine: Literal["sum", "gated"]
+
+    def answer_reward(self, outcome: Outcome) -> float:
+        raise NotImplementedError
+
+    def reward(self, parsed: ParsedCompletion, outcome: Outcome | None) -> float:
+        """Total reward of one completion (``outcome`` is None when the format was invalid)."""
+        if not parsed.format_ok or outcome is None:
+            return self.format_penalty
+        answer = self.answer_reward(outcome)
+        if self.combine == "sum":
+            return self.format_bonus + answer
+        return self.format_bonus + answer if answer > 0 else 0.0
+
+
+class RecallTiers(_Scheme):
+    """Literature search (PubMed, ClinicalTrials.gov): recall@K mapped to tiers."""
+
+    kind: Literal["recall_tiers"] = "recall_tiers"
+    metric: str = "recall@3000"
+    tiers: list[tuple[float, float]] = [(0.7, 5.0), (0.5, 4.0), (0.4, 3.0), (0.3, 1.0), (0.1, 0.5), (0.05, 0.1)]
+    below: float = -3.5
+    format_bonus: float = 1.0
+    format_penalty: float = -4.0
+    combine: Literal["sum", "gated"] = "sum"
+
+    @model_validator(mode="after")
+    def _tiers_descending(self) -> "RecallTiers":
+        thresholds = [t for t, _ in self.tiers]
+        if thresholds != sorted(thresholds, reverse=True):
+            raise ValueError(f"tiers must be listed from the highest threshold down, got {thresholds}")
+        return self
+
+    def answer_reward(self, outcome: Outcome) -> float:
+        value = outcome[self.metric]
+        for threshold, reward in self.tiers:
+            if value >= threshold:
+                return reward
+        return self.below
+
+
+class RankTiers(_Scheme):
+    """Evidence seeking (NQ, TriviaQA, SQuAD): rank of the first answer-containing passage mapped to tiers."""
+
+    kind: Literal["rank_tiers"] = "rank_tiers"
+    metric: str = "rank"
+    tiers: list[tuple[int, float]] = [(5, 5.0), (10, 3.0), (20, 2.0), (50, 1.0), (100, 0.5)]
+    miss: float = -3.5
+    format_bonus: float = 1.0
+    format_penalty: float = -4.0
+    combine: Literal["sum", "gated"] = "sum"
+
+    @model_validator(mode="after")
+    def _tiers_ascending(self) -> "RankTiers":
+        ranks = [r for r, _ in self.tiers]
+        if ranks != sorted(ranks):
+            raise ValueError(f"tiers must be listed from the best (smallest) rank up, got {ranks}")
+        return self
+
+    def answer_reward(self, outcome: Outcome) -> float:
+        rank = outcome[self.metric]  # 0 = no answer-containing passage retrieved
+        for max_rank, reward in self.tiers:
+            if 1 <= rank <= max_rank:
+                return reward
+        return self.miss
+
+
+class MetricReward(_Scheme):
+    """Classic IR (BEIR): a metric such as NDCG@10, scaled, plus a small format bonus."""
+
+    kind: Literal["metric"] = "metric"
+    metric: str = "ndcg@10"
+    scale: float = 1.0
+    format_bonus: float = 0.1
+    format_penalty: float = -2.0
+    combine: Literal["sum", "gated"] = "gated"
+
+    def answer_reward(self, outcome: Outcome) -> float:
+        return self.scale * outcome[self.metric]
+
+
+class ExecutionReward(_Scheme):
+    """SQL: execution match. Spider's values by default; BIRD's recipe uses ``wrong=0.3``."""
+
+    kind: Literal["execution"] = "execution"
+    metric: str = "ex"
+    correct: float = 1.0
+    wrong: float = 0.0
+    error: float = 0.0
+    format_bonus: float = 0.1
+    format_penalty: float = -2.0
+    combine: Literal["sum", "gated"] = "gated"
+
+    def answer_reward(self, outcome: Outcome) -> float:
+        if outcome.get(self.metric, 0.0) >= 1.0:
+            return self.correct
+        return self.wrong if outcome.get("executed", 0.0) >= 1.0 else self.error
+
+
+RewardScheme = Annotated[Union[RecallTiers, RankTiers, MetricReward, ExecutionReward], Field(discriminator="kind")]
+SCHEMES: dict[str, type[_Scheme]] = {
+    "recall_tiers": RecallTiers,
+    "rank_tiers": RankTiers,
+    "metric": MetricReward,
+    "execution": ExecutionReward,
+}
+
+
+def make_scheme(kind: str, **overrides: object) -> _Scheme:
+    """Build a scheme by name with config overrides (unknown keys raise a clear pydantic error)."""
+    if kind not in SCHEMES:
+        raise ValueError(f"unknown reward scheme {kind!r}; known: {', '.join(SCHEMES)}")
+    return SCHEMES[kind](**overrides)
+
+
+class Guards(BaseModel):
+    """Limits against reward hacking.
+
+    - answers longer than ``max_query_chars`` count as malformed (format penalty, never sent to the retriever);
+    - a query repeating one term more than ``max_term_repeats`` times (Boolean operators excepted) gets
+      ``repetition_penalty`` added: BM25 and Lucene add up repeated query terms, and the seed shows a policy
+      that learned to repeat one term 63 times.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_query_chars: int = Field(2000, gt=0)
+    max_term_repeats: int = Field(8, gt=0)
+    repetition_penalty: float = -1.0
+
+
+_WORD = re.compile(r"\w+")
+_OPERATORS = frozenset({"and", "or", "not"})
+
+
+def max_term_repeats(query: str) -> int:
+    """Highest number of times one (lower-cased) term occurs, Boolean operators excepted."""
+    counts = Counter(word for word in _WORD.findall(query.lower()) if word not in _OPERATORS)
+    return max(counts.values(), default=0)
+
+
+@dataclass
+class RewardBatch:
+    """Rewards of one rollout batch with what produced them."""
+
+    rewards: list[float]
+    parsed: list[ParsedCompletion]
+    outcomes: list[Outcome | None]
+    metric: str
+    reasons: Counter = field(default_factory=Counter)
+
+    def summary(self) -> dict[str, float]:
+        """Batch means for logging. Malformed completions count as 0 for the task metric; lengths are in
+        whitespace-separated words."""
+        n = max(len(self.rewards), 1)
+        return {
+            "reward": sum(self.rewards) / n,
+            "format_ok": sum(p.format_ok for p in self.parsed) / n,
+            self.metric: sum((o or {}).get(self.metric, 0.0) for o in self.outcomes) / n,
+            "think_len": sum(len(p.think.split()) for p in self.parsed) / n,
+            "query_len": sum(len(p.answer.split()) for p in self.parsed) / n,
+        }
+
+
+class BatchReward:
+    """The reward function of training: a whole rollout batch in, one reward per completion out.
+
+    Parses every completion, applies the guards, and judges all well-formed answers in ONE batched
+    ``task.measure`` call (which deduplicates and caches retrieval). Never raises on completion text.
+    """
+
+    def __init__(self, task: Task, scheme: _Scheme, *, reasoning: bool = True, guards: Guards | None = None):
+        self.task = task
+        self.scheme = scheme
+        self.reasoning = reasoning
+        self.guards = guards or Guards()
+        measured = getattr(task, "metrics", None)
+        metric = getattr(scheme, "metric")
+        if measured is not None and metric not in measured and metric not in getattr(task, "extra_outcomes", ()):
+            raise ValueError(
+                f"reward scheme {scheme.kind!r} reads {metric!r} but task {task.name!r} measures "
+                f"{', '.join(measured)}; add it to the task's metrics"
+            )
+
+    def parse(self, completion: object) -> ParsedCompletion:
+        parsed = parse_completion(completion, reasoning=self.reasoning, answer_key=self.task.answer_key)
+        if parsed.format_ok and len(parsed.answer) > self.guards.max_query_chars:
+            return ParsedCompletion("", parsed.think, False, "query_too_long")
+        return parsed
+
+    def score(self, completions: Sequence[object], examples: Sequence[Example]) -> RewardBatch:
+        if len(completions) != len(examples):
+            raise ValueError(f"{len(completions)} completions but {len(examples)} examples")
+        parsed = [self.parse(c) for c in completions]
+        valid = [i for i, p in enumerate(parsed) if p.format_ok]
+        outcomes: list[Outcome | None] = [None] * len(parsed)
+        if valid:
+            measured = self.task.measure([parsed[i].answer for i in valid], [examples[i] for i in valid])
+            for i, outcome in zip(valid, measured):
+                outcomes[i] = outcome
+        rewards = []
+        for p, outcome in zip(parsed, outcomes):
+            reward = self.scheme.reward(p, outcome)
+            if p.format_ok and max_term_repeats(p.answer) > self.guards.max_term_repeats:
+                reward += self.guards.repetition_penalty
+            rewards.append(reward if math.isfinite(reward) else self.scheme.format_penalty)
+        return RewardBatch(
+            rewards=rewards,
+            parsed=parsed,
+            outcomes=outcomes,
+            metric=self.task.primary_metric,
+            reasons=Counter(p.reason for p in parsed),
+        )

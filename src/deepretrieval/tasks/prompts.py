@@ -1,0 +1,70 @@
+"""Prompt templates per task family, with reasoning and no-reasoning variants.
+
+Templates produce chat *messages*; turning them into model input is always the tokenizer's own chat
+template (:func:`render_prompt`), never hand-written ChatML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+REASONING_FORMAT = (
+    "First think briefly about which words the relevant {target} would use, inside <think> </think>. "
+    "Then write the search query inside <answer> </answer>, for example:\n"
+    "<think> ... </think>\n<answer> your query </answer>"
+)
+NO_REASONING_FORMAT = (
+    "Write only the search query inside <answer> </answer>, for example:\n<answer> your query </answer>"
+)
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """A system message, a user message with ``{field}`` slots, and what the search should find."""
+
+    system: str
+    user: str
+    target: str
+
+    def messages(self, fields: Mapping[str, str], reasoning: bool = True) -> list[dict[str, str]]:
+        answer_format = (REASONING_FORMAT if reasoning else NO_REASONING_FORMAT).format(target=self.target)
+        try:
+            user = self.user.format(**fields)
+        except KeyError as err:
+            raise KeyError(f"prompt template needs field {err.args[0]!r}; example has {sorted(fields)}") from None
+        return [{"role": "system", "content": self.system}, {"role": "user", "content": f"{user}\n\n{answer_format}"}]
+
+
+TEMPLATES: dict[str, PromptTemplate] = {
+    "classic_ir": PromptTemplate(
+        system="You are an expert at writing search queries for a keyword (BM25) search engine.",
+        user=(
+            "Rewrite the user's request into a better keyword query that finds the relevant documents. "
+            "Add the words and synonyms that relevant documents are likely to contain.\n\nRequest: {query}"
+        ),
+        target="documents",
+    ),
+    "evidence": PromptTemplate(
+        system="You are an expert at writing search queries that find passages answering a question.",
+        user=(
+            "Write a keyword query for a BM25 search over Wikipedia-style passages that finds a passage "
+            "containing the answer to the question.\n\nQuestion: {query}"
+        ),
+        target="passages",
+    ),
+    "literature": PromptTemplate(
+        system="You are an expert medical librarian who writes Boolean search queries.",
+        user=(
+            "Write a Boolean query (AND, OR, parentheses) for {engine} that retrieves the studies matching this "
+            "review description.\n\n{query}"
+        ),
+        target="studies",
+    ),
+}
+
+
+def render_prompt(tokenizer: Any, messages: list[dict[str, str]], *, prefill_think: bool = False) -> str:
+    """Model input text for ``messages`` through the tokenizer's chat template, optionally opening ``<think>``."""
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return text + "<think>" if prefill_think else text
