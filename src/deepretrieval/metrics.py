@@ -30,15 +30,17 @@ def _discount(rank: int) -> float:
     return _LOG2[rank] if rank < len(_LOG2) else 1.0 / math.log2(rank + 1)
 
 
+def _relevant(qrels: Qrels) -> set[str]:
+    return {doc for doc, grade in qrels.items() if grade > 0}
+
+
 def recall(ranked: Sequence[str], qrels: Qrels, k: int) -> float:
-    relevant = sum(1 for grade in qrels.values() if grade > 0)
-    if relevant == 0:
-        return 0.0
-    return sum(1 for doc in ranked[:k] if qrels.get(doc, 0) > 0) / relevant
+    relevant = _relevant(qrels)
+    return len(relevant.intersection(ranked[:k])) / len(relevant) if relevant else 0.0
 
 
 def precision(ranked: Sequence[str], qrels: Qrels, k: int) -> float:
-    return sum(1 for doc in ranked[:k] if qrels.get(doc, 0) > 0) / k
+    return len(_relevant(qrels).intersection(ranked[:k])) / k
 
 
 def ndcg(ranked: Sequence[str], qrels: Qrels, k: int) -> float:
@@ -46,7 +48,11 @@ def ndcg(ranked: Sequence[str], qrels: Qrels, k: int) -> float:
     if not ideal_grades:
         return 0.0
     ideal = sum(grade * _discount(rank) for rank, grade in enumerate(ideal_grades, start=1))
-    gained = sum(max(qrels.get(doc, 0), 0) * _discount(rank) for rank, doc in enumerate(ranked[:k], start=1))
+    gained = 0.0
+    for rank, doc in enumerate(ranked[:k], start=1):
+        grade = qrels.get(doc)
+        if grade is not None and grade > 0:
+            gained += grade * _discount(rank)
     return gained / ideal
 
 

@@ -180,7 +180,7 @@ class RewardBatch:
 
     def summary(self) -> dict[str, float]:
         """Batch means for logging. Malformed completions count as 0 for the task metric; lengths are in
-        whitespace-separated words."""
+        whitespace-separated words; ``unique_queries`` is distinct well-formed answers / completions."""
         n = max(len(self.rewards), 1)
         return {
             "reward": sum(self.rewards) / n,
@@ -188,6 +188,7 @@ class RewardBatch:
             self.metric: sum((o or {}).get(self.metric, 0.0) for o in self.outcomes) / n,
             "think_len": sum(len(p.think.split()) for p in self.parsed) / n,
             "query_len": sum(len(p.answer.split()) for p in self.parsed) / n,
+            "unique_queries": len({p.answer for p in self.parsed if p.format_ok}) / n,
         }
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Any, Iterator, Protocol, Sequence, overload, runtime_checkable
+
+import numpy as np
 
 
 @dataclass(frozen=True, slots=True)
@@ -12,6 +14,38 @@ class Hit:
 
     doc_id: str
     score: float
+
+
+class Ranking(Sequence[Hit]):
+    """One query's hits, best first, stored as parallel id/score arrays; ``Hit`` objects are made only
+    when indexed. Retrievers return these so the reward path never builds per-hit Python objects."""
+
+    __slots__ = ("doc_ids", "scores")
+
+    def __init__(self, doc_ids: list[str], scores: np.ndarray):
+        self.doc_ids = doc_ids
+        self.scores = scores
+
+    def __len__(self) -> int:
+        return len(self.doc_ids)
+
+    @overload
+    def __getitem__(self, index: int) -> Hit: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Hit]: ...
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [Hit(d, float(s)) for d, s in zip(self.doc_ids[index], self.scores[index])]
+        return Hit(self.doc_ids[index], float(self.scores[index]))
+
+    def __iter__(self) -> Iterator[Hit]:
+        return iter(self[:])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"Ranking({self[:3]}{'...' if len(self) > 3 else ''}, n={len(self)})"
 
 
 @runtime_checkable
@@ -24,7 +58,7 @@ class Retriever(Protocol):
 
     fingerprint: str
 
-    def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
+    def search(self, queries: Sequence[str], k: int) -> Sequence[Sequence[Hit]]:
         """Top-``k`` hits for every query, best first. Never raises on odd query text:
         an empty or unmatchable query returns an empty list."""
         ...

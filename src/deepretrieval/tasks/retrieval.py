@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Sequence
 
 from deepretrieval.metrics import Metric, parse_metrics
-from deepretrieval.retrievers.base import Retriever
+from deepretrieval.retrievers.base import Ranking, Retriever
 from deepretrieval.retrievers.cache import CachedRetriever
 from deepretrieval.tasks.base import Example, Outcome
 from deepretrieval.tasks.prompts import TEMPLATES, PromptTemplate
@@ -57,6 +57,6 @@ class RetrievalTask:
         rankings = self.retriever.search(list(answers), self.depth)
         outcomes = []
         for hits, example in zip(rankings, examples):
-            ranked = [hit.doc_id for hit in hits]
+            ranked = hits.doc_ids if isinstance(hits, Ranking) else [hit.doc_id for hit in hits]
             outcomes.append({name: metric(ranked, example.truth) for name, metric in zip(self.metrics, self._metrics)})
         return outcomes

@@ -1,0 +1,156 @@
+"""Reward throughput on a GRPO-shaped batch: our batch reward vs a per-sample loop vs raw bm25s.
+
+A batch is 64 SciFact train claims x 8 sampled rewrites. Rewrites are word-dropout / expansion variants of
+the claim; within each group a sample repeats an earlier one with probability ``--dup-rate`` (sampled
+policies repeat themselves; see the README for the rate we measured during training).
+
+    python benchmarks/reward_throughput.py [--repeats 5] [--dup-rate 0.35] [--json out.json]
+
+Three ways, same completions, same index, cold cache each repetition:
+  batch       BatchReward.score (parse, dedupe, one batched retrieval, metrics)
+  per-sample  parse + one retriever call + metric per completion (how the original code scored),
+              once through our retriever and once calling bm25s directly
+  raw         bm25s tokenize + retrieve of the batch's unique queries, nothing else (the floor)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import bm25s
+
+from deepretrieval.metrics import ndcg
+from deepretrieval.parsing import parse_completion
+from deepretrieval.paths import shared_data_dir
+from deepretrieval.retrievers.bm25 import BM25Retriever
+from deepretrieval.retrievers.cache import CachedRetriever
+from deepretrieval.retrievers.corpus import load_corpus
+from deepretrieval.rewards import BatchReward, MetricReward
+from deepretrieval.tasks.beir import load_beir_splits
+from deepretrieval.tasks.retrieval import RetrievalTask
+
+EXPANSIONS = ["study", "patients", "risk", "effect", "cells", "clinical trial", "mechanism", "association"]
+
+
+def make_batch(examples, rng: random.Random, prompts: int, samples: int, dup_rate: float):
+    chosen = rng.sample(examples, prompts)
+    completions, batch_examples = [], []
+    for ex in chosen:
+        group: list[str] = []
+        for _ in range(samples):
+            if group and rng.random() < dup_rate:
+                query = rng.choice(group)
+            else:
+                words = [w for w in ex.original.split() if rng.random() > 0.2] or ex.original.split()
+                query = " ".join(words + rng.sample(EXPANSIONS, rng.randint(0, 2)))
+            group.append(query)
+            completions.append(f"<think>key terms of the claim</think><answer>{query}</answer>")
+            batch_examples.append(ex)
+    return completions, batch_examples
+
+
+def per_sample(retriever, completions, examples, k: int) -> list[float]:
+    rewards = []
+    for completion, ex in zip(completions, examples):
+        parsed = parse_completion(completion)
+        hits = retriever.search([parsed.answer], k)[0]
+        rewards.append(MetricReward().reward(parsed, {"ndcg@10": ndcg([h.doc_id for h in hits], ex.truth, 10)}))
+    return rewards
+
+
+def per_sample_bm25s(retriever: BM25Retriever, completions, examples, k: int) -> list[float]:
+    """The same loop calling the bm25s library directly per rollout (tokenize + retrieve one query)."""
+    rewards = []
+    for completion, ex in zip(completions, examples):
+        parsed = parse_completion(completion)
+        tokens = bm25s.tokenize([parsed.answer], stopwords="en", stemmer=retriever._stemmer, show_progress=False)
+        rows, scores = retriever._model.retrieve(tokens, k=k, show_progress=False)
+        ranked = [retriever._doc_ids[r] for r, s in zip(rows[0], scores[0]) if s > 0]
+        rewards.append(MetricReward().reward(parsed, {"ndcg@10": ndcg(ranked, ex.truth, 10)}))
+    return rewards
+
+
+def raw_bm25s(retriever: BM25Retriever, queries: list[str], k: int) -> None:
+    tokens = bm25s.tokenize(queries, stopwords="en", stemmer=retriever._stemmer, show_progress=False)
+    retriever._model.retrieve(tokens, k=k, show_progress=False)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=shared_data_dir() / "scifact")
+    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--samples", type=int, default=8)
+    parser.add_argument("--dup-rate", type=float, default=0.35)
+    parser.add_argument("--k", type=int, default=100, help="retrieval depth (the task measures ndcg@10, recall@100)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    if not (args.data / "corpus.jsonl").is_file():
+        print(f"SciFact not found at {args.data}", file=sys.stderr)
+        return 2
+
+    index_dir = Path("/tmp/deepretrieval-bench-scifact-bm25")
+    retriever = BM25Retriever.build(load_corpus(args.data), index_dir, show_progress=False)
+    examples = load_beir_splits(args.data)["train"]
+    rng = random.Random(0)
+    metrics = ("ndcg@10", f"recall@{args.k}")
+    times = {"batch": [], "per_sample": [], "per_sample_bm25s": [], "raw": []}
+    unique_counts = []
+    for _ in range(args.repeats):
+        completions, batch_examples = make_batch(examples, rng, args.prompts, args.samples, args.dup_rate)
+        unique = list(dict.fromkeys(parse_completion(c).answer for c in completions))
+        unique_counts.append(len(unique))
+
+        task = RetrievalTask("scifact", {"train": examples}, CachedRetriever(retriever), metrics)  # cold cache
+        reward = BatchReward(task, MetricReward())
+        start = time.perf_counter()
+        batch_rewards = reward.score(completions, batch_examples).rewards
+        times["batch"].append(time.perf_counter() - start)
+
+        start = time.perf_counter()
+        loop_rewards = per_sample(retriever, completions, batch_examples, args.k)
+        times["per_sample"].append(time.perf_counter() - start)
+        assert all(abs(a - b) < 1e-9 for a, b in zip(batch_rewards, loop_rewards)), "the three ways must agree"
+
+        start = time.perf_counter()
+        per_sample_bm25s(retriever, completions, batch_examples, args.k)
+        times["per_sample_bm25s"].append(time.perf_counter() - start)
+
+        start = time.perf_counter()
+        raw_bm25s(retriever, unique, args.k)
+        times["raw"].append(time.perf_counter() - start)
+
+    med = {name: statistics.median(values) for name, values in times.items()}
+    n = args.prompts * args.samples
+    figures = {
+        "batch_size": n,
+        "unique_queries_mean": statistics.mean(unique_counts),
+        "batch_s": med["batch"],
+        "per_sample_s": med["per_sample"],
+        "per_sample_bm25s_s": med["per_sample_bm25s"],
+        "speedup_vs_per_sample_bm25s": med["per_sample_bm25s"] / med["batch"],
+        "raw_bm25s_s": med["raw"],
+        "speedup_vs_per_sample": med["per_sample"] / med["batch"],
+        "overhead_vs_raw": med["batch"] / med["raw"] - 1.0,
+    }
+    print(f"batch of {n} completions ({figures['unique_queries_mean']:.0f} unique queries on average), "
+          f"median of {args.repeats}, k={args.k}")
+    print(f"{'way':<12}{'seconds':>10}{'completions/s':>16}")
+    for name in ("batch", "per_sample", "per_sample_bm25s", "raw"):
+        print(f"{name:<12}{med[name]:>10.4f}{n / med[name]:>16.0f}")
+    print(f"speedup vs per-sample loop: {figures['speedup_vs_per_sample']:.1f}x with our retriever, "
+          f"{figures['speedup_vs_per_sample_bm25s']:.1f}x calling bm25s per rollout (target >= 10x)")
+    print(f"overhead vs raw bm25s:      {100 * figures['overhead_vs_raw']:+.1f}% (target <= 15%)")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
