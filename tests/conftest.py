@@ -49,3 +49,8 @@ def scifact_task(scifact_dir: Path, scifact_bm25):
     from deepretrieval.tasks.beir import load
 
     return load(scifact_dir, retriever=scifact_bm25, metrics=("ndcg@10", "recall@100"))
+
+
+@pytest.fixture(scope="session")
+def squad_file(shared_data: Path) -> Path:
+    return _require(shared_data / "squad" / "dev-v1.1.json")

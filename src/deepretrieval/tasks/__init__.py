@@ -14,6 +14,7 @@ __all__ = ["Example", "Outcome", "Task", "load_task", "TASKS"]
 TASKS = {
     "beir": "deepretrieval.tasks.beir",
     "demo": "deepretrieval.tasks.demo",
+    "evidence": "deepretrieval.tasks.evidence",
     "sql": "deepretrieval.tasks.sql",
 }
 

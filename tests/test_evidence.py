@@ -1,0 +1,51 @@
+"""Evidence seeking on SQuAD v1.1 dev: answer matching, rank outcomes, rank-tier rewards."""
+
+from __future__ import annotations
+
+import pytest
+
+from deepretrieval.rewards import BatchReward, RankTiers
+from deepretrieval.tasks import load_task
+from deepretrieval.tasks.evidence import normalize
+
+
+def test_answer_matching_respects_token_boundaries() -> None:
+    passage = normalize("The Eiffel Tower is in Paris. It opened in 1889!")
+    assert normalize("paris") in passage and normalize("1889") in passage
+    assert normalize("Pari") not in passage and normalize("Tower is") in passage
+    assert normalize("Café") == normalize("CAFÉ")
+
+
+@pytest.fixture(scope="module")
+def squad(squad_file, tmp_path_factory):
+    return load_task("evidence", squad_file, index_dir=tmp_path_factory.mktemp("squad-bm25"))
+
+
+def test_splits_hold_whole_articles(squad) -> None:
+    train, test, dev = (squad.examples(s) for s in ("train", "test", "dev"))
+    assert len(dev) == 10570 and len(train) + len(test) == len(dev)
+    assert not {ex.id for ex in train} & {ex.id for ex in test}
+
+
+def test_rank_is_first_passage_containing_an_answer(squad) -> None:
+    examples = squad.examples("test")[:200]
+    outcomes = squad.measure([ex.original for ex in examples], examples)
+    rankings = squad.retriever.search([ex.original for ex in examples], squad.depth)
+    for ex, outcome, ranking in zip(examples, outcomes, rankings):
+        texts = [normalize(squad.retriever.text(hit.doc_id)) for hit in ranking]
+        expected = next((i for i, t in enumerate(texts, 1) if any(normalize(a) in t for a in ex.truth)), 0)
+        assert outcome["rank"] == expected
+        assert outcome["hits@5"] == float(1 <= expected <= 5)
+    # the original SQuAD questions are lexically close to their paragraphs: most find an answer early
+    assert sum(o["hits@20"] for o in outcomes) / len(outcomes) > 0.8
+
+
+def test_rank_tier_reward_on_evidence_batch(squad) -> None:
+    ex = squad.examples("test")[0]
+    reward = BatchReward(squad, RankTiers())
+    good, miss = reward.score(
+        [f"<think>t</think><answer>{ex.original}</answer>", "<think>t</think><answer>zzzz qqqq</answer>"], [ex, ex]
+    ).rewards
+    assert miss == pytest.approx(1.0 - 3.5)
+    rank = squad.measure([ex.original], [ex])[0]["rank"]
+    assert good == pytest.approx(1.0 + RankTiers().answer_reward({"rank": rank}))
