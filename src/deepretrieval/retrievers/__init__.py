@@ -50,13 +50,13 @@ def open_retriever(
             raise FileNotFoundError(f"no BM25 index in {index_dir} and no corpus given to build one")
         return BM25Retriever.build(load_corpus(corpus_path), index_dir, BM25Settings(**options), show_progress)
 
+    from deepretrieval.retrievers.dense import MANIFEST as DENSE_MANIFEST
     from deepretrieval.retrievers.dense import DenseRetriever
 
-    try:
+    if (index_dir / DENSE_MANIFEST).is_file():
         return DenseRetriever.load(index_dir)
-    except FileNotFoundError:
-        if corpus_path is None:
-            raise
+    if corpus_path is None:
+        raise FileNotFoundError(f"no dense index in {index_dir} and no corpus given to build one")
     retriever = DenseRetriever.build(load_corpus(corpus_path), show_progress=show_progress, **options)
     retriever.save(index_dir)
     return DenseRetriever.load(index_dir)
