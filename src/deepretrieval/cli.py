@@ -51,7 +51,8 @@ def _eval(args: argparse.Namespace) -> int:
         options["dialect"] = args.dialect
     task = load_task(args.task, args.data, **options)
     policy = load_policy(args.policy)
-    result = evaluate(task, policy, args.split, reasoning=not args.no_reasoning, limit=args.limit)
+    split = args.split or getattr(task, "split", None) or ("test" if "test" in task.splits else task.splits[0])
+    result = evaluate(task, policy, split, reasoning=not args.no_reasoning, limit=args.limit)
     print(format_table([result]))
     if args.out:
         out = Path(args.out)
@@ -82,7 +83,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser("eval", help="evaluate a policy (original query, gold, or a model) on a task split")
     ev.add_argument("--task", required=True, help="beir | demo | sql")
     ev.add_argument("--data", default=None, help="data folder (BEIR folder, Spider/BIRD folder)")
-    ev.add_argument("--split", default="test")
+    ev.add_argument("--split", default=None, help="default: the task's own (test for BEIR, dev for Spider)")
     ev.add_argument("--policy", default="original", help="original | gold | HF model id or local folder")
     ev.add_argument("--retriever", default="bm25", choices=["bm25", "dense"])
     ev.add_argument("--index", default=None, help="prebuilt index folder (else built and cached)")

@@ -1,0 +1,24 @@
+"""Text-to-SQL support: sandboxed execution, result comparison, schema text, Spider difficulty."""
+
+from deepretrieval.sql.compare import Dialect, results_match
+from deepretrieval.sql.executor import (
+    ExecutionLimits,
+    ExecutionResult,
+    SqlExecutorPool,
+    UnsafeSqlError,
+    single_statement,
+)
+from deepretrieval.sql.hardness import spider_hardness
+from deepretrieval.sql.schema import describe_database
+
+__all__ = [
+    "Dialect",
+    "ExecutionLimits",
+    "ExecutionResult",
+    "SqlExecutorPool",
+    "UnsafeSqlError",
+    "describe_database",
+    "results_match",
+    "single_statement",
+    "spider_hardness",
+]

@@ -40,6 +40,10 @@ class Task(Protocol):
         """Chat messages for the policy (system + user); rendered later by the tokenizer's template."""
         ...
 
+    def default_scheme(self) -> Any:
+        """The task family's reward scheme with the seed's values (see ``deepretrieval.rewards``)."""
+        ...
+
     def measure(self, answers: Sequence[str], examples: Sequence[Example]) -> list[Outcome]:
         """Judge a batch of parsed answers, one outcome per (answer, example) pair, in one batched
         call to the retriever/database. Must not raise on any answer text."""

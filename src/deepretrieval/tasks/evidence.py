@@ -64,9 +64,18 @@ class EvidenceTask:
         # normalised passage text, read on demand and kept for the passages that keep coming back
         self._passages: LRUCache = LRUCache(maxsize=100_000)
 
+    @property
+    def splits(self) -> list[str]:
+        return sorted(self._splits)
+
+    def default_scheme(self):
+        from deepretrieval.rewards import RankTiers
+
+        return RankTiers()
+
     def examples(self, split: str) -> list[Example]:
         if split not in self._splits:
-            raise KeyError(f"task {self.name!r} has no split {split!r}; available: {', '.join(sorted(self._splits))}")
+            raise KeyError(f"task {self.name!r} has no split {split!r}; available: {', '.join(self.splits)}")
         return self._splits[split]
 
     def messages(self, example: Example, reasoning: bool = True) -> list[dict[str, str]]:

@@ -45,6 +45,12 @@ class RetrievalTask:
     def splits(self) -> list[str]:
         return sorted(self._splits)
 
+    def default_scheme(self):
+        """NDCG-style reward on the primary metric with the classic-IR format bonus (seed defaults)."""
+        from deepretrieval.rewards import MetricReward
+
+        return MetricReward(metric=self.primary_metric)
+
     def examples(self, split: str) -> list[Example]:
         if split not in self._splits:
             raise KeyError(f"task {self.name!r} has no split {split!r}; available: {', '.join(self.splits)}")
