@@ -60,7 +60,9 @@ def per_sample(retriever, completions, examples, k: int) -> list[float]:
     for completion, ex in zip(completions, examples):
         parsed = parse_completion(completion)
         hits = retriever.search([parsed.answer], k)[0]
-        rewards.append(MetricReward().reward(parsed, {"ndcg@10": ndcg([h.doc_id for h in hits], ex.truth, 10)}))
+        rewards.append(
+            MetricReward().reward(parsed, {"ndcg@10": ndcg([h.doc_id for h in hits], ex.truth, 10)})
+        )
     return rewards
 
 
@@ -69,7 +71,9 @@ def per_sample_bm25s(retriever: BM25Retriever, completions, examples, k: int) ->
     rewards = []
     for completion, ex in zip(completions, examples):
         parsed = parse_completion(completion)
-        tokens = bm25s.tokenize([parsed.answer], stopwords="en", stemmer=retriever._stemmer, show_progress=False)
+        tokens = bm25s.tokenize(
+            [parsed.answer], stopwords="en", stemmer=retriever._stemmer, show_progress=False
+        )
         rows, scores = retriever._model.retrieve(tokens, k=k, show_progress=False)
         ranked = [retriever._doc_ids[r] for r, s in zip(rows[0], scores[0]) if s > 0]
         rewards.append(MetricReward().reward(parsed, {"ndcg@10": ndcg(ranked, ex.truth, 10)}))
@@ -82,12 +86,16 @@ def raw_bm25s(retriever: BM25Retriever, queries: list[str], k: int) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=shared_data_dir() / "scifact")
     parser.add_argument("--prompts", type=int, default=64)
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--dup-rate", type=float, default=0.35)
-    parser.add_argument("--k", type=int, default=100, help="retrieval depth (the task measures ndcg@10, recall@100)")
+    parser.add_argument(
+        "--k", type=int, default=100, help="retrieval depth (the task measures ndcg@10, recall@100)"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -107,7 +115,9 @@ def main() -> int:
         unique = list(dict.fromkeys(parse_completion(c).answer for c in completions))
         unique_counts.append(len(unique))
 
-        task = RetrievalTask("scifact", {"train": examples}, CachedRetriever(retriever), metrics)  # cold cache
+        task = RetrievalTask(
+            "scifact", {"train": examples}, CachedRetriever(retriever), metrics
+        )  # cold cache
         reward = BatchReward(task, MetricReward())
         start = time.perf_counter()
         batch_rewards = reward.score(completions, batch_examples).rewards
@@ -116,7 +126,9 @@ def main() -> int:
         start = time.perf_counter()
         loop_rewards = per_sample(retriever, completions, batch_examples, args.k)
         times["per_sample"].append(time.perf_counter() - start)
-        assert all(abs(a - b) < 1e-9 for a, b in zip(batch_rewards, loop_rewards)), "the three ways must agree"
+        assert all(abs(a - b) < 1e-9 for a, b in zip(batch_rewards, loop_rewards)), (
+            "the three ways must agree"
+        )
 
         start = time.perf_counter()
         per_sample_bm25s(retriever, completions, batch_examples, args.k)
@@ -139,13 +151,17 @@ def main() -> int:
         "speedup_vs_per_sample": med["per_sample"] / med["batch"],
         "overhead_vs_raw": med["batch"] / med["raw"] - 1.0,
     }
-    print(f"batch of {n} completions ({figures['unique_queries_mean']:.0f} unique queries on average), "
-          f"median of {args.repeats}, k={args.k}")
+    print(
+        f"batch of {n} completions ({figures['unique_queries_mean']:.0f} unique queries on average), "
+        f"median of {args.repeats}, k={args.k}"
+    )
     print(f"{'way':<12}{'seconds':>10}{'completions/s':>16}")
     for name in ("batch", "per_sample", "per_sample_bm25s", "raw"):
         print(f"{name:<12}{med[name]:>10.4f}{n / med[name]:>16.0f}")
-    print(f"speedup vs per-sample loop: {figures['speedup_vs_per_sample']:.1f}x with our retriever, "
-          f"{figures['speedup_vs_per_sample_bm25s']:.1f}x calling bm25s per rollout (target >= 10x)")
+    print(
+        f"speedup vs per-sample loop: {figures['speedup_vs_per_sample']:.1f}x with our retriever, "
+        f"{figures['speedup_vs_per_sample_bm25s']:.1f}x calling bm25s per rollout (target >= 10x)"
+    )
     print(f"overhead vs raw bm25s:      {100 * figures['overhead_vs_raw']:+.1f}% (target <= 15%)")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))

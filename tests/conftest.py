@@ -41,7 +41,9 @@ def scifact_bm25(scifact_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     from deepretrieval.retrievers.bm25 import BM25Retriever
     from deepretrieval.retrievers.corpus import load_corpus
 
-    return BM25Retriever.build(load_corpus(scifact_dir), tmp_path_factory.mktemp("scifact-bm25"), show_progress=False)
+    return BM25Retriever.build(
+        load_corpus(scifact_dir), tmp_path_factory.mktemp("scifact-bm25"), show_progress=False
+    )
 
 
 @pytest.fixture(scope="session")

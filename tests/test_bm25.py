@@ -25,7 +25,11 @@ def small_index(tmp_path: Path) -> BM25Retriever:
     corpus = _write(
         tmp_path / "docs.jsonl",
         [
-            {"id": "a", "title": "Myocardial infarction", "contents": "Aspirin lowers the risk of myocardial infarction."},
+            {
+                "id": "a",
+                "title": "Myocardial infarction",
+                "contents": "Aspirin lowers the risk of myocardial infarction.",
+            },
             {"id": "b", "contents": "Hypertension is treated with diuretics and beta blockers."},
             {"id": "c", "contents": "Punctured tyres are repaired with a patch kit."},
         ],
@@ -55,7 +59,9 @@ def test_k_larger_than_collection_and_empty_batch(small_index: BM25Retriever) ->
     assert small_index.search([], k=5) == []
 
 
-def test_saved_index_loads_memory_mapped_with_identical_hits(scifact_bm25: BM25Retriever, scifact_task) -> None:
+def test_saved_index_loads_memory_mapped_with_identical_hits(
+    scifact_bm25: BM25Retriever, scifact_task
+) -> None:
     queries = [ex.original for ex in scifact_task.examples("test")[:50]]
     loaded = BM25Retriever.load(scifact_bm25.docs.folder, mmap=True)
     assert isinstance(loaded._model.scores["data"], np.memmap)
@@ -67,7 +73,9 @@ def test_fingerprint_depends_on_settings_and_content(tmp_path: Path) -> None:
     records = [{"_id": "1", "text": "alpha beta"}, {"_id": "2", "text": "gamma delta"}]
     corpus = load_corpus(_write(tmp_path / "c.jsonl", records))
     base = BM25Retriever.build(corpus, tmp_path / "i1", show_progress=False).fingerprint
-    other_k1 = BM25Retriever.build(corpus, tmp_path / "i2", BM25Settings(k1=1.2), show_progress=False).fingerprint
+    other_k1 = BM25Retriever.build(
+        corpus, tmp_path / "i2", BM25Settings(k1=1.2), show_progress=False
+    ).fingerprint
     records[1]["text"] = "gamma epsilon"
     changed = load_corpus(_write(tmp_path / "c2.jsonl", records))
     other_text = BM25Retriever.build(changed, tmp_path / "i3", show_progress=False).fingerprint
@@ -99,11 +107,26 @@ def test_open_retriever_builds_once_then_loads(tmp_path: Path, monkeypatch: pyte
 
 
 def test_index_build_cli(tmp_path: Path) -> None:
-    corpus = _write(tmp_path / "c.jsonl", [{"_id": str(i), "text": f"document number {i} about topic{i % 3}"} for i in range(50)])
+    corpus = _write(
+        tmp_path / "c.jsonl",
+        [{"_id": str(i), "text": f"document number {i} about topic{i % 3}"} for i in range(50)],
+    )
     out = tmp_path / "idx"
     proc = subprocess.run(
-        [sys.executable, "-m", "deepretrieval.cli", "index", "build", "--corpus", str(corpus), "--out", str(out)],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "deepretrieval.cli",
+            "index",
+            "build",
+            "--corpus",
+            str(corpus),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "indexed 50 documents" in proc.stdout
     hits = BM25Retriever.load(out).search(["topic1"], 100)[0]

@@ -86,8 +86,9 @@ def test_split_is_clean_and_every_query_is_judged(corpus, queries):
 
 def test_generator_reproduces_the_shipped_files(generator, tmp_path):
     assert generator.main(["--out", str(tmp_path)]) == 0
-    shipped = sorted(p.relative_to(demo_dir()) for p in demo_dir().rglob("*")
-                     if p.suffix in {".jsonl", ".tsv", ".md"})
+    shipped = sorted(
+        p.relative_to(demo_dir()) for p in demo_dir().rglob("*") if p.suffix in {".jsonl", ".tsv", ".md"}
+    )
     written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
     assert written == shipped
     for name in written:
@@ -96,29 +97,47 @@ def test_generator_reproduces_the_shipped_files(generator, tmp_path):
 
 
 def test_generator_rejects_a_concept_whose_documents_leak_lay_words(generator):
-    leaky = generator.C("health", "leaky", ("heart attack",),
-                        ("myocardial infarction", "coronary thrombosis"),
-                        "pain in the heart region", "occlusion", "intervention", "statins",
-                        ("Derby", "An attack through the heart of midfield."))
+    leaky = generator.C(
+        "health",
+        "leaky",
+        ("heart attack",),
+        ("myocardial infarction", "coronary thrombosis"),
+        "pain in the heart region",
+        "occlusion",
+        "intervention",
+        "statins",
+        ("Derby", "An attack through the heart of midfield."),
+    )
     docs = generator._concept_documents(random.Random(0), leaky)
     with pytest.raises(ValueError, match="lay words"):
         generator._check_concept(leaky, docs)
 
 
-def bm25_scores(corpus: list[dict], texts: dict[str, str],
-                qrels: dict[str, dict[str, int]]) -> dict[str, float]:
+def bm25_scores(
+    corpus: list[dict], texts: dict[str, str], qrels: dict[str, dict[str, int]]
+) -> dict[str, float]:
     """NDCG@10 and R@10 of BM25 (bm25s, k1=0.9, b=0.4, English stemmer and stop words) for ``texts``."""
     stemmer = Stemmer.Stemmer("english")
     retriever = bm25s.BM25(k1=0.9, b=0.4)
-    retriever.index(bm25s.tokenize([f"{d['title']} {d['text']}" for d in corpus], stopwords="en",
-                                   stemmer=stemmer, show_progress=False), show_progress=False)
+    retriever.index(
+        bm25s.tokenize(
+            [f"{d['title']} {d['text']}" for d in corpus],
+            stopwords="en",
+            stemmer=stemmer,
+            show_progress=False,
+        ),
+        show_progress=False,
+    )
     ids = list(texts)
-    tokens = bm25s.tokenize([texts[i] for i in ids], stopwords="en", stemmer=stemmer, return_ids=False,
-                            show_progress=False)
+    tokens = bm25s.tokenize(
+        [texts[i] for i in ids], stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False
+    )
     docs, scores = retriever.retrieve(tokens, k=10, show_progress=False, n_threads=1)
-    run = [ir_measures.ScoredDoc(q, corpus[int(j)]["_id"], float(s))
-           for q, row, srow in zip(ids, docs, scores, strict=True)
-           for j, s in zip(row, srow, strict=True)]
+    run = [
+        ir_measures.ScoredDoc(q, corpus[int(j)]["_id"], float(s))
+        for q, row, srow in zip(ids, docs, scores, strict=True)
+        for j, s in zip(row, srow, strict=True)
+    ]
     judged = [ir_measures.Qrel(q, d, g) for q in ids for d, g in qrels[q].items()]
     result = ir_measures.calc_aggregate([nDCG @ 10, R @ 10], judged, run)
     return {"ndcg@10": result[nDCG @ 10], "recall@10": result[R @ 10]}

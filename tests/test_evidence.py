@@ -44,7 +44,8 @@ def test_rank_tier_reward_on_evidence_batch(squad) -> None:
     ex = squad.examples("test")[0]
     reward = BatchReward(squad, RankTiers())
     good, miss = reward.score(
-        [f"<think>t</think><answer>{ex.original}</answer>", "<think>t</think><answer>zzzz qqqq</answer>"], [ex, ex]
+        [f"<think>t</think><answer>{ex.original}</answer>", "<think>t</think><answer>zzzz qqqq</answer>"],
+        [ex, ex],
     ).rewards
     assert miss == pytest.approx(1.0 - 3.5)
     rank = squad.measure([ex.original], [ex])[0]["rank"]

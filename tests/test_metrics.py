@@ -40,12 +40,22 @@ def test_equal_to_ir_measures_on_real_scifact_run(scifact_task, split: str) -> N
     ours, per_query = evaluate_run(run, qrels, ["ndcg@10", "recall@100", "precision@10", "mrr@10", "hits@20"])
 
     # scores strictly decreasing with our rank, so trec_eval cannot re-order ties differently
-    scored = [ir_measures.ScoredDoc(q, d, float(-rank)) for q, docs in run.items() for rank, d in enumerate(docs)]
+    scored = [
+        ir_measures.ScoredDoc(q, d, float(-rank)) for q, docs in run.items() for rank, d in enumerate(docs)
+    ]
     judged = [ir_measures.Qrel(q, d, g) for q, docs in qrels.items() for d, g in docs.items()]
-    measures = {"ndcg@10": nDCG @ 10, "recall@100": R @ 100, "precision@10": P @ 10, "mrr@10": MRR @ 10, "hits@20": Success @ 20}
+    measures = {
+        "ndcg@10": nDCG @ 10,
+        "recall@100": R @ 100,
+        "precision@10": P @ 10,
+        "mrr@10": MRR @ 10,
+        "hits@20": Success @ 20,
+    }
     reference = ir_measures.calc_aggregate(list(measures.values()), judged, scored)
     for key, measure in measures.items():
         assert ours[key] == pytest.approx(reference[measure], abs=1e-6), key
-    per_ref = {(m.query_id, str(m.measure)): m.value for m in ir_measures.iter_calc([nDCG @ 10], judged, scored)}
+    per_ref = {
+        (m.query_id, str(m.measure)): m.value for m in ir_measures.iter_calc([nDCG @ 10], judged, scored)
+    }
     for qid, values in per_query.items():
         assert values["ndcg@10"] == pytest.approx(per_ref.get((qid, "nDCG@10"), 0.0), abs=1e-6)

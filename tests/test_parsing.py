@@ -10,8 +10,16 @@ from deepretrieval.parsing import parse_completion
 @pytest.mark.parametrize(
     "completion, answer, think",
     [
-        ("<think>use synonyms</think><answer>heart attack aspirin</answer>", "heart attack aspirin", "use synonyms"),
-        ("use synonyms</think>\n<answer> heart attack </answer>", "heart attack", "use synonyms"),  # <think> prefilled
+        (
+            "<think>use synonyms</think><answer>heart attack aspirin</answer>",
+            "heart attack aspirin",
+            "use synonyms",
+        ),
+        (
+            "use synonyms</think>\n<answer> heart attack </answer>",
+            "heart attack",
+            "use synonyms",
+        ),  # <think> prefilled
         ('<think>x</think><answer>{"query": "vitamin D bone"}</answer>', "vitamin D bone", "x"),
         ('<think>x</think><answer>```json\n{"query": "q1"}\n```</answer><|im_end|>', "q1", "x"),
     ],
@@ -25,7 +33,9 @@ def test_valid_reasoning_completions(completion: str, answer: str, think: str) -
 def test_no_reasoning_mode_and_sql_key() -> None:
     parsed = parse_completion('<answer>{"sql": "SELECT 1"}</answer>', reasoning=False, answer_key="sql")
     assert (parsed.format_ok, parsed.answer) == (True, "SELECT 1")
-    assert parse_completion("<think>a</think><answer>q</answer>", reasoning=False).reason == "unexpected_think"
+    assert (
+        parse_completion("<think>a</think><answer>q</answer>", reasoning=False).reason == "unexpected_think"
+    )
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,40 @@ import random
 from deepretrieval.rewards import BatchReward, MetricReward
 
 PIECES = [
-    "<think>", "</think>", "<answer>", "</answer>", "<think", "answer>", "{", "}", '{"query": ', '"', "[", "]",
-    "```json\n", "```", "\n", " ", "\x00", "\ud800", "é", "😀", "query", "vitamin", "OR", "AND", "(", ")",
-    "null", "true", '{"sql": "x"}', "\\", "\u202e", "<|im_end|>", "<answer></answer>", "<think></think>",
+    "<think>",
+    "</think>",
+    "<answer>",
+    "</answer>",
+    "<think",
+    "answer>",
+    "{",
+    "}",
+    '{"query": ',
+    '"',
+    "[",
+    "]",
+    "```json\n",
+    "```",
+    "\n",
+    " ",
+    "\x00",
+    "\ud800",
+    "é",
+    "😀",
+    "query",
+    "vitamin",
+    "OR",
+    "AND",
+    "(",
+    ")",
+    "null",
+    "true",
+    '{"sql": "x"}',
+    "\\",
+    "\u202e",
+    "<|im_end|>",
+    "<answer></answer>",
+    "<think></think>",
 ]
 
 
@@ -21,7 +52,11 @@ def _generate(rng: random.Random) -> object:
     if roll < 0.03:
         return rng.choice([None, 3, 2.5, ["<answer>q</answer>"], {"content": "x"}])
     if roll < 0.05:
-        return "<think>a</think><answer>" + rng.choice(["q ", "{", "[", "a OR "]) * rng.randint(1000, 60_000) + "</answer>"
+        return (
+            "<think>a</think><answer>"
+            + rng.choice(["q ", "{", "[", "a OR "]) * rng.randint(1000, 60_000)
+            + "</answer>"
+        )
     parts = [rng.choice(PIECES) for _ in range(rng.randint(0, 40))]
     if rng.random() < 0.3:  # start from a valid completion and corrupt it
         parts = ["<think>x</think><answer>", "cell biology", "</answer>"] + parts

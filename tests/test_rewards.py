@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from deepretrieval.parsing import ParsedCompletion
+from deepretrieval.retrievers.cache import CachedRetriever
 from deepretrieval.rewards import (
     BatchReward,
     ExecutionReward,
@@ -18,7 +19,6 @@ from deepretrieval.rewards import (
     make_scheme,
     max_term_repeats,
 )
-from deepretrieval.retrievers.cache import CachedRetriever
 from deepretrieval.tasks.retrieval import RetrievalTask
 
 OK = ParsedCompletion("q", "t", True, "ok")
@@ -34,7 +34,9 @@ def test_literature_recall_tiers_match_seed(recall: float, expected: float) -> N
     assert RecallTiers().reward(BAD, None) == -4.0
 
 
-@pytest.mark.parametrize("rank, expected", [(1, 6.0), (5, 6.0), (6, 4.0), (20, 3.0), (50, 2.0), (100, 1.5), (101, -2.5), (0, -2.5)])
+@pytest.mark.parametrize(
+    "rank, expected", [(1, 6.0), (5, 6.0), (6, 4.0), (20, 3.0), (50, 2.0), (100, 1.5), (101, -2.5), (0, -2.5)]
+)
 def test_evidence_rank_tiers_match_seed(rank: int, expected: float) -> None:
     assert RankTiers().reward(OK, {"rank": rank}) == pytest.approx(expected)
 
@@ -52,7 +54,9 @@ def test_classic_ir_and_sql_are_gated() -> None:
 
 
 def test_schemes_are_configurable_and_validated() -> None:
-    assert make_scheme("metric", metric="ndcg@50", scale=2.0).reward(OK, {"ndcg@50": 0.5}) == pytest.approx(1.1)
+    assert make_scheme("metric", metric="ndcg@50", scale=2.0).reward(OK, {"ndcg@50": 0.5}) == pytest.approx(
+        1.1
+    )
     with pytest.raises(ValidationError, match="tresholds|extra"):
         make_scheme("recall_tiers", tresholds=[])
     with pytest.raises(ValidationError, match="highest threshold"):
@@ -112,7 +116,9 @@ def test_batch_reward_makes_one_deduplicated_call_then_serves_from_cache(scifact
     rng = random.Random(0)
     # GRPO shape: 8 prompts x 6 samples, many duplicate queries
     batch_examples = [ex for ex in examples for _ in range(6)]
-    completions = [_completion(rng.choice([ex.original, ex.original + " study", "vitamin D"])) for ex in batch_examples]
+    completions = [
+        _completion(rng.choice([ex.original, ex.original + " study", "vitamin D"])) for ex in batch_examples
+    ]
     reward = BatchReward(task, MetricReward())
     first = reward.score(completions, batch_examples)
     assert len(counting.calls) == 1

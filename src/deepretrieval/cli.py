@@ -6,8 +6,8 @@ import argparse
 import importlib
 import json
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 
 def _index_build(args: argparse.Namespace) -> int:
@@ -51,7 +51,9 @@ def _eval(args: argparse.Namespace) -> int:
         options["dialect"] = args.dialect
     task = load_task(args.task, args.data, **options)
     policy = load_policy(args.policy)
-    split = args.split or getattr(task, "split", None) or ("test" if "test" in task.splits else task.splits[0])
+    split = (
+        args.split or getattr(task, "split", None) or ("test" if "test" in task.splits else task.splits[0])
+    )
     result = evaluate(task, policy, split, reasoning=not args.no_reasoning, limit=args.limit)
     print(format_table([result]))
     if args.out:
@@ -63,19 +65,31 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _add_index(sub: argparse._SubParsersAction) -> None:
-    index = sub.add_parser("index", help="build retrieval indexes").add_subparsers(dest="index_command", required=True)
+    index = sub.add_parser("index", help="build retrieval indexes").add_subparsers(
+        dest="index_command", required=True
+    )
     build = index.add_parser("build", help="index a BEIR corpus.jsonl or any JSONL collection")
-    build.add_argument("--corpus", required=True, help="corpus JSONL file, or a BEIR folder holding corpus.jsonl")
+    build.add_argument(
+        "--corpus", required=True, help="corpus JSONL file, or a BEIR folder holding corpus.jsonl"
+    )
     build.add_argument("--out", required=True, help="index folder to write")
     build.add_argument("--retriever", choices=["bm25", "dense"], default="bm25")
-    build.add_argument("--id-key", default=None, help="JSON key of the document id (default: _id/id/doc_id/docid)")
-    build.add_argument("--text-key", default=None, help="JSON key of the text (default: text/contents/body/abstract)")
+    build.add_argument(
+        "--id-key", default=None, help="JSON key of the document id (default: _id/id/doc_id/docid)"
+    )
+    build.add_argument(
+        "--text-key", default=None, help="JSON key of the text (default: text/contents/body/abstract)"
+    )
     build.add_argument("--k1", type=float, default=0.9)
     build.add_argument("--b", type=float, default=0.4)
-    build.add_argument("--method", default="lucene", choices=["lucene", "robertson", "atire", "bm25l", "bm25+"])
+    build.add_argument(
+        "--method", default="lucene", choices=["lucene", "robertson", "atire", "bm25l", "bm25+"]
+    )
     build.add_argument("--stemmer", default="english", help="Snowball language, or 'none'")
     build.add_argument("--stopwords", default="en", help="stop-word list name, or 'none'")
-    build.add_argument("--model", default=None, help="dense: sentence-transformers model (default all-MiniLM-L6-v2)")
+    build.add_argument(
+        "--model", default=None, help="dense: sentence-transformers model (default all-MiniLM-L6-v2)"
+    )
     build.set_defaults(func=_index_build)
 
 
@@ -95,20 +109,26 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     ev.set_defaults(func=_eval)
 
 
-def _add_lazy(sub: argparse._SubParsersAction, name: str, help_text: str, module: str, add: str, run: str) -> None:
+def _add_lazy(
+    sub: argparse._SubParsersAction, name: str, help_text: str, module: str, add: str, run: str
+) -> None:
     """A subcommand whose arguments and code live in ``module`` (imported only when used)."""
     parser = sub.add_parser(name, help=help_text)
     try:
         mod = importlib.import_module(module)
     except ImportError as err:
-        parser.set_defaults(func=lambda _args: _missing(name, err))
+        reason = str(err)
+        parser.set_defaults(func=lambda _args: _missing(name, reason))
         return
     getattr(mod, add)(parser)
     parser.set_defaults(func=getattr(mod, run))
 
 
-def _missing(name: str, err: ImportError) -> int:
-    print(f"`deepretrieval {name}` needs the training extras: pip install 'deepretrieval[train]' ({err})", file=sys.stderr)
+def _missing(name: str, reason: str) -> int:
+    print(
+        f"`deepretrieval {name}` needs the training extras: pip install 'deepretrieval[train]' ({reason})",
+        file=sys.stderr,
+    )
     return 2
 
 
@@ -117,10 +137,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_index(sub)
     _add_eval(sub)
-    _add_lazy(sub, "train", "train a query-writing policy with GRPO", "deepretrieval.train.cli", "add_train_args", "run_train")
     _add_lazy(
-        sub, "quickstart", "train the default model on the demo collection (CPU)", "deepretrieval.train.cli",
-        "add_quickstart_args", "run_quickstart",
+        sub,
+        "train",
+        "train a query-writing policy with GRPO",
+        "deepretrieval.train.cli",
+        "add_train_args",
+        "run_train",
+    )
+    _add_lazy(
+        sub,
+        "quickstart",
+        "train the default model on the demo collection (CPU)",
+        "deepretrieval.train.cli",
+        "add_quickstart_args",
+        "run_quickstart",
     )
     return parser
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
 
 from tqdm.auto import tqdm
 
@@ -38,7 +38,13 @@ def _mean(outcomes: Sequence[Outcome], keys: Sequence[str]) -> dict[str, float]:
 
 
 def answer(
-    task: Task, policy: Policy, examples: Sequence[Example], *, reasoning: bool, batch_size: int, progress: bool
+    task: Task,
+    policy: Policy,
+    examples: Sequence[Example],
+    *,
+    reasoning: bool,
+    batch_size: int,
+    progress: bool,
 ) -> tuple[list[str], float | None]:
     """Answers for ``examples`` and the format-valid rate (None for baselines that answer directly).
     A completion with an invalid format answers the empty string, which retrieves nothing."""
@@ -75,7 +81,9 @@ def evaluate(
     examples = task.examples(split)[:limit] if limit else task.examples(split)
     if not examples:
         raise ValueError(f"split {split!r} of task {task.name!r} has no examples")
-    answers, format_ok = answer(task, policy, examples, reasoning=reasoning, batch_size=batch_size, progress=progress)
+    answers, format_ok = answer(
+        task, policy, examples, reasoning=reasoning, batch_size=batch_size, progress=progress
+    )
     outcomes: list[Outcome] = []
     for start in tqdm(range(0, len(examples), 512), desc="judging", disable=not progress, unit="batch"):
         outcomes += task.measure(answers[start : start + 512], examples[start : start + 512])
@@ -92,7 +100,10 @@ def evaluate(
         policy=policy.name,
         metrics=_mean(outcomes, keys),
         per_query={ex.id: {k: o[k] for k in keys} for ex, o in zip(examples, outcomes)},
-        groups={group: _mean(items, keys) | {"count": float(len(items))} for group, items in sorted(grouped.items())},
+        groups={
+            group: _mean(items, keys) | {"count": float(len(items))}
+            for group, items in sorted(grouped.items())
+        },
         format_ok=format_ok,
         answers={ex.id: a for ex, a in zip(examples, answers)},
         seconds=time.perf_counter() - started,
@@ -114,7 +125,10 @@ def format_table(results: Sequence[EvalResult]) -> str:
         rows.append(row)
     for r in results:
         for group, values in r.groups.items():
-            rows.append([f"  {r.policy} [{group}, n={int(values['count'])}]"] + [f"{values.get(c, 0):.4f}" for c in columns])
+            rows.append(
+                [f"  {r.policy} [{group}, n={int(values['count'])}]"]
+                + [f"{values.get(c, 0):.4f}" for c in columns]
+            )
     widths = [max(len(row[i]) if i < len(row) else 0 for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

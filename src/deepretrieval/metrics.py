@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Sequence
 
 Qrels = Mapping[str, int]
 """Relevance judgments of one query: doc id -> grade (> 0 means relevant)."""
@@ -86,14 +86,18 @@ class Metric:
     k: int
 
     @classmethod
-    def parse(cls, text: str) -> "Metric":
+    def parse(cls, text: str) -> Metric:
         match = _PATTERN.match(text.lower())
         if not match:
-            raise ValueError(f"bad metric {text!r}: expected NAME@K, e.g. ndcg@10, recall@100, hits@20, mrr@10")
+            raise ValueError(
+                f"bad metric {text!r}: expected NAME@K, e.g. ndcg@10, recall@100, hits@20, mrr@10"
+            )
         name = _ALIASES.get(match.group(1), match.group(1))
         k = int(match.group(2))
         if name not in MEASURES:
-            raise ValueError(f"unknown metric {match.group(1)!r} in {text!r}; known: {', '.join(sorted(MEASURES))}")
+            raise ValueError(
+                f"unknown metric {match.group(1)!r} in {text!r}; known: {', '.join(sorted(MEASURES))}"
+            )
         if k < 1:
             raise ValueError(f"bad cutoff in {text!r}: k must be >= 1")
         return cls(name, k)

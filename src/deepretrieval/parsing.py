@@ -134,5 +134,7 @@ def parse_completion(
     elif counts[THINK_OPEN] or counts[THINK_CLOSE]:
         return _invalid("unexpected_think")
 
-    answer, reason = _decode_answer(text[answer_start + len(ANSWER_OPEN) : answer_end], answer_key, answer_format)
+    answer, reason = _decode_answer(
+        text[answer_start + len(ANSWER_OPEN) : answer_end], answer_key, answer_format
+    )
     return ParsedCompletion(answer=answer, think=think, format_ok=reason == "ok", reason=reason)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, Sequence, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -47,14 +48,21 @@ class RecallTiers(_Scheme):
 
     kind: Literal["recall_tiers"] = "recall_tiers"
     metric: str = "recall@3000"
-    tiers: list[tuple[float, float]] = [(0.7, 5.0), (0.5, 4.0), (0.4, 3.0), (0.3, 1.0), (0.1, 0.5), (0.05, 0.1)]
+    tiers: list[tuple[float, float]] = [
+        (0.7, 5.0),
+        (0.5, 4.0),
+        (0.4, 3.0),
+        (0.3, 1.0),
+        (0.1, 0.5),
+        (0.05, 0.1),
+    ]
     below: float = -3.5
     format_bonus: float = 1.0
     format_penalty: float = -4.0
     combine: Literal["sum", "gated"] = "sum"
 
     @model_validator(mode="after")
-    def _tiers_descending(self) -> "RecallTiers":
+    def _tiers_descending(self) -> RecallTiers:
         thresholds = [t for t, _ in self.tiers]
         if thresholds != sorted(thresholds, reverse=True):
             raise ValueError(f"tiers must be listed from the highest threshold down, got {thresholds}")
@@ -80,7 +88,7 @@ class RankTiers(_Scheme):
     combine: Literal["sum", "gated"] = "sum"
 
     @model_validator(mode="after")
-    def _tiers_ascending(self) -> "RankTiers":
+    def _tiers_ascending(self) -> RankTiers:
         ranks = [r for r, _ in self.tiers]
         if ranks != sorted(ranks):
             raise ValueError(f"tiers must be listed from the best (smallest) rank up, got {ranks}")
@@ -126,7 +134,9 @@ class ExecutionReward(_Scheme):
         return self.wrong if outcome.get("executed", 0.0) >= 1.0 else self.error
 
 
-RewardScheme = Annotated[Union[RecallTiers, RankTiers, MetricReward, ExecutionReward], Field(discriminator="kind")]
+RewardScheme = Annotated[
+    RecallTiers | RankTiers | MetricReward | ExecutionReward, Field(discriminator="kind")
+]
 SCHEMES: dict[str, type[_Scheme]] = {
     "recall_tiers": RecallTiers,
     "rank_tiers": RankTiers,
@@ -205,8 +215,12 @@ class BatchReward:
         self.reasoning = reasoning
         self.guards = guards or Guards()
         measured = getattr(task, "metrics", None)
-        metric = getattr(scheme, "metric")
-        if measured is not None and metric not in measured and metric not in getattr(task, "extra_outcomes", ()):
+        metric = scheme.metric
+        if (
+            measured is not None
+            and metric not in measured
+            and metric not in getattr(task, "extra_outcomes", ())
+        ):
             raise ValueError(
                 f"reward scheme {scheme.kind!r} reads {metric!r} but task {task.name!r} measures "
                 f"{', '.join(measured)}; add it to the task's metrics"

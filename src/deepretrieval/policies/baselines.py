@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from deepretrieval.tasks.base import Example
 
@@ -23,5 +23,7 @@ class Gold:
 
     def answers(self, examples: Sequence[Example]) -> list[str]:
         if examples and not isinstance(examples[0].truth, str):
-            raise ValueError("--policy gold needs a task whose ground truth is an answer (e.g. SQL), not qrels")
+            raise ValueError(
+                "--policy gold needs a task whose ground truth is an answer (e.g. SQL), not qrels"
+            )
         return [example.truth for example in examples]

@@ -10,13 +10,19 @@ from deepretrieval.paths import cache_dir
 from deepretrieval.retrievers.base import Hit, Retriever
 from deepretrieval.retrievers.corpus import Corpus, load_corpus
 
-__all__ = ["Hit", "Retriever", "Corpus", "load_corpus", "open_retriever"]
+__all__ = ["Corpus", "Hit", "Retriever", "load_corpus", "open_retriever"]
 
 
 def _default_index_dir(kind: str, corpus_path: Path, options: dict) -> Path:
     stat = corpus_path.stat()
-    key = json.dumps([kind, str(corpus_path.resolve()), stat.st_size, stat.st_mtime_ns, options], sort_keys=True)
-    return cache_dir() / "indexes" / f"{kind}-{corpus_path.parent.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    key = json.dumps(
+        [kind, str(corpus_path.resolve()), stat.st_size, stat.st_mtime_ns, options], sort_keys=True
+    )
+    return (
+        cache_dir()
+        / "indexes"
+        / f"{kind}-{corpus_path.parent.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    )
 
 
 def open_retriever(
@@ -48,7 +54,9 @@ def open_retriever(
             return BM25Retriever.load(index_dir)
         if corpus_path is None:
             raise FileNotFoundError(f"no BM25 index in {index_dir} and no corpus given to build one")
-        return BM25Retriever.build(load_corpus(corpus_path), index_dir, BM25Settings(**options), show_progress)
+        return BM25Retriever.build(
+            load_corpus(corpus_path), index_dir, BM25Settings(**options), show_progress
+        )
 
     from deepretrieval.retrievers.dense import MANIFEST as DENSE_MANIFEST
     from deepretrieval.retrievers.dense import DenseRetriever

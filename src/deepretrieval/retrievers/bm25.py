@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import bm25s
 import numpy as np
@@ -36,13 +37,17 @@ class BM25Settings:
         if self.k1 < 0 or not 0 <= self.b <= 1:
             raise ValueError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={self.k1}, b={self.b}")
         if self.stemmer is not None and self.stemmer not in Stemmer.algorithms():
-            raise ValueError(f"unknown stemmer {self.stemmer!r}; available: {', '.join(Stemmer.algorithms())}")
+            raise ValueError(
+                f"unknown stemmer {self.stemmer!r}; available: {', '.join(Stemmer.algorithms())}"
+            )
 
 
 class BM25Retriever:
     """Batched BM25 search over a fixed collection. Build once, save, load memory-mapped."""
 
-    def __init__(self, model: bm25s.BM25, doc_ids: list[str], settings: BM25Settings, docs: DocStore, fingerprint: str):
+    def __init__(
+        self, model: bm25s.BM25, doc_ids: list[str], settings: BM25Settings, docs: DocStore, fingerprint: str
+    ):
         self._model = model
         self._doc_ids = np.asarray(doc_ids, dtype=object)
         self.settings = settings
@@ -54,7 +59,8 @@ class BM25Retriever:
         # bm25s.retrieve's per-query Python loop: the reward path scores hundreds of queries at once.
         scores = model.scores
         self._term_doc = scipy.sparse.csr_matrix(
-            (scores["data"], scores["indices"], scores["indptr"]), shape=(len(scores["indptr"]) - 1, scores["num_docs"])
+            (scores["data"], scores["indices"], scores["indptr"]),
+            shape=(len(scores["indptr"]) - 1, scores["num_docs"]),
         )
         self._vocab: dict[str, int] = model.vocab_dict
 
@@ -63,8 +69,12 @@ class BM25Retriever:
 
     @classmethod
     def build(
-        cls, corpus: Corpus, out_dir: str | Path, settings: BM25Settings | None = None, show_progress: bool = True
-    ) -> "BM25Retriever":
+        cls,
+        corpus: Corpus,
+        out_dir: str | Path,
+        settings: BM25Settings | None = None,
+        show_progress: bool = True,
+    ) -> BM25Retriever:
         """Index ``corpus`` and write the index to ``out_dir`` (created if missing)."""
         settings = settings or BM25Settings()
         stemmer = Stemmer.Stemmer(settings.stemmer) if settings.stemmer else None
@@ -83,7 +93,7 @@ class BM25Retriever:
         return cls.load(out_dir)
 
     @classmethod
-    def load(cls, index_dir: str | Path, mmap: bool = True) -> "BM25Retriever":
+    def load(cls, index_dir: str | Path, mmap: bool = True) -> BM25Retriever:
         """Open an index written by :meth:`build`; with ``mmap`` the score matrix stays on disk."""
         index_dir = Path(index_dir)
         manifest_path = index_dir / MANIFEST
@@ -105,12 +115,18 @@ class BM25Retriever:
         if not queries:
             return []
         scores = self._query_matrix(queries) @ self._term_doc  # sparse (queries x docs)
-        return [self._top_k(scores.indices[a:b], scores.data[a:b], k) for a, b in zip(scores.indptr[:-1], scores.indptr[1:])]
+        return [
+            self._top_k(scores.indices[a:b], scores.data[a:b], k)
+            for a, b in zip(scores.indptr[:-1], scores.indptr[1:])
+        ]
 
     def _query_matrix(self, queries: Sequence[str]) -> scipy.sparse.csr_matrix:
         tokens = bm25s.tokenize(
-            list(queries), stopwords=self.settings.stopwords or [], stemmer=self._stemmer,
-            return_ids=False, show_progress=False,
+            list(queries),
+            stopwords=self.settings.stopwords or [],
+            stemmer=self._stemmer,
+            return_ids=False,
+            show_progress=False,
         )
         rows, cols = [], []
         for row, words in enumerate(tokens):
@@ -137,5 +153,7 @@ class BM25Retriever:
 
 
 def _fingerprint(settings: BM25Settings, corpus_digest: str) -> str:
-    payload = json.dumps({"kind": "bm25s", "version": bm25s.__version__, "settings": asdict(settings)}, sort_keys=True)
+    payload = json.dumps(
+        {"kind": "bm25s", "version": bm25s.__version__, "settings": asdict(settings)}, sort_keys=True
+    )
     return hashlib.sha256(f"{payload}|{corpus_digest}".encode()).hexdigest()[:16]

@@ -26,7 +26,7 @@ class DocStore:
         self._row = {doc_id: row for row, doc_id in enumerate(ids)}
 
     @classmethod
-    def write(cls, folder: Path, corpus: Corpus) -> "DocStore":
+    def write(cls, folder: Path, corpus: Corpus) -> DocStore:
         offsets = np.zeros(len(corpus) + 1, dtype=np.int64)
         digest = hashlib.sha256()
         with (folder / TEXTS).open("wb") as handle:
@@ -41,7 +41,7 @@ class DocStore:
         return cls.open(folder)
 
     @classmethod
-    def open(cls, folder: Path) -> "DocStore":
+    def open(cls, folder: Path) -> DocStore:
         offsets = np.load(folder / OFFSETS, mmap_mode="r")
         ids = json.loads((folder / IDS).read_text())
         return cls(folder, ids, offsets, (folder / "docs.sha256").read_text().strip())

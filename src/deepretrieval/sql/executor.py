@@ -37,7 +37,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from tqdm import tqdm
 
@@ -446,7 +446,7 @@ class SqlExecutorPool:
         self._lock = threading.Lock()
         self._finalizer = weakref.finalize(self, _stop_all, self._workers)
 
-    def __enter__(self) -> SqlExecutorPool:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

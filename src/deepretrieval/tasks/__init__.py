@@ -7,7 +7,7 @@ from pathlib import Path
 
 from deepretrieval.tasks.base import Example, Outcome, Task
 
-__all__ = ["Example", "Outcome", "Task", "load_task", "TASKS"]
+__all__ = ["TASKS", "Example", "Outcome", "Task", "load_task"]
 
 # name -> module exposing ``load(data, **options) -> Task``; imported lazily so that e.g. the SQL
 # task's dependencies are never needed by a BM25 user.

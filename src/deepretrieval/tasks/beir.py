@@ -5,32 +5,39 @@ from __future__ import annotations
 import csv
 import json
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import TypeVar
 
 from deepretrieval.retrievers import open_retriever
 from deepretrieval.retrievers.base import Retriever
 from deepretrieval.tasks.base import Example
 from deepretrieval.tasks.retrieval import RetrievalTask
 
+T = TypeVar("T")
+
 
 class DataError(ValueError):
     """A data folder that does not have the expected layout; the message says what is missing."""
 
 
-def read_queries(path: Path) -> dict[str, str]:
-    """``{query id: text}``; BEIR's ``metadata`` (SciFact's evidence labels) is dropped to avoid label leakage."""
-    queries = {}
+def read_jsonl(path: Path, fields: Callable[[dict], T], expected: str) -> list[T]:
+    """``fields(record)`` for every non-blank line; a bad line raises :class:`DataError` naming file and line."""
+    items = []
     with path.open(encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
-                queries[str(record["_id"])] = record["text"]
+                items.append(fields(json.loads(line)))
             except (ValueError, KeyError, TypeError) as err:
-                raise DataError(f"{path}:{line_no}: expected {{\"_id\", \"text\"}} ({err})") from None
-    return queries
+                raise DataError(f"{path}:{line_no}: expected {expected} ({err})") from None
+    return items
+
+
+def read_queries(path: Path) -> dict[str, str]:
+    """``{query id: text}``; BEIR's ``metadata`` (SciFact's evidence labels) is dropped to avoid label leakage."""
+    return dict(read_jsonl(path, lambda r: (str(r["_id"]), r["text"]), '{"_id", "text"}'))
 
 
 def read_qrels(path: Path) -> dict[str, dict[str, int]]:
@@ -55,14 +62,18 @@ def load_beir_splits(data_dir: str | Path) -> dict[str, list[Example]]:
     data_dir = Path(data_dir)
     queries_path, qrels_dir = data_dir / "queries.jsonl", data_dir / "qrels"
     if not queries_path.is_file() or not qrels_dir.is_dir():
-        raise DataError(f"{data_dir} is not a BEIR folder: needs queries.jsonl, corpus.jsonl and qrels/<split>.tsv")
+        raise DataError(
+            f"{data_dir} is not a BEIR folder: needs queries.jsonl, corpus.jsonl and qrels/<split>.tsv"
+        )
     queries = read_queries(queries_path)
     splits = {}
     for qrels_path in sorted(qrels_dir.glob("*.tsv")):
         qrels = read_qrels(qrels_path)
         missing = [qid for qid in qrels if qid not in queries]
         if missing:
-            raise DataError(f"{qrels_path}: {len(missing)} query ids not in queries.jsonl, e.g. {missing[:3]}")
+            raise DataError(
+                f"{qrels_path}: {len(missing)} query ids not in queries.jsonl, e.g. {missing[:3]}"
+            )
         splits[qrels_path.stem] = [
             Example(id=qid, fields={"query": queries[qid]}, truth=judged, original=queries[qid])
             for qid, judged in qrels.items()

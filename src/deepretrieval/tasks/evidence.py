@@ -12,19 +12,17 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from cachetools import LRUCache
 
-from deepretrieval.metrics import Metric, parse_metrics
 from deepretrieval.paths import cache_dir
 from deepretrieval.retrievers import open_retriever
 from deepretrieval.retrievers.base import Ranking, Retriever
-from deepretrieval.retrievers.cache import CachedRetriever
 from deepretrieval.tasks.base import Example, Outcome
-from deepretrieval.tasks.beir import DataError
-from deepretrieval.tasks.prompts import TEMPLATES
+from deepretrieval.tasks.beir import DataError, read_jsonl
+from deepretrieval.tasks.retrieval import RetrievalTask
 
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
@@ -35,11 +33,10 @@ def normalize(text: str) -> str:
     return f" {' '.join(tokens)} "
 
 
-class EvidenceTask:
+class EvidenceTask(RetrievalTask):
     """Questions with answer strings as truth; the outcome of a query is the rank of the first passage
     containing an answer (``rank``, 0 when none in the top ``depth``) and ``hits@k`` derived from it."""
 
-    answer_key = "query"
     extra_outcomes = ("rank",)
 
     def __init__(
@@ -50,36 +47,19 @@ class EvidenceTask:
         metrics: Sequence[str] = ("hits@1", "hits@5", "hits@20"),
         depth: int = 100,
     ):
-        self.name = name
-        self._splits = splits
-        parsed: list[Metric] = parse_metrics(metrics)
-        if any(m.name != "hits" for m in parsed):
-            raise ValueError(f"evidence seeking reports hits@k only, got {', '.join(map(str, parsed))}")
-        self.metrics = [str(m) for m in parsed]
-        self._cutoffs = [m.k for m in parsed]
+        super().__init__(name, splits, retriever, metrics, template="evidence")
+        if any(not m.startswith("hits@") for m in self.metrics):
+            raise ValueError(f"evidence seeking reports hits@k only, got {', '.join(self.metrics)}")
+        self._cutoffs = [int(m.split("@")[1]) for m in self.metrics]
         self.primary_metric = self.metrics[-1]
-        self.depth = max([depth, *self._cutoffs])
-        self.retriever = retriever if isinstance(retriever, CachedRetriever) else CachedRetriever(retriever)
-        self.template = TEMPLATES["evidence"]
+        self.depth = max(depth, self.depth)
         # normalised passage text, read on demand and kept for the passages that keep coming back
         self._passages: LRUCache = LRUCache(maxsize=100_000)
-
-    @property
-    def splits(self) -> list[str]:
-        return sorted(self._splits)
 
     def default_scheme(self):
         from deepretrieval.rewards import RankTiers
 
         return RankTiers()
-
-    def examples(self, split: str) -> list[Example]:
-        if split not in self._splits:
-            raise KeyError(f"task {self.name!r} has no split {split!r}; available: {', '.join(self.splits)}")
-        return self._splits[split]
-
-    def messages(self, example: Example, reasoning: bool = True) -> list[dict[str, str]]:
-        return self.template.messages(example.fields, reasoning)
 
     def _passage(self, doc_id: str) -> str:
         text = self._passages.get(doc_id)
@@ -117,29 +97,33 @@ def _squad(path: Path) -> tuple[list[dict], dict[str, list[Example]]]:
     for a, article in enumerate(articles):
         examples = []
         for p, paragraph in enumerate(article["paragraphs"]):
-            passages.append({"_id": f"{a}-{p}", "title": article["title"].replace("_", " "), "text": paragraph["context"]})
+            passages.append(
+                {"_id": f"{a}-{p}", "title": article["title"].replace("_", " "), "text": paragraph["context"]}
+            )
             for qa in paragraph["qas"]:
                 answers = list(dict.fromkeys(ans["text"] for ans in qa["answers"]))
-                examples.append(Example(id=qa["id"], fields={"query": qa["question"]}, truth=answers, original=qa["question"]))
+                examples.append(
+                    Example(
+                        id=qa["id"], fields={"query": qa["question"]}, truth=answers, original=qa["question"]
+                    )
+                )
         by_article.append(examples)
     cut = int(len(by_article) * 0.8)
-    flat = lambda groups: [ex for group in groups for ex in group]  # noqa: E731
-    return passages, {"dev": flat(by_article), "train": flat(by_article[:cut]), "test": flat(by_article[cut:])}
+    flat = lambda groups: [ex for group in groups for ex in group]
+    return passages, {
+        "dev": flat(by_article),
+        "train": flat(by_article[:cut]),
+        "test": flat(by_article[cut:]),
+    }
 
 
 def _qa_jsonl(path: Path) -> dict[str, list[Example]]:
-    examples = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                question, answers = record["question"], list(record["answer"])
-            except (ValueError, KeyError, TypeError) as err:
-                raise DataError(f"{path}:{line_no}: expected {{\"question\", \"answer\": [...]}} ({err})") from None
-            examples.append(Example(id=str(record.get("id", line_no)), fields={"query": question}, truth=answers, original=question))
-    return {path.stem: examples}
+    def example(record: dict) -> Example:
+        question, answers = record["question"], list(record["answer"])
+        qid = str(record.get("id", question))
+        return Example(id=qid, fields={"query": question}, truth=answers, original=question)
+
+    return {path.stem: read_jsonl(path, example, '{"question", "answer": [...]}')}
 
 
 def load(
@@ -157,7 +141,9 @@ def load(
     if data.is_dir():
         data = data / "dev-v1.1.json"
     if not data.is_file():
-        raise DataError(f"no evidence-seeking data at {data}: give a SQuAD JSON file or a question/answer JSONL")
+        raise DataError(
+            f"no evidence-seeking data at {data}: give a SQuAD JSON file or a question/answer JSONL"
+        )
     if data.suffix == ".json":
         passages, splits = _squad(data)
         if corpus is None:
@@ -165,11 +151,15 @@ def load(
             corpus = cache_dir() / "corpora" / f"squad-{digest}.jsonl"
             if not corpus.is_file():
                 corpus.parent.mkdir(parents=True, exist_ok=True)
-                corpus.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in passages), encoding="utf-8")
+                corpus.write_text(
+                    "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in passages), encoding="utf-8"
+                )
     else:
         splits = _qa_jsonl(data)
         if corpus is None and isinstance(retriever, str) and index_dir is None:
-            raise DataError(f"{data} has questions only: pass a passage collection with corpus=PATH (or an index_dir)")
+            raise DataError(
+                f"{data} has questions only: pass a passage collection with corpus=PATH (or an index_dir)"
+            )
     if isinstance(retriever, str):
         retriever = open_retriever(retriever, corpus=corpus, index_dir=index_dir)
     return EvidenceTask(name or data.stem, splits, retriever, metrics, depth)

@@ -6,8 +6,9 @@ template (:func:`render_prompt`), never hand-written ChatML.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 REASONING_FORMAT = (
     "First think briefly about which words the relevant {target} would use, inside <think> </think>. "
@@ -32,8 +33,13 @@ class PromptTemplate:
         try:
             user = self.user.format(**fields)
         except KeyError as err:
-            raise KeyError(f"prompt template needs field {err.args[0]!r}; example has {sorted(fields)}") from None
-        return [{"role": "system", "content": self.system}, {"role": "user", "content": f"{user}\n\n{answer_format}"}]
+            raise KeyError(
+                f"prompt template needs field {err.args[0]!r}; example has {sorted(fields)}"
+            ) from None
+        return [
+            {"role": "system", "content": self.system},
+            {"role": "user", "content": f"{user}\n\n{answer_format}"},
+        ]
 
 
 TEMPLATES: dict[str, PromptTemplate] = {

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from deepretrieval.metrics import Metric, parse_metrics
 from deepretrieval.retrievers.base import Ranking, Retriever
@@ -38,7 +38,11 @@ class RetrievalTask:
         self.metrics = [str(m) for m in self._metrics]
         self.primary_metric = self.metrics[0]
         self.depth = max(m.k for m in self._metrics)
-        self.retriever = retriever if isinstance(retriever, CachedRetriever) else CachedRetriever(retriever, disk_dir=cache_dir)
+        self.retriever = (
+            retriever
+            if isinstance(retriever, CachedRetriever)
+            else CachedRetriever(retriever, disk_dir=cache_dir)
+        )
         self.template = TEMPLATES[template] if isinstance(template, str) else template
 
     @property
@@ -64,5 +68,7 @@ class RetrievalTask:
         outcomes = []
         for hits, example in zip(rankings, examples):
             ranked = hits.doc_ids if isinstance(hits, Ranking) else [hit.doc_id for hit in hits]
-            outcomes.append({name: metric(ranked, example.truth) for name, metric in zip(self.metrics, self._metrics)})
+            outcomes.append(
+                {name: metric(ranked, example.truth) for name, metric in zip(self.metrics, self._metrics)}
+            )
         return outcomes

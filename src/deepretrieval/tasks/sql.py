@@ -19,7 +19,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from cachetools import LRUCache
 
@@ -143,7 +143,7 @@ class SqlTask:
         if self._owns_pool and self._pool is not None:
             self._pool.close()
 
-    def __enter__(self) -> SqlTask:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
