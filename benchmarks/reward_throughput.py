@@ -92,6 +92,8 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=shared_data_dir() / "scifact")
     parser.add_argument("--prompts", type=int, default=64)
     parser.add_argument("--samples", type=int, default=8)
+    # 0.35 leaves ~70% of a batch's queries distinct, as measured in real 8-sample GRPO groups
+    # (quickstart run, mean of the logged task/unique_queries: 0.69)
     parser.add_argument("--dup-rate", type=float, default=0.35)
     parser.add_argument(
         "--k", type=int, default=100, help="retrieval depth (the task measures ndcg@10, recall@100)"

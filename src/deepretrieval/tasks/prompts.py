@@ -70,7 +70,8 @@ TEMPLATES: dict[str, PromptTemplate] = {
 }
 
 
-def render_prompt(tokenizer: Any, messages: list[dict[str, str]], *, prefill_think: bool = False) -> str:
-    """Model input text for ``messages`` through the tokenizer's chat template, optionally opening ``<think>``."""
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return text + "<think>" if prefill_think else text
+def render_prompt(tokenizer: Any, messages: list[dict[str, str]], prefill: str = "") -> str:
+    """The policy's exact input: the tokenizer's own chat template with the assistant turn opened, followed
+    by ``prefill`` (text the assistant turn starts with, e.g. ``<think>`` or ``<answer>``). Training and
+    evaluation both render through here, so they feed the model byte-identical inputs."""
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + prefill

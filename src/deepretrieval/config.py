@@ -1,0 +1,220 @@
+"""The run configuration: one validated schema for ``deepretrieval train CONFIG.yaml``.
+
+Every section forbids unknown keys. Errors name the offending key by its dotted path and say what was
+expected, e.g. ``rl.num_generatons: unknown key (did you mean num_generations?)``. Relative paths are
+taken from the current working directory; ``~`` and ``$VARS`` are expanded.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """A run configuration that cannot be used; the message lists every problem by dotted key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _expand(path: str | None) -> str | None:
+    return None if path is None else os.path.expandvars(os.path.expanduser(path))
+
+
+class TaskConfig(_Section):
+    """Which task, on which data. ``options`` go to ``deepretrieval.tasks.load_task``."""
+
+    name: str = Field(min_length=1)
+    data: str | None = None
+    split: str = "train"
+    eval_split: str | None = "test"
+    limit: int | None = Field(default=None, gt=0, description="use at most this many training examples")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    _expand_data = field_validator("data")(classmethod(lambda cls, v: _expand(v)))
+
+
+class RetrieverConfig(_Section):
+    """The judge for retrieval tasks. ``index: null`` builds the index from the task's corpus on first use
+    and caches it; ``options`` are the retriever's settings (BM25: k1, b, stemmer...; dense: model...)."""
+
+    kind: Literal["bm25", "dense"] = "bm25"
+    index: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    _expand_paths = field_validator("index")(classmethod(lambda cls, v: _expand(v)))
+
+
+class RewardConfig(_Section):
+    """Reward scheme by name (``metric``, ``recall_tiers``, ``rank_tiers``, ``execution``; null = the task's
+    default) plus field overrides (e.g. ``format_bonus``) and anti-hacking ``guards`` (``max_query_chars``...)."""
+
+    scheme: str | None = None
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    guards: dict[str, Any] = Field(default_factory=dict)
+
+
+class LoraConfig(_Section):
+    r: int = Field(default=16, gt=0)
+    alpha: int = Field(default=32, gt=0)
+    dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    merge: bool = Field(default=False, description="merge the adapter into the base weights at the end")
+
+
+class RLConfig(_Section):
+    """GRPO settings. Batch sizes count completions (TRL convention): each optimiser step sees
+    ``per_device_train_batch_size * gradient_accumulation_steps * processes / num_generations`` prompts."""
+
+    num_generations: int = Field(default=8, ge=2)
+    temperature: float = Field(default=1.0, gt=0.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    max_prompt_length: int = Field(default=512, gt=0)
+    max_completion_length: int = Field(default=256, gt=0)
+    learning_rate: float = Field(default=1e-6, gt=0.0)
+    lr_scheduler: Literal["constant", "constant_with_warmup", "linear", "cosine"] = "constant"
+    warmup_steps: int = Field(default=0, ge=0)
+    beta: float = Field(default=0.001, ge=0.0, description="KL coefficient")
+    max_steps: int | None = Field(default=None, gt=0)
+    epochs: float = Field(default=1.0, gt=0.0)
+    time_budget_s: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="stop (after saving) once training has run this long; null = no limit",
+    )
+    per_device_train_batch_size: int = Field(default=8, gt=0)
+    gradient_accumulation_steps: int = Field(default=1, gt=0)
+    num_iterations: int = Field(default=1, gt=0, description="optimisation passes per generated batch")
+    max_grad_norm: float = Field(default=1.0, gt=0.0)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    gradient_checkpointing: bool = False
+    lora: LoraConfig | None = None
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _groups_fit_batch(self) -> RLConfig:
+        per_step = self.per_device_train_batch_size * self.gradient_accumulation_steps
+        if per_step % self.num_generations:
+            raise ValueError(
+                f"rl.per_device_train_batch_size * rl.gradient_accumulation_steps = {per_step} completions "
+                f"must be a multiple of rl.num_generations = {self.num_generations}"
+            )
+        return self
+
+
+class LoggingConfig(_Section):
+    backend: Literal["tensorboard", "wandb", "none"] = "tensorboard"
+    steps: int = Field(default=1, gt=0, description="log every N optimiser steps")
+    wandb_project: str | None = None
+
+
+class CheckpointConfig(_Section):
+    save_steps: int = Field(default=50, gt=0)
+    keep: int | None = Field(default=2, gt=0, description="checkpoints kept on disk; null = all")
+
+
+class RunConfig(_Section):
+    """Everything one training run needs."""
+
+    task: TaskConfig
+    retriever: RetrieverConfig = Field(default_factory=RetrieverConfig)
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    model: str | None = Field(default=None, description="HF id or local folder; null = embedded SmolLM2-135M")
+    reasoning: bool = True
+    prompt_prefill: str = Field(
+        default="",
+        description="text the assistant turn starts with (e.g. '<answer>'); the reward parses prefill + completion",
+    )
+    rl: RLConfig = Field(default_factory=RLConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    checkpointing: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    output_dir: str = "runs/train"
+    use_vllm: bool | Literal["auto"] = "auto"
+
+    _expand_out = field_validator("output_dir")(classmethod(lambda cls, v: _expand(v)))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _section_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """The schema class that owns the key at ``loc`` (to suggest spellings for unknown keys)."""
+    model: type[BaseModel] = RunConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        candidates = [field.annotation, *getattr(field.annotation, "__args__", ())]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            return None
+        model = nested[0]
+    return model
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = [str(p) for p in error["loc"] if not str(p).startswith("function-")]
+    key = ".".join(loc) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        section = _section_at(loc)
+        known = list(section.model_fields) if section else []
+        close = difflib.get_close_matches(loc[-1], known, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"expected one of: {', '.join(known)}"
+        return f"{key}: unknown key ({hint})"
+    if error["type"] == "missing":
+        return f"{key}: required key is missing"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] in {"value_error", "assertion_error"} and "rl." in message:
+        return message
+    return f"{key}: {message} (got {error.get('input')!r})"
+
+
+def _set_dotted(raw: dict[str, Any], assignment: str) -> None:
+    key, sep, value = assignment.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. rl.max_steps=10")
+    parts = key.strip().split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: {part} is not a section")
+        node = child
+    node[parts[-1]] = yaml.safe_load(value)
+
+
+def parse_config(raw: Any, overrides: Sequence[str] = (), source: str = "config") -> RunConfig:
+    """Validate a mapping (as read from YAML) after applying ``key=value`` overrides."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{source}: expected a mapping of sections at the top level, got {type(raw).__name__}"
+        )
+    for assignment in overrides:
+        _set_dotted(raw, assignment)
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "\n".join(f"  - {_describe(e)}" for e in exc.errors())
+        raise ConfigError(f"{source}: invalid run config\n{problems}") from None
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
+    """Read and validate a YAML run config; ``overrides`` are ``dotted.key=value`` strings (YAML values)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_config(raw, overrides, source=str(path))

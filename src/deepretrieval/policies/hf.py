@@ -1,0 +1,122 @@
+"""A Hugging Face causal LM as a query-writing policy (evaluation and serving)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from deepretrieval.tasks.prompts import render_prompt
+
+POLICY_META = "deepretrieval_policy.json"  # written next to a trained policy by deepretrieval.train.grpo
+
+
+class HFPolicy:
+    """Chat messages in, completions out; greedy by default.
+
+    Prompts are rendered with the tokenizer's own chat template, followed by the assistant prefill the
+    policy was trained with (read from ``deepretrieval_policy.json`` when the folder has one); the
+    returned completion starts with that prefill, so it parses exactly as it did in training.
+    ``adapter`` loads a LoRA adapter folder on top of the base model. Generation uses vLLM when it is
+    installed and a GPU is present (``backend="auto"``), transformers otherwise.
+    """
+
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        adapter: str | None = None,
+        prefill: str | None = None,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        batch_size: int = 32,
+        backend: str = "auto",
+        name: str | None = None,
+    ) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from deepretrieval.train.default_model import resolve_model
+
+        self.model_path = resolve_model(model_path)
+        self.name = name or Path(self.model_path).name
+        adapter_config = Path(self.model_path) / "adapter_config.json"
+        if adapter is None and adapter_config.is_file():  # a LoRA run's un-merged final folder
+            adapter = self.model_path
+            self.model_path = json.loads(adapter_config.read_text())["base_model_name_or_path"]
+        meta_path = Path(adapter or self.model_path) / POLICY_META
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        self.prefill = meta.get("prompt_prefill", "") if prefill is None else prefill
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.batch_size = batch_size
+        self.tokenizer = AutoTokenizer.from_pretrained(adapter or self.model_path)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.backend = self._pick_backend(backend, adapter)
+        if self.backend == "vllm":
+            from vllm import LLM
+
+            self.llm = LLM(self.model_path, seed=0)
+            return
+        dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+        model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype)
+        if adapter:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+        self.model = model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+
+    @classmethod
+    def from_pretrained(cls, spec: str, **options: object) -> HFPolicy:
+        return cls(spec, **options)
+
+    @staticmethod
+    def _pick_backend(backend: str, adapter: str | None) -> str:
+        if backend not in ("auto", "vllm", "transformers"):
+            raise ValueError(f"backend must be auto, vllm or transformers, got {backend!r}")
+        vllm_ok = (
+            importlib.util.find_spec("vllm") is not None and torch.cuda.is_available() and adapter is None
+        )
+        if backend == "vllm" and not vllm_ok:
+            raise RuntimeError(
+                "backend='vllm' needs vLLM installed, a CUDA GPU, and no separate LoRA adapter"
+            )
+        return "vllm" if backend == "vllm" or (backend == "auto" and vllm_ok) else "transformers"
+
+    def render(self, messages: list[dict[str, str]]) -> str:
+        """The exact model input: chat template with the assistant turn opened, then the prefill."""
+        return render_prompt(self.tokenizer, messages, self.prefill)
+
+    def complete(self, prompts: Sequence[list[dict[str, str]]]) -> list[str]:
+        texts = [self.render(messages) for messages in prompts]
+        if self.backend == "vllm":
+            from vllm import SamplingParams
+
+            params = SamplingParams(temperature=self.temperature, max_tokens=self.max_new_tokens)
+            outputs = self.llm.generate(texts, params, use_tqdm=False)
+            return [self.prefill + out.outputs[0].text for out in outputs]
+        completions: list[str] = []
+        for start in range(0, len(texts), self.batch_size):
+            completions += self._generate(texts[start : start + self.batch_size])
+        return completions
+
+    @torch.inference_mode()
+    def _generate(self, texts: list[str]) -> list[str]:
+        # Tokenised exactly as TRL tokenises text prompts in training (default special-token handling).
+        batch = self.tokenizer(texts, return_tensors="pt", padding=True).to(self.model.device)
+        sampling = (
+            {"do_sample": True, "temperature": self.temperature}
+            if self.temperature > 0
+            else {"do_sample": False}
+        )
+        output = self.model.generate(
+            **batch, max_new_tokens=self.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, **sampling
+        )
+        new_tokens = output[:, batch["input_ids"].shape[1] :]
+        return [
+            self.prefill + text for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        ]

@@ -1,0 +1,257 @@
+"""``train(config)``: GRPO on TRL with our batch reward, one run directory per run.
+
+Run directory layout::
+
+    config.yaml        the resolved config
+    manifest.json      seed, package versions, index fingerprint, model, world size
+    logs/              TensorBoard events and metrics.jsonl (one line per logged step)
+    checkpoints/       checkpoint-N folders (resume continues from the last one)
+    final/             the final policy (+ tokenizer and deepretrieval_policy.json)
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from deepretrieval.config import RunConfig
+from deepretrieval.policies.hf import POLICY_META
+from deepretrieval.train.callbacks import JsonlMetrics, SigintCheckpoint, StepProfiler, TimeBudget
+from deepretrieval.train.data import build_batch_reward, build_task, prompt_dataset, training_examples
+from deepretrieval.train.default_model import resolve_model
+from deepretrieval.train.rewards_adapter import TRLBatchReward
+
+_VERSIONED = (
+    "deepretrieval",
+    "torch",
+    "transformers",
+    "trl",
+    "peft",
+    "accelerate",
+    "datasets",
+    "bm25s",
+    "vllm",
+)
+
+
+def should_use_vllm(setting: bool | str) -> bool:
+    """``auto``: vLLM when it is importable and CUDA is available; ``true`` insists on it."""
+    available = importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
+    if setting is True and not available:
+        raise RuntimeError("use_vllm: true, but vLLM is not installed or no CUDA GPU is visible")
+    return available if setting == "auto" else bool(setting)
+
+
+def _precision(setting: str) -> dict[str, bool]:
+    if setting == "auto":
+        setting = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    return {"bf16": setting == "bf16", "fp16": setting == "fp16"}
+
+
+def _report_to(config: RunConfig) -> list[str] | str:
+    """TensorBoard is attached as our own callback (so its events land in ``<run>/logs``); W&B goes via TRL."""
+    if config.logging.backend != "wandb":
+        return "none"
+    if importlib.util.find_spec("wandb") is None:
+        raise RuntimeError(
+            "logging.backend: wandb needs the wandb package: pip install 'deepretrieval[wandb]'"
+        )
+    if config.logging.wandb_project:
+        os.environ.setdefault("WANDB_PROJECT", config.logging.wandb_project)
+    return ["wandb"]
+
+
+def grpo_args(config: RunConfig, run_dir: Path, use_vllm: bool):
+    """Map our config onto TRL's ``GRPOConfig``."""
+    from trl import GRPOConfig
+
+    rl = config.rl
+    return GRPOConfig(
+        output_dir=str(run_dir / "checkpoints"),
+        num_generations=rl.num_generations,
+        temperature=rl.temperature,
+        top_p=rl.top_p,
+        max_completion_length=rl.max_completion_length,
+        learning_rate=rl.learning_rate,
+        lr_scheduler_type=rl.lr_scheduler,
+        warmup_steps=rl.warmup_steps,
+        beta=rl.beta,
+        max_steps=rl.max_steps or -1,
+        num_train_epochs=rl.epochs,
+        per_device_train_batch_size=rl.per_device_train_batch_size,
+        gradient_accumulation_steps=rl.gradient_accumulation_steps,
+        num_iterations=rl.num_iterations,
+        max_grad_norm=rl.max_grad_norm,
+        seed=rl.seed,
+        data_seed=rl.seed,
+        logging_steps=config.logging.steps,
+        save_steps=config.checkpointing.save_steps,
+        save_total_limit=config.checkpointing.keep,
+        report_to=_report_to(config),
+        use_vllm=use_vllm,
+        vllm_mode="colocate",
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+        **({"gradient_checkpointing": True} if rl.gradient_checkpointing else {}),
+        **_precision(rl.precision),
+    )
+
+
+def _peft_config(config: RunConfig):
+    if config.rl.lora is None:
+        return None
+    from peft import LoraConfig
+
+    lora = config.rl.lora
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def write_manifest(run_dir: Path, config: RunConfig, task: Any, model_path: str, world_size: int) -> None:
+    retriever = getattr(task, "retriever", None)
+    manifest = {
+        "seed": config.rl.seed,
+        "model": model_path,
+        "task": config.task.name,
+        "index_fingerprint": getattr(retriever, "fingerprint", None),
+        "world_size": world_size,
+        "python": platform.python_version(),
+        "packages": {name: _version(name) for name in _VERSIONED},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def _tensorboard_callback(log_dir: Path) -> TrainerCallback:
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers.integrations import TensorBoardCallback
+
+    return TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(log_dir)))
+
+
+def build_trainer(config: RunConfig, run_dir: Path, extra_callbacks: Sequence[TrainerCallback] = ()):
+    """Everything up to (not including) ``trainer.train()``; returns (trainer, reward adapter, task, model path)."""
+    from accelerate import PartialState
+    from trl import GRPOTrainer
+
+    set_seed(config.rl.seed)
+    with PartialState().main_process_first():  # one process builds (and caches) the index, the others load it
+        task = build_task(config)
+    batch_reward = build_batch_reward(config, task)
+    examples = training_examples(task, config)
+    model_path = resolve_model(config.model)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    dataset = prompt_dataset(
+        task,
+        examples,
+        tokenizer,
+        reasoning=config.reasoning,
+        prefill=config.prompt_prefill,
+        max_prompt_tokens=config.rl.max_prompt_length,
+    )
+    reward_fn = TRLBatchReward(batch_reward, examples, prefill=config.prompt_prefill)
+    use_vllm = should_use_vllm(config.use_vllm)
+    args = grpo_args(config, run_dir, use_vllm)
+    # fp32 master weights; rl.precision bf16/fp16 runs the maths in mixed precision (autocast), so small
+    # learning-rate updates are not rounded away as they would be on bf16 weights.
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    callbacks: list[TrainerCallback] = list(extra_callbacks)
+    if config.rl.time_budget_s is not None:
+        callbacks.append(TimeBudget(config.rl.time_budget_s))
+    if config.logging.backend == "tensorboard":
+        callbacks.append(_tensorboard_callback(run_dir / "logs"))
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=[reward_fn],
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=_peft_config(config),
+        callbacks=callbacks,
+    )
+    profiler = StepProfiler(trainer, reward_fn)
+    trainer.add_callback(profiler)
+    trainer.add_callback(
+        JsonlMetrics(run_dir / "logs" / "metrics.jsonl")
+    )  # after the profiler: logs carry timings
+    return trainer, reward_fn, task, model_path
+
+
+def save_policy(trainer, config: RunConfig, target: Path) -> None:
+    """Save the final policy (merging LoRA when asked) with the prompting it was trained with."""
+    if config.rl.lora is not None and config.rl.lora.merge:
+        merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
+        if trainer.accelerator.is_main_process:
+            merged.save_pretrained(target)
+    else:
+        trainer.save_model(str(target))
+    if trainer.accelerator.is_main_process:
+        trainer.processing_class.save_pretrained(target)
+        meta = {
+            "reasoning": config.reasoning,
+            "prompt_prefill": config.prompt_prefill,
+            "task": config.task.name,
+        }
+        (target / POLICY_META).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def train(config: RunConfig, resume: bool = False, callbacks: Sequence[TrainerCallback] = ()) -> Path:
+    """Train with GRPO and return the run directory. ``resume`` continues from the last checkpoint
+    (same step count and data order); Ctrl-C saves a checkpoint before exiting."""
+    run_dir = Path(config.output_dir)
+    checkpoints = run_dir / "checkpoints"
+    last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    if resume and last is None:
+        raise FileNotFoundError(f"--resume: no checkpoint in {checkpoints}")
+    if not resume and last is not None:
+        raise FileExistsError(
+            f"{run_dir} already holds checkpoints: pass --resume, or choose another output_dir"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    trainer, _, task, model_path = build_trainer(config, run_dir, callbacks)
+    if trainer.accelerator.is_main_process:
+        (run_dir / "config.yaml").write_text(config.to_yaml())
+        write_manifest(run_dir, config, task, model_path, trainer.accelerator.num_processes)
+
+    stopper = SigintCheckpoint()
+    trainer.add_callback(stopper)
+    stopper.install()
+    try:
+        trainer.train(resume_from_checkpoint=last if resume else None)
+    finally:
+        stopper.uninstall()
+    if stopper.interrupted:
+        print(
+            f"stopped at step {trainer.state.global_step}; resume with --resume ({checkpoints})",
+            file=sys.stderr,
+        )
+        raise KeyboardInterrupt
+    save_policy(trainer, config, run_dir / "final")
+    return run_dir

@@ -1,0 +1,73 @@
+"""Adapter from TRL's reward-function call to one ``BatchReward.score`` call per rollout batch."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from statistics import pstdev
+from typing import Any
+
+from deepretrieval.tasks.base import Example
+
+
+def completion_text(completion: Any) -> str:
+    """TRL passes plain strings for text prompts and ``[{"role": "assistant", "content": ...}]`` for chat."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list) and completion and isinstance(completion[-1], dict):
+        return str(completion[-1].get("content", ""))
+    return str(completion)
+
+
+def mean_group_std(rewards: Sequence[float], example_ids: Sequence[str]) -> float:
+    """Mean over prompts of the reward std within each prompt's group of generations (0 = no signal)."""
+    groups: dict[str, list[float]] = defaultdict(list)
+    for reward, example_id in zip(rewards, example_ids):
+        groups[example_id].append(reward)
+    stds = [pstdev(values) for values in groups.values() if len(values) > 1]
+    return sum(stds) / len(stds) if stds else 0.0
+
+
+class TRLBatchReward:
+    """Callable with TRL's reward signature ``f(prompts, completions, completion_ids, **columns)``.
+
+    Maps the ``example_id`` column back to :class:`Example` objects, prepends the assistant prefill the
+    prompt ended with (so the parser sees the whole assistant turn), scores the batch with ONE
+    ``BatchReward.score`` call and reports its summary through TRL's ``log_metric`` hook.
+    ``seconds`` accumulates the time spent scoring (for profiling).
+    """
+
+    def __init__(self, batch_reward: Any, examples: Sequence[Example], prefill: str = "") -> None:
+        self.__name__ = "retrieval_reward"  # TRL names the logged reward after this
+        self.batch_reward = batch_reward
+        self.examples = {example.id: example for example in examples}
+        self.prefill = prefill
+        self.seconds = 0.0
+        self.calls = 0
+
+    def __call__(
+        self,
+        prompts: Sequence[Any],
+        completions: Sequence[Any],
+        completion_ids: Sequence[Any] | None = None,
+        *,
+        example_id: Sequence[str],
+        log_metric: Callable[[str, float], None] | None = None,
+        **_: Any,
+    ) -> list[float]:
+        start = time.perf_counter()
+        try:
+            examples = [self.examples[i] for i in example_id]
+        except KeyError as exc:
+            raise KeyError(f"reward got example_id {exc.args[0]!r} that is not in the training set") from None
+        texts = [self.prefill + completion_text(c) for c in completions]
+        batch = self.batch_reward.score(texts, examples)
+        rewards = [float(r) for r in batch.rewards]
+        if log_metric is not None:
+            for name, value in batch.summary().items():
+                log_metric(f"task/{name}", float(value))
+            log_metric("task/reward_group_std", mean_group_std(rewards, example_id))
+        self.seconds += time.perf_counter() - start
+        self.calls += 1
+        return rewards
