@@ -100,7 +100,7 @@ def test_open_retriever_builds_once_then_loads(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("DEEPRETRIEVAL_CACHE", str(tmp_path / "cache"))
     corpus = _write(tmp_path / "c.jsonl", [{"_id": "1", "text": "alpha beta"}, {"_id": "2", "text": "gamma"}])
     first = open_retriever("bm25", corpus=corpus, show_progress=False)
-    built = list((tmp_path / "cache" / "indexes").iterdir())
+    built = [p for p in (tmp_path / "cache" / "indexes").iterdir() if p.is_dir()]
     second = open_retriever("bm25", corpus=corpus, show_progress=False)
     assert len(built) == 1 and second.fingerprint == first.fingerprint
 

@@ -6,6 +6,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from filelock import FileLock
+
 from deepretrieval.paths import cache_dir
 from deepretrieval.retrievers.base import Hit, Retriever
 from deepretrieval.retrievers.corpus import Corpus, load_corpus
@@ -46,7 +48,16 @@ def open_retriever(
             raise ValueError("open_retriever needs a corpus or an index_dir")
         index_dir = _default_index_dir(kind, corpus_path, options)
     index_dir = Path(index_dir)
+    index_dir.parent.mkdir(parents=True, exist_ok=True)
+    # Several processes (ranks of a distributed run, parallel evaluations) may open the same index at
+    # once: the first builds it under the lock, the others wait and then load what it wrote.
+    with FileLock(f"{index_dir}.lock"):
+        return _load_or_build(kind, index_dir, corpus_path, show_progress, options)
 
+
+def _load_or_build(
+    kind: str, index_dir: Path, corpus_path: Path | None, show_progress: bool, options: dict
+) -> Retriever:
     if kind == "bm25":
         from deepretrieval.retrievers.bm25 import MANIFEST, BM25Retriever, BM25Settings
 
