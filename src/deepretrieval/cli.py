@@ -133,7 +133,10 @@ def _missing(name: str, reason: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="deepretrieval", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="deepretrieval",
+        description="Train LLMs to write search queries with the retrieval outcome as the RL reward.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_index(sub)
     _add_eval(sub)
