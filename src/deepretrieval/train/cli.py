@@ -10,11 +10,7 @@ import os
 from pathlib import Path
 
 
-def add_train_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="run config YAML (see configs/)")
-    parser.add_argument(
-        "--resume", action="store_true", help="continue from the last checkpoint of output_dir"
-    )
+def _add_overrides(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -23,6 +19,14 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override a config value by dotted key, e.g. --set rl.max_steps=10 (repeatable)",
     )
+
+
+def add_train_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="run config YAML (see configs/)")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the last checkpoint of output_dir"
+    )
+    _add_overrides(parser)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -38,14 +42,7 @@ def run_train(args: argparse.Namespace) -> int:
 def add_quickstart_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/quickstart", help="output folder (quickstart.json, run/)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a quickstart setting by dotted key, e.g. --set rl.max_steps=5",
-    )
+    _add_overrides(parser)
 
 
 def run_quickstart(args: argparse.Namespace) -> int:
