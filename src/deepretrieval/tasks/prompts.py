@@ -22,14 +22,17 @@ NO_REASONING_FORMAT = (
 
 @dataclass(frozen=True)
 class PromptTemplate:
-    """A system message, a user message with ``{field}`` slots, and what the search should find."""
+    """A system message, a user message with ``{field}`` slots, what the search should find, and the
+    instructions on the answer format appended to the user message (with and without reasoning)."""
 
     system: str
     user: str
     target: str
+    reasoning_format: str = REASONING_FORMAT
+    plain_format: str = NO_REASONING_FORMAT
 
     def messages(self, fields: Mapping[str, str], reasoning: bool = True) -> list[dict[str, str]]:
-        answer_format = (REASONING_FORMAT if reasoning else NO_REASONING_FORMAT).format(target=self.target)
+        answer_format = (self.reasoning_format if reasoning else self.plain_format).format(target=self.target)
         try:
             user = self.user.format(**fields)
         except KeyError as err:
@@ -43,6 +46,15 @@ class PromptTemplate:
 
 
 TEMPLATES: dict[str, PromptTemplate] = {
+    # Classic IR in as few tokens as possible: on a CPU the GRPO update runs over the whole prompt, so
+    # every instruction token costs training time (the quickstart uses this one).
+    "keywords": PromptTemplate(
+        system="You write keyword search queries.",
+        user="Request: {query}\nRewrite it with the formal terms and synonyms that relevant documents use.",
+        target="documents",
+        reasoning_format="Think in <think> </think>, then answer in <answer> </answer>.",
+        plain_format="Answer in <answer> </answer>.",
+    ),
     "classic_ir": PromptTemplate(
         system="You are an expert at writing search queries for a keyword (BM25) search engine.",
         user=(
