@@ -28,6 +28,7 @@ from deepretrieval.sql.executor import ExecutionLimits, ExecutionResult, SqlExec
 from deepretrieval.sql.hardness import spider_hardness
 from deepretrieval.sql.schema import describe_database
 from deepretrieval.tasks.base import Example, Outcome
+from deepretrieval.tasks.prompts import PromptTemplate
 
 logger = logging.getLogger(__name__)
 
@@ -48,11 +49,18 @@ SYSTEM_PROMPT = (
 REASONING_FORMAT = (
     "First think step by step about the tables, columns, joins and conditions the question needs, inside "
     "<think> </think>. Then write the query as JSON inside <answer> </answer>, for example:\n"
-    '<think> ... </think>\n<answer>{"sql": "SELECT ..."}</answer>'
+    '<think> ... </think>\n<answer>{{"sql": "SELECT ..."}}</answer>'
 )
 NO_REASONING_FORMAT = (
     "Write only the query as JSON inside <answer> </answer>, for example:\n"
-    '<answer>{"sql": "SELECT ..."}</answer>'
+    '<answer>{{"sql": "SELECT ..."}}</answer>'
+)
+SQL_TEMPLATE = PromptTemplate(
+    system=SYSTEM_PROMPT,
+    user="Database schema:\n{schema}\n\n{knowledge}Question: {question}",
+    target="rows",
+    reasoning_format=REASONING_FORMAT,
+    plain_format=NO_REASONING_FORMAT,
 )
 
 
@@ -240,13 +248,8 @@ class SqlTask:
     def messages(self, example: Example, reasoning: bool = True) -> list[dict[str, str]]:
         """[system, user]: the schema as CREATE TABLE statements, BIRD evidence, the question, the format."""
         fields = example.fields
-        user = f"Database schema:\n{fields['schema']}\n\n"
-        if fields.get("evidence"):
-            user += f"External knowledge: {fields['evidence']}\n\n"
-        user += f"Question: {fields['question']}\n\n" + (
-            REASONING_FORMAT if reasoning else NO_REASONING_FORMAT
-        )
-        return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+        knowledge = f"External knowledge: {fields['evidence']}\n\n" if fields.get("evidence") else ""
+        return SQL_TEMPLATE.messages({**fields, "knowledge": knowledge}, reasoning)
 
     # ------------------------------------------------------------------ judging
 
