@@ -17,15 +17,45 @@ class Hit:
     score: float
 
 
+@dataclass(frozen=True, slots=True)
+class DateRange:
+    """Publication-date limits of one search, ``YYYY/MM/DD`` inclusive (either end may be open).
+
+    Literature search passes the review's date as ``end`` so that a policy cannot find papers from its
+    future. Engines that cannot filter by date refuse a non-empty range rather than ignore it."""
+
+    start: str | None = None
+    end: str | None = None
+
+
 class Ranking(Sequence[Hit]):
     """One query's hits, best first, stored as parallel id/score arrays; ``Hit`` objects are made only
-    when indexed. Retrievers return these so the reward path never builds per-hit Python objects."""
+    when indexed. Retrievers return these so the reward path never builds per-hit Python objects.
 
-    __slots__ = ("doc_ids", "scores")
+    ``total`` is the number of documents that match the query when the engine knows it (a Boolean engine
+    or a search API: a query may match 5 or 50,000 documents of which only the top k come back); ``None``
+    for ranking retrievers. ``error`` is set when the search itself failed (an API that kept failing
+    after its retries): such a ranking is empty and says nothing about the query's quality, so it must
+    never be scored as a bad query, nor cached."""
 
-    def __init__(self, doc_ids: list[str], scores: np.ndarray):
+    __slots__ = ("doc_ids", "scores", "total", "error")
+
+    def __init__(
+        self, doc_ids: list[str], scores: np.ndarray, *, total: int | None = None, error: str | None = None
+    ):
         self.doc_ids = doc_ids
         self.scores = scores
+        self.total = total
+        self.error = error
+
+    @classmethod
+    def failure(cls, error: str) -> Ranking:
+        """An empty ranking that records why the search could not be made."""
+        return cls([], np.empty(0, dtype=np.float32), error=error)
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
 
     def __len__(self) -> int:
         return len(self.doc_ids)
