@@ -85,7 +85,9 @@ class BooleanSettings:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if self.stemmer is not None:
             try:
-                tantivy.Filter.stemmer(self.stemmer)
+                tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).filter(
+                    tantivy.Filter.stemmer(self.stemmer)
+                ).build()
             except ValueError:
                 raise ValueError(
                     f"unknown stemmer {self.stemmer!r}; use a Snowball language such as 'english'"

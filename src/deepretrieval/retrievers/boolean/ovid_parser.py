@@ -46,7 +46,7 @@ from deepretrieval.retrievers.boolean.syntax import (
 # Ovid's two-letter field codes (a suffix made of other letters is part of the word)
 _CODES = "ti ab tw mp ot kw sh hw nm rn au ed dp yr pt la jn jw ui ep ez da fs mh tx ds ps rs"
 FIELD_CODES = frozenset(_CODES.split())
-_COMBINE = re.compile(r"^\s*(or|and)\s*/\s*([\d\s,\-]+?)\s*$", re.IGNORECASE)
+_COMBINE = re.compile(r"^\s*(or|and)\s*/\s*(.*?)\s*$", re.IGNORECASE)
 _LIMIT = re.compile(r"^\s*limit\s+(\d+)\s+to\s+(.+?)\s*$", re.IGNORECASE)
 _YEARS = re.compile(r'^\(?\s*yr\s*=\s*"?\s*(\d{4})\s*(-\s*(\d{4}|current)?)?\s*"?\s*\)?$', re.IGNORECASE)
 _SUFFIX = re.compile(r"\.([a-z]{2,3}(?:,[a-z]{2,3})*)\.?$", re.IGNORECASE)

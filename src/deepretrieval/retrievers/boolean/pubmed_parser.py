@@ -190,6 +190,8 @@ class _Parser:
             raise ParseError(f"line {self.number}: parentheses nested deeper than {self.limits.max_depth}")
         while (token := self.peek()) is not None and token.kind == "op":  # a leading operator is dropped
             self.take()
+        if token is None or token.kind == ")":
+            return None
         node = self.unit(depth)
         while (token := self.peek()) is not None and token.kind != ")":
             operator = "AND"
