@@ -152,6 +152,8 @@ def test_ranking_is_bm25_within_the_boolean_match(small: BooleanRetriever):
     assert ranking.scores[0] > ranking.scores[1] > 0
     (top,) = small.search(["gout OR shoulder OR acid"], 2)
     assert len(top) == 2 and top.total == 6
+    (every,) = small.search(["gout OR shoulder OR acid"], 10**12)  # k beyond the collection
+    assert every.total == len(every) == 6
 
 
 def test_dates_limit_publication_dates(small: BooleanRetriever):
@@ -291,7 +293,14 @@ def test_load_rejects_torn_or_mismatched_indexes(tmp_path: Path):
     manifest.write_text(good.replace('"format": 1', '"format": 99'))
     with pytest.raises(ValueError, match="reads format 1"):
         BooleanRetriever.load(index)
+    manifest.write_text(good.replace('"documents": 12', '"documents": 13'))
+    with pytest.raises(ValueError, match="is torn: the manifest lists 13 documents but the index holds 12"):
+        BooleanRetriever.load(index)
     manifest.write_text(good)
+    (next(index.glob("gen-*")) / "meta.json").rename(tmp_path / "meta.json")
+    with pytest.raises(ValueError, match="cannot be opened"):
+        BooleanRetriever.load(index)
+    (tmp_path / "meta.json").rename(next(index.glob("gen-*")) / "meta.json")
     ids = next(index.glob("gen-*")) / "ids.json"
     ids.write_text(json.dumps(["x"] * 12))
     with pytest.raises(ValueError, match="do not match"):

@@ -7,7 +7,9 @@ that holds a truncated or wildcard word matches the exact field (stems cannot be
 must find "tumours", whose stem is "tumour", and "tumoural", whose stem is "tumour" too, but not
 "tumo"). A wildcard word expands to the ``max_expansions`` most frequent terms of the field that match
 it (PubMed long searched "the first 600 variations of the truncated term"); each expansion scores BM25
-like a typed term. Proximity is tantivy's phrase query with slop: see docs/boolean-engine.md.
+like a typed term. Inside a phrase or proximity, where the other words keep a short pattern precise
+(``end-st*`` is "end" then ``st*``), a wildcard word expands to every matching term, up to tantivy's
+16,384 terms per phrase. Proximity is tantivy's phrase query with slop: see docs/boolean-engine.md.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from deepretrieval.retrievers.boolean.approximate import EVERYTHING, NOTHING, Co
 from deepretrieval.retrievers.boolean.syntax import WILDCARDS, And, DateLimit, Near, Not, Or, QueryError
 
 EXACT = "_exact"
+PHRASE_EXPANSIONS = 16_384  # tantivy's RegexPhraseQuery fails beyond this many expanded terms
 _WILDCARD_REGEX = {"*": ".*", "?": ".?", "#": "."}
 
 
@@ -76,52 +79,51 @@ class Compiler:
         return Query.boolean_query([(Occur.Must, query), (Occur.Must, self._dates(*dates))])
 
     def tokens(self, words: tuple[str, ...]) -> list[Token]:
-        """Index tokens of written words: literal tokens as the exact field holds them, and patterns."""
+        """Index tokens of written words: literal tokens as the exact field holds them, and patterns.
+        A wildcard alone after punctuation inside a word (``PIB-*``) adds nothing and is dropped."""
         tokens: list[Token] = []
         for word in words:
             if not any(char in WILDCARDS for char in word):
                 tokens.extend(self.exact.analyze(word))
                 continue
-            chunk = ""
-            for char in word + " ":
-                if char.isalnum() or char in WILDCARDS:
-                    chunk += char
+            chunks = re.findall(r"(?:[^\W_]|[*?#])+", word)
+            for position, chunk in enumerate(chunks):
+                if position and not chunk.strip(WILDCARDS):
                     continue
-                if chunk:
-                    tokens.extend(self._chunk(chunk))
-                chunk = ""
+                tokens.extend(self._chunk(chunk))
         return tokens
 
     def _chunk(self, chunk: str) -> list[Token]:
         if not any(char in WILDCARDS for char in chunk):
             return list(self.exact.analyze(chunk))
-        pieces = re.split(r"([*?#])", chunk)
-        literal = [
-            "".join(self.exact.analyze(piece)) if piece not in _WILDCARD_REGEX else piece for piece in pieces
-        ]
-        prefix = literal[0]
-        if not prefix:
+        pieces = [piece for piece in re.split(r"([*?#])", chunk) if piece]
+        literal = [piece if piece in WILDCARDS else "".join(self.exact.analyze(piece)) for piece in pieces]
+        if literal[0] in WILDCARDS:
             raise QueryError(f"{chunk!r}: truncation and wildcards need at least one leading letter or digit")
         regex = "".join(_WILDCARD_REGEX.get(piece, re.escape(piece)) for piece in literal)
-        return [Pattern(prefix, regex)]
+        return [Pattern(literal[0], regex)]
 
     def expand(self, field: str, pattern: Pattern) -> tuple[str, ...]:
         """The most frequent terms of ``field`` that ``pattern`` matches, at most ``max_expansions``."""
-        key = (field, pattern)
+        return self._matching(field, pattern, self.max_expansions)[: self.max_expansions]
+
+    def _matching(self, field: str, pattern: Pattern, cap: int) -> tuple[str, ...]:
+        """The terms ``pattern`` matches, most frequent first: at most ``cap + 1`` (more than ``cap`` says
+        that the expansion is cut)."""
+        key = (field, pattern, cap)
         with self._lock:
             cached = self._expansions.get(key)
-        if cached is not None:
-            return cached
-        if pattern.is_truncation:
-            found = self.searcher.terms_with_prefix(field, pattern.prefix, limit=self.max_expansions)
-            terms = tuple(term for term, _ in found)
-        else:
-            matcher = re.compile(pattern.regex)
-            found = self.searcher.terms_with_prefix(field, pattern.prefix)
-            terms = tuple(term for term, _ in found if matcher.fullmatch(term))[: self.max_expansions]
-        with self._lock:
-            self._expansions[key] = terms
-        return terms
+        if cached is None:
+            if pattern.is_truncation:
+                found = self.searcher.terms_with_prefix(field, pattern.prefix, limit=cap + 1)
+                cached = tuple(term for term, _ in found)
+            else:
+                matcher = re.compile(pattern.regex)
+                found = self.searcher.terms_with_prefix(field, pattern.prefix)
+                cached = tuple(term for term, _ in found if matcher.fullmatch(term))[: cap + 1]
+            with self._lock:
+                self._expansions[key] = cached
+        return cached
 
     def _node(self, node: Core, state: _State) -> Query | None:
         known = state.memo.get(id(node))
@@ -198,16 +200,22 @@ class Compiler:
             return Query.phrase_query(self.schema, field, tokens, slop)
         field += EXACT
         regexes: list[str] = []
+        spent = 0
         for token in tokens:
             if isinstance(token, Pattern):
-                terms = self.expand(field, token)
+                terms = self._matching(field, token, PHRASE_EXPANSIONS)
                 if not terms:
                     return None
-                state.spend(len(terms))
-                regexes.append("(?:" + "|".join(re.escape(term) for term in terms) + ")")
+                spent += len(terms)
+                # tantivy expands the pattern's own regex to every matching term (an alternation of
+                # chosen terms would outgrow its 1,000-state automaton limit)
+                regexes.append(token.regex)
             else:
-                state.spend(1)
+                spent += 1
                 regexes.append(re.escape(token))
+        if spent > PHRASE_EXPANSIONS:
+            raise QueryError(f"a phrase or proximity expands to more than {PHRASE_EXPANSIONS} index terms")
+        state.spend(spent)
         return Query.regex_phrase_query(self.schema, field, regexes, slop)
 
     def _dates(self, low: int, high: int) -> Query:

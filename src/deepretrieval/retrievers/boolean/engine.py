@@ -190,15 +190,16 @@ class BooleanRetriever:
                     f"{index_dir} was built with {name}={getattr(built, name)!r}, not "
                     f"{getattr(settings, name)!r}; rebuild it with those settings"
                 )
-        retriever = cls(index_dir, manifest, settings, threads)
-        if (
-            len(retriever._ids) != manifest["documents"]
-            or retriever._searcher.num_docs != manifest["documents"]
-        ):
+        try:
+            retriever = cls(index_dir, manifest, settings, threads)
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{index_dir}: the tantivy index cannot be opened ({err}); {_REBUILD}") from None
+        held = retriever._searcher.num_docs
+        if len(retriever._ids) != manifest["documents"] or held != manifest["documents"]:
             retriever.close()
             raise ValueError(
                 f"{index_dir} is torn: the manifest lists {manifest['documents']} documents but the index "
-                f"holds {retriever._searcher.num_docs}; {_REBUILD}"
+                f"holds {held}; {_REBUILD}"
             )
         return retriever
 
@@ -244,6 +245,7 @@ class BooleanRetriever:
                 f"{len(queries)} queries but {len(dates)} date ranges; give one per query (or None)"
             )
         bounds = [self._bounds(d) for d in dates] if dates is not None else [None] * len(queries)
+        k = min(k, len(self._ids))  # tantivy sizes its top-k collector by k
         unique = list(dict.fromkeys(zip(queries, bounds)))
         if len(unique) >= 2 * MIN_QUERIES_PER_THREAD and self.threads > 1:
             found = list(self._executor().map(lambda pair: self._search_one(*pair, k), unique))
@@ -262,8 +264,11 @@ class BooleanRetriever:
             return _empty()
         if compiled is None:
             return _empty()
-        result = self._searcher.search(compiled, k, count=True)
-        rows = self._searcher.fast_field_values("row", [address for _, address in result.hits])
+        try:
+            result = self._searcher.search(compiled, k, count=True)
+            rows = self._searcher.fast_field_values("row", [address for _, address in result.hits])
+        except ValueError as err:  # tantivy could not run it: an engine failure, not a verdict on the query
+            return Ranking.failure(f"tantivy search failed: {err}")
         scores = np.fromiter((score for score, _ in result.hits), dtype=np.float32, count=len(result.hits))
         return Ranking([self._ids[row] for row in rows], scores, total=result.count)
 
