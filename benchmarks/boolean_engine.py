@@ -4,11 +4,13 @@ searched as one batch vs a per-query loop.
     python benchmarks/boolean_engine.py [--repeats 5] [--k 1000] [--json out.json]
 
 Build: the 27,126 titles and abstracts into a fresh folder (seconds, size on disk), then the 20 expert
-strategies (PubMed and Ovid, k = 30,000). Queries: 64 prompts (the 20 topics in turn) x 8 samples of
-policy-like PubMed queries (2-3 OR-groups of topic words, some tagged [tiab], truncated or phrased, joined
-by AND); within a group a sample repeats an earlier one with probability ``--dup-rate`` (0.35 leaves
-about 70% distinct, as in real GRPO groups). Each way runs on a freshly loaded retriever (cold wildcard
-cache), median of ``--repeats``:
+strategies (PubMed and Ovid, k = 30,000): matches, recall of each topic's content-level qrels, and the
+share of the topic's official candidate list (what the strategy retrieved on the real database) that the
+engine retrieves; the review titles as queries for comparison. Queries: 64 prompts (the 20 topics in
+turn) x 8 samples of policy-like PubMed queries (2-3 OR-groups of topic words, some tagged [tiab],
+truncated or phrased, joined by AND); within a group a sample repeats an earlier one with probability
+``--dup-rate`` (0.35 leaves about 70% distinct, as in real GRPO groups). Each way runs on a freshly
+loaded retriever (cold wildcard cache), median of ``--repeats``:
   batch          search(all 512, k): dedupe, then the unique queries on ``--threads`` threads
   batch-1thread  the same on one thread (what deduplication alone buys)
   loop           search([query], k) once per query
@@ -71,6 +73,35 @@ def make_batch(
     return queries
 
 
+def expert_table(data: Path, topics: list[dict], experts: list, titles: list) -> list[dict]:
+    relevant: dict[str, set[str]] = {t["_id"]: set() for t in topics}
+    for line in (data / "qrels" / "content.tsv").read_text().splitlines()[1:]:
+        topic, doc_id, _ = line.split("\t")
+        relevant[topic].add(doc_id)
+    pool: dict[str, set[str]] = {t["_id"]: set() for t in topics}
+    for line in (data / "topic_candidates.tsv").read_text().splitlines()[1:]:
+        topic, doc_id = line.split("\t")
+        pool[topic].add(doc_id)
+    rows = []
+    for topic, expert, title in zip(topics, experts, titles):
+        found, tid = set(expert.doc_ids), topic["_id"]
+        rows.append(
+            {
+                "topic": tid,
+                "syntax": topic["metadata"]["query_syntax"],
+                "split": topic["metadata"]["split"],
+                "matches": expert.total,
+                "relevant": len(relevant[tid]),
+                "found": len(relevant[tid] & found),
+                "recall": len(relevant[tid] & found) / len(relevant[tid]),
+                "pool": len(pool[tid]),
+                "pool_retrieved": len(pool[tid] & found) / len(pool[tid]),
+                "title_matches": title.total,
+            }
+        )
+    return rows
+
+
 def timed(fn, *args, **kwargs) -> tuple[float, object]:
     start = time.perf_counter()
     result = fn(*args, **kwargs)
@@ -105,6 +136,8 @@ def main() -> int:
         size = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file())
         experts = [t["metadata"]["boolean_query"] or t["metadata"]["ovid_query"] for t in topics]
         experts_s, expert_rankings = timed(retriever.search, experts, 30_000)
+        titles = retriever.search([t["text"] for t in topics], 30_000)
+        table = expert_table(args.data, topics, expert_rankings, titles)
 
         rng = random.Random(0)
         times: dict[str, list[float]] = {"batch": [], "batch_1thread": [], "loop": []}
@@ -135,6 +168,8 @@ def main() -> int:
         "index_bytes": size,
         "experts_s": experts_s,
         "experts_mean_total": statistics.mean(r.total for r in expert_rankings),
+        "experts_micro_recall": sum(row["found"] for row in table) / sum(row["relevant"] for row in table),
+        "experts": table,
         "batch_size": n,
         "k": args.k,
         "threads": fresh.threads,
@@ -149,7 +184,20 @@ def main() -> int:
     }
     print(f"index: {len(retriever)} documents in {build_s:.1f} s, {size / 2**20:.1f} MiB on disk")
     print(
-        f"20 expert strategies at k=30000: {experts_s:.2f} s, mean {figures['experts_mean_total']:.0f} matches"
+        f"20 expert strategies at k=30000: {experts_s:.2f} s, "
+        f"mean {figures['experts_mean_total']:.0f} matches"
+    )
+    header = ("topic", "syntax", "split", "matches", "rel", "found", "recall", "pool", "pool%", "title")
+    print("{:<10}{:<8}{:<7}{:>8}{:>5}{:>6}{:>8}{:>6}{:>7}{:>7}".format(*header))
+    for row in table:
+        print(
+            f"{row['topic']:<10}{row['syntax']:<8}{row['split']:<7}{row['matches']:>8}{row['relevant']:>5}"
+            f"{row['found']:>6}{row['recall']:>8.3f}{row['pool']:>6}{100 * row['pool_retrieved']:>6.0f}%"
+            f"{row['title_matches']:>7}"
+        )
+    print(
+        f"micro recall {figures['experts_micro_recall']:.3f}; pool% = share of the topic's official "
+        f"candidates retrieved; title = matches of the review title as a query"
     )
     print(
         f"batch of {n} PubMed queries ({100 * figures['distinct_fraction']:.0f}% distinct, mean "
