@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,22 +35,17 @@ def corpus_file(path: str | Path) -> Path:
     return path
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def read_records(path: Path) -> Iterator[Record]:
+def read_records(path: Path, feed: Callable[[bytes], object] | None = None) -> Iterator[Record]:
     """Records in file order. Each line is an object with an id (``_id``/``id``/``doc_id``/``docid``/
     ``pmid``), a ``title`` and/or an abstract (``text`` or ``abstract``), and optionally a publication
     date ``YYYY/MM/DD`` (or ``YYYY/MM``, ``YYYY``) in ``metadata.pub_date``, ``metadata.date``,
-    ``pub_date`` or ``date``. Bad lines raise :class:`CorpusError` naming the file and line."""
+    ``pub_date`` or ``date``. Bad lines raise :class:`CorpusError` naming the file and line. ``feed``
+    (a digest's ``update``), when given, receives every byte read: it fingerprints exactly what was read."""
     seen: set[str] = set()
     with path.open("rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
+            if feed is not None:
+                feed(raw)
             if not raw.strip():
                 continue
             where = f"{path}:{line_no}"

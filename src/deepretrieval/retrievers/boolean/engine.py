@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from deepretrieval.retrievers.base import DateRange, Ranking
 from deepretrieval.retrievers.boolean.approximate import NOTHING, Core, approximate
-from deepretrieval.retrievers.boolean.collection import corpus_file, file_sha256, read_records
+from deepretrieval.retrievers.boolean.collection import corpus_file, read_records
 from deepretrieval.retrievers.boolean.compile import EXACT, Compiler
 from deepretrieval.retrievers.boolean.parse import parse_query
 from deepretrieval.retrievers.boolean.syntax import (
@@ -149,7 +149,9 @@ class BooleanRetriever:
         staging = index_dir / f".{name}.partial"
         staging.mkdir()
         try:
-            documents, dated, ids_sha = _write_index(source, staging, settings.stemmer, show_progress)
+            documents, dated, ids_sha, corpus_sha = _write_index(
+                source, staging, settings.stemmer, show_progress
+            )
             os.replace(staging, index_dir / name)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -161,7 +163,7 @@ class BooleanRetriever:
             "documents": documents,
             "dated_documents": dated,
             "ids_sha256": ids_sha,
-            "corpus_sha256": file_sha256(source),
+            "corpus_sha256": corpus_sha,
             "corpus_path": str(source.resolve()),
             "tantivy": importlib.metadata.version("tantivy"),
         }
@@ -369,15 +371,18 @@ def _schema(stemmer: str | None) -> tantivy.Schema:
 
 def _write_index(
     source: Path, folder: Path, stemmer: str | None, show_progress: bool
-) -> tuple[int, int, str]:
+) -> tuple[int, int, str, str]:
     """Index every record into ``folder`` (one indexing thread: the same corpus always gives the same
-    segments, so ties rank the same); write the id list. Returns documents, dated documents, ids digest."""
+    segments, so ties rank the same); write the id list. Returns the number of documents and of dated
+    ones, and the sha256 of the id list and of the corpus bytes indexed."""
     index = tantivy.Index(_schema(stemmer), path=str(folder))
     _register_analyzers(index, stemmer)
     writer = index.writer(heap_size=256_000_000, num_threads=1)
     ids: list[str] = []
     dated = 0
-    for row, record in enumerate(tqdm(read_records(source), disable=not show_progress, desc="indexing")):
+    corpus_digest = hashlib.sha256()
+    records = read_records(source, corpus_digest.update)
+    for row, record in enumerate(tqdm(records, disable=not show_progress, desc="indexing")):
         doc = tantivy.Document()
         doc.add_text("id", record.doc_id)
         for name, value in zip(TEXT_FIELDS, (record.title, record.abstract)):
@@ -396,7 +401,7 @@ def _write_index(
     writer.wait_merging_threads()
     payload = json.dumps(ids).encode()
     (folder / IDS).write_bytes(payload)
-    return len(ids), dated, hashlib.sha256(payload).hexdigest()
+    return len(ids), dated, hashlib.sha256(payload).hexdigest(), corpus_digest.hexdigest()
 
 
 def _generation_in(index_dir: Path) -> str | None:
