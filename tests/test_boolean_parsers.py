@@ -143,6 +143,8 @@ def test_pubmed_leniency_for_pasted_strategies():
         ("the of", "no search terms"),
         ("   \n  ", "empty query"),
         ('"a b"[tiab:~x]', "needs a number"),
+        ("NOT gout", "nothing on its left"),
+        ("tophi AND (NOT gout)", "nothing on its left"),
     ],
 )
 def test_pubmed_errors_say_why(query: str, reason: str):

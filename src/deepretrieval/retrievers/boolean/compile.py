@@ -3,9 +3,8 @@
 Each title/abstract field is indexed twice with the same tokenizer (split on non-alphanumerics,
 lower-cased, accents folded), so positions agree: ``<field>`` is stemmed (English Snowball by default)
 and ``<field>_exact`` is not. Plain words and phrases match the stemmed field; a phrase or proximity
-that holds a truncated or wildcard word matches the exact field (stems cannot be truncated: "tumour*"
-must find "tumours", whose stem is "tumour", and "tumoural", whose stem is "tumour" too, but not
-"tumo"). A wildcard word expands to the ``max_expansions`` most frequent terms of the field that match
+that holds a truncated or wildcard word matches the exact field (truncation applies to words as
+written: on stems, ``studi*`` would also find "study", whose stem is "studi"). A wildcard word expands to the ``max_expansions`` most frequent terms of the field that match
 it (PubMed long searched "the first 600 variations of the truncated term"); each expansion scores BM25
 like a typed term. Inside a phrase or proximity, where the other words keep a short pattern precise
 (``end-st*`` is "end" then ``st*``), a wildcard word expands to every matching term, up to tantivy's
@@ -189,8 +188,8 @@ class Compiler:
         return _any([self._phrase(field, [t for ts in order for t in ts], slop, state) for order in orders])
 
     def _phrase(self, field: str, tokens: list[Token], slop: int, state: _State) -> Query | None:
-        """Two or more tokens in order with ``slop``: stemmed terms when there is no pattern, else
-        exact terms with each pattern as the alternation of its expansions."""
+        """Two or more tokens in order with ``slop``: stemmed terms when there is no pattern, else exact
+        terms, tantivy expanding each pattern's regex."""
         if not any(isinstance(token, Pattern) for token in tokens):
             if self.stemmed:
                 tokens = [stem for token in tokens for stem in self.stemmed.analyze(token)]

@@ -11,8 +11,9 @@ What PubMed does, and what this parser does with it (see docs/boolean-engine.md)
   parenthesised group applies to its untagged terms; an unknown tag searches all fields.
 - ``#N`` refers to line N of a multi-line strategy; the last line is the query.
 - Leniency, for strategies pasted from reviews: curly quotes are straight quotes, a quote without its
-  partner is dropped, an operator at the very start or end of an expression is dropped, ``AND NOT`` reads
-  as ``NOT``, and a trailing hit-count note (``Total references = 1551``) is removed.
+  partner is dropped, ``AND``/``OR`` at the very start or any operator at the very end of an expression
+  is dropped, ``AND NOT`` reads as ``NOT``, and a trailing hit-count note (``Total references = 1551``)
+  is removed.
 """
 
 from __future__ import annotations
@@ -188,7 +189,9 @@ class _Parser:
     def expression(self, depth: int) -> Node | None:
         if depth > self.limits.max_depth:
             raise ParseError(f"line {self.number}: parentheses nested deeper than {self.limits.max_depth}")
-        while (token := self.peek()) is not None and token.kind == "op":  # a leading operator is dropped
+        while (token := self.peek()) is not None and token.kind == "op":  # a leading AND/OR is dropped
+            if token.text == "NOT":
+                raise ParseError(f"line {self.number}: NOT at column {token.column} has nothing on its left")
             self.take()
         if token is None or token.kind == ")":
             return None
