@@ -112,6 +112,10 @@ def matches(retriever: BooleanRetriever, query: str, k: int = 100) -> set[str]:
         ('"Kidney Failure, Chronic"[mh]', {"d11"}),
         ("gout AND english[la]", {"d1", "d2"}),
         ("gout NOT review[pt]", {"d1", "d2"}),
+        ("english[la]", {doc[0] for doc in DOCS}),  # only unevaluable restrictions: every document
+        ('"hyperuricemia allopurinol"', set()),  # a phrase never spans title and abstract
+        ("Hawkins-K*[tiab]", {"d6"}),  # "hawkins" then any word starting with k
+        ("PIB-* OR Neer-*", {"d6"}),  # a wildcard alone after punctuation adds nothing
     ],
 )
 def test_pubmed_match_sets(small: BooleanRetriever, query: str, expected: set[str]):
@@ -305,6 +309,13 @@ def test_load_rejects_torn_or_mismatched_indexes(tmp_path: Path):
     ids.write_text(json.dumps(["x"] * 12))
     with pytest.raises(ValueError, match="do not match"):
         BooleanRetriever.load(index)
+
+
+def test_headings_can_be_ignored(tmp_path: Path, small: BooleanRetriever):
+    ignoring = BooleanRetriever.load(small.index_dir, BooleanSettings(headings="ignore"))
+    assert matches(small, "Kidney Failure, Chronic/") == {"d11"}
+    assert matches(ignoring, "Kidney Failure, Chronic/") == set()
+    assert matches(ignoring, "Kidney Failure, Chronic/ or kidney.tw.") == {"d11"}
 
 
 def test_exact_words_only_index(tmp_path: Path):
