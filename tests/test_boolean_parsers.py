@@ -114,6 +114,11 @@ def test_pubmed_numbered_lines():
     )
 
 
+def test_pubmed_lines_without_references_are_one_wrapped_query():
+    assert pubmed("(gout OR tophi)\nAND allopurinol") == And((Or((t("gout"), t("tophi"))), t("allopurinol")))
+    assert len(parse_pubmed("gout\ntophi").lines) == 1
+
+
 def test_pubmed_leniency_for_pasted_strategies():
     """The defects of CLEF's CD007394 and CD009020 strategies, read as PubMed reads them."""
     assert pubmed('\u201cAspergillus"[MeSH]') == Heading("Aspergillus")  # curly opening quote

@@ -9,7 +9,8 @@ What PubMed does, and what this parser does with it (see docs/boolean-engine.md)
 - ``words[tag]``: the words before a tag (back to an operator, parenthesis or quote) are one phrase in
   that field; ``"a b"[tiab:~N]`` is proximity (at most N words between, any order); a tag after a
   parenthesised group applies to its untagged terms; an unknown tag searches all fields.
-- ``#N`` refers to line N of a multi-line strategy; the last line is the query.
+- ``#N`` refers to line N of a multi-line strategy; the last line is the query. Lines that never refer
+  to each other are one query wrapped over lines, and are read joined.
 - Leniency, for strategies pasted from reviews: curly quotes are straight quotes, a quote without its
   partner is dropped, ``AND``/``OR`` at the very start or any operator at the very end of an expression
   is dropped, ``AND NOT`` reads as ``NOT``, and a trailing hit-count note (``Total references = 1551``)
@@ -99,6 +100,7 @@ STOPWORDS = frozenset(
     with within without would""".split()  # noqa: SIM905 - a word list reads best as words
 )
 _OPERATORS = {"AND", "OR", "NOT"}
+_LINE_REFERENCE = re.compile(r"#\d")
 _COUNT_NOTE = re.compile(
     r"\s*(?:total\s+)?(?:references|records|results|citations|hits)\s*[=:]\s*[\d,]+\s*$", re.IGNORECASE
 )
@@ -114,8 +116,10 @@ class _Token:
 def parse_pubmed(text: str, limits: Limits | None = None) -> Strategy:
     """Parse a PubMed query or multi-line strategy; raises :class:`ParseError` with a one-line reason."""
     limits = limits or Limits()
-    lines = split_lines(normalize_quotes(text), limits)
-    parsed = [_parse_line(_COUNT_NOTE.sub("", line), number, limits) for number, line in enumerate(lines, 1)]
+    lines = [_COUNT_NOTE.sub("", line) for line in split_lines(normalize_quotes(text), limits)]
+    if not any(_LINE_REFERENCE.search(line) for line in lines):  # a query wrapped over lines
+        lines = [" ".join(lines)] if lines else lines
+    parsed = [_parse_line(line, number, limits) for number, line in enumerate(lines, 1)]
     return check_strategy(parsed, limits, "pubmed")
 
 
