@@ -195,6 +195,7 @@ def test_an_index_without_dates_refuses_date_ranges_and_relaxes_date_limits(tmp_
         "(" * 200 + "gout" + ")" * 200,  # nested too deep
         "gout " * 20_000,  # too long
         "\n".join(["gout"] + [f"#{n} OR #{n}" for n in range(1, 60)]),  # expands exponentially
+        "\n".join(["gout"] + [f"#{n} {'AND' if n % 2 else 'OR'} acid" for n in range(1, 2000)]),  # too deep
         "",
         "   ",
         "AND",
@@ -203,6 +204,15 @@ def test_an_index_without_dates_refuses_date_ranges_and_relaxes_date_limits(tmp_
 def test_bad_queries_get_an_empty_ranking_with_total_zero(small: BooleanRetriever, query: str):
     (ranking,) = small.search([query], 10)
     assert len(ranking) == 0 and ranking.total == 0 and not ranking.failed
+
+
+def test_a_deep_strategy_within_the_bounds(small: BooleanRetriever):
+    gout, acid = matches(small, "gout"), matches(small, "acid")
+    lines, expected = ["gout"], set(gout)
+    for n in range(1, 60):  # 60 lines nesting 60 deep: AND acid, OR gout, AND acid, ...
+        lines.append(f"#{n} AND acid" if n % 2 else f"#{n} OR gout")
+        expected = expected & acid if n % 2 else expected | gout
+    assert matches(small, "\n".join(lines)) == expected
 
 
 def test_non_text_query_is_a_bad_query(small: BooleanRetriever):

@@ -166,6 +166,12 @@ def test_limits_bound_length_depth_and_expansion():
     with pytest.raises(ParseError, match="expands to"):
         parse_pubmed(doubling)
     assert len(parse_pubmed(doubling, Limits(max_leaves=2**40)).lines) == 40
+    chain = "\n".join(["gout"] + [f"#{n} {'AND' if n % 2 else 'OR'} w{n}" for n in range(1, 100)])
+    with pytest.raises(ParseError, match="nests 65 levels deep"):
+        parse_pubmed(chain)
+    assert len(parse_pubmed(chain, Limits(max_depth=100)).lines) == 100
+    flat = "\n".join(["gout"] + [f"#{n} OR w{n}" for n in range(1, 500)])  # ORs of ORs flatten
+    assert parse_pubmed(flat).query() == Or((t("gout"), *(t(f"w{n}") for n in range(1, 500))))
 
 
 # ---- Ovid ------------------------------------------------------------------------------------------

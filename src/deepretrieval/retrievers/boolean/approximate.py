@@ -73,27 +73,42 @@ Core = Match | Near | And | Or | Not | DateLimit | _Constant
 def approximate(
     strategy: Strategy, *, has_dates: bool, headings: Literal["phrase", "ignore"] = "phrase"
 ) -> Core:
-    """The searchable tree for ``strategy``'s query. Lines are approximated once per polarity and
-    shared where they are referred to more than once."""
-    return _Approximator(strategy, has_dates, headings).line(len(strategy.lines), positive=True)
+    """The searchable tree for ``strategy``'s query. Each line is approximated once per polarity it is
+    needed in, in line order (no recursion through line references), and shared where it is referred to."""
+    lines = strategy.lines
+    needed = {(len(lines), True)}
+    for number in range(len(lines), 0, -1):  # references only point to earlier lines
+        for positive in (True, False):
+            if (number, positive) in needed:
+                needed.update(_references(lines[number - 1], positive))
+    approximator = _Approximator(has_dates, headings)
+    for number, line in enumerate(lines, start=1):
+        for positive in (True, False):
+            if (number, positive) in needed:
+                approximator.memo[(number, positive)] = approximator.visit(line, positive)
+    return approximator.memo[(len(lines), True)]
+
+
+def _references(node: Node, positive: bool) -> list[tuple[int, bool]]:
+    """The lines one line refers to, with the polarity each is needed in."""
+    if isinstance(node, Ref):
+        return [(node.line, positive)]
+    if isinstance(node, (And, Or, Near)):
+        return [found for child in node.operands for found in _references(child, positive)]
+    if isinstance(node, Not):
+        return _references(node.left, positive) + _references(node.right, not positive)
+    return []
 
 
 class _Approximator:
-    def __init__(self, strategy: Strategy, has_dates: bool, headings: str):
-        self.lines = strategy.lines
+    def __init__(self, has_dates: bool, headings: str):
         self.has_dates = has_dates
         self.headings = headings
         self.memo: dict[tuple[int, bool], Core] = {}
 
-    def line(self, number: int, positive: bool) -> Core:
-        key = (number, positive)
-        if key not in self.memo:
-            self.memo[key] = self.visit(self.lines[number - 1], positive)
-        return self.memo[key]
-
     def visit(self, node: Node, positive: bool) -> Core:
         if isinstance(node, Ref):
-            return self.line(node.line, positive)
+            return self.memo[(node.line, positive)]
         if isinstance(node, Term):
             return self.term(node, positive)
         if isinstance(node, Heading):

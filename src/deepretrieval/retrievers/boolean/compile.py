@@ -4,9 +4,9 @@ Each title/abstract field is indexed twice with the same tokenizer (split on non
 lower-cased, accents folded), so positions agree: ``<field>`` is stemmed (English Snowball by default)
 and ``<field>_exact`` is not. Plain words and phrases match the stemmed field; a phrase or proximity
 that holds a truncated or wildcard word matches the exact field (truncation applies to words as
-written: on stems, ``studi*`` would also find "study", whose stem is "studi"). A wildcard word expands to the ``max_expansions`` most frequent terms of the field that match
-it (PubMed long searched "the first 600 variations of the truncated term"); each expansion scores BM25
-like a typed term. Inside a phrase or proximity, where the other words keep a short pattern precise
+written: on stems, ``studi*`` would also find "study", whose stem is "studi"). A wildcard word
+expands to the ``max_expansions`` most frequent terms of the field that match it (PubMed long searched
+"the first 600 variations of the truncated term"); each expansion scores BM25 like a typed term. Inside a phrase or proximity, where the other words keep a short pattern precise
 (``end-st*`` is "end" then ``st*``), a wildcard word expands to every matching term, up to tantivy's
 16,384 terms per phrase. Proximity is tantivy's phrase query with slop: see docs/boolean-engine.md.
 """
@@ -124,36 +124,47 @@ class Compiler:
                 self._expansions[key] = cached
         return cached
 
-    def _node(self, node: Core, state: _State) -> Query | None:
-        known = state.memo.get(id(node))
-        if known is not None or id(node) in state.memo:
-            return known
+    def _node(self, root: Core, state: _State) -> Query | None:
+        """Compile bottom-up with an explicit stack (a strategy's lines can nest hundreds deep), each
+        shared subtree once."""
+        memo = state.memo
+        stack = [root]
+        while stack:
+            node = stack[-1]
+            if id(node) in memo:
+                stack.pop()
+                continue
+            children = _children(node)
+            pending = [child for child in children if id(child) not in memo]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            memo[id(node)] = self._combine(node, [memo[id(child)] for child in children], state)
+        return memo[id(root)]
+
+    def _combine(self, node: Core, parts: list[Query | None], state: _State) -> Query | None:
+        """One node's query from its children's (``None``: matches nothing)."""
         if node is EVERYTHING:
-            query: Query | None = Query.all_query()
-        elif node is NOTHING:
-            query = None
-        elif isinstance(node, Match):
-            query = _any([self._match(node, field, state) for field in node.fields])
-        elif isinstance(node, Near):
-            query = _any([self._near(node, field, state) for field in node.operands[0].fields])
-        elif isinstance(node, And):
-            parts = [self._node(child, state) for child in node.operands]
-            query = None if any(p is None for p in parts) else _boolean(Occur.Must, parts)
-        elif isinstance(node, Or):
-            query = _any([self._node(child, state) for child in node.operands])
-        elif isinstance(node, Not):
-            left = self._node(node.left, state)
-            right = self._node(node.right, state) if left is not None else None
+            return Query.all_query()
+        if node is NOTHING:
+            return None
+        if isinstance(node, Match):
+            return _any([self._match(node, field, state) for field in node.fields])
+        if isinstance(node, Near):
+            return _any([self._near(node, field, state) for field in node.operands[0].fields])
+        if isinstance(node, DateLimit):
+            return self._dates(_day(node.start, 0), _day(node.end, 99_999_999))
+        if isinstance(node, And):
+            return None if any(part is None for part in parts) else _boolean(Occur.Must, parts)
+        if isinstance(node, Or):
+            return _any(parts)
+        if isinstance(node, Not):
+            left, right = parts
             if left is None or right is None:
-                query = left
-            else:
-                query = Query.boolean_query([(Occur.Must, left), (Occur.MustNot, right)])
-        elif isinstance(node, DateLimit):
-            query = self._dates(_day(node.start, 0), _day(node.end, 99_999_999))
-        else:
-            raise TypeError(f"not an approximated query node: {node!r}")
-        state.memo[id(node)] = query
-        return query
+                return left
+            return Query.boolean_query([(Occur.Must, left), (Occur.MustNot, right)])
+        raise TypeError(f"not an approximated query node: {node!r}")
 
     def _match(self, node: Match, field: str, state: _State) -> Query | None:
         tokens = self.tokens(node.words)
@@ -233,6 +244,14 @@ class _State:
         self.spent += terms
         if self.spent > self.budget:
             raise QueryError(f"the query expands to more than {self.budget} index terms")
+
+
+def _children(node: Core) -> tuple[Core, ...]:
+    if isinstance(node, (And, Or)):
+        return node.operands
+    if isinstance(node, Not):
+        return (node.left, node.right)
+    return ()  # Match and Near are compiled whole
 
 
 def _day(value: str | None, default: int) -> int:

@@ -127,8 +127,9 @@ class Strategy:
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds on what one query may cost: characters, nesting depth, and leaves once every line
-    reference is expanded (a strategy whose lines refer to each other can grow exponentially)."""
+    """Bounds on what one query may cost: characters, nesting depth (parentheses within a line, and the
+    whole query once line references are expanded), and leaves once line references are expanded (a
+    strategy whose lines refer to each other can grow exponentially)."""
 
     max_chars: int = 50_000
     max_depth: int = 64
@@ -144,31 +145,44 @@ def combine(kind: type[And | Or], operands: list[Node]) -> Node:
 
 
 def check_strategy(lines: list[Node], limits: Limits, syntax: str) -> Strategy:
-    """Validate line references (earlier lines only) and the expanded size; return the strategy."""
+    """Validate line references (earlier lines only), and the size and depth of each line once the
+    lines it refers to are put in place (tantivy recurses over nested queries: its stack overflows near
+    a thousand levels)."""
     if not lines:
         raise ParseError("empty query")
-    sizes: list[int] = []
+    measured: list[tuple[int, int, type | None]] = []
     for number, line in enumerate(lines, start=1):
-        size = _leaves(line, sizes, number)
+        size, depth, kind = _measure(line, measured, number)
         if size > limits.max_leaves:
             raise ParseError(
                 f"line {number} expands to {size} search terms once line references are followed; "
                 f"the limit is {limits.max_leaves}"
             )
-        sizes.append(size)
+        if depth > limits.max_depth:
+            raise ParseError(
+                f"line {number} nests {depth} levels deep once line references are followed; "
+                f"the limit is {limits.max_depth}"
+            )
+        measured.append((size, depth, kind))
     return Strategy(tuple(lines), syntax)
 
 
-def _leaves(node: Node, sizes: list[int], number: int) -> int:
+def _measure(
+    node: Node, lines: list[tuple[int, int, type | None]], number: int
+) -> tuple[int, int, type | None]:
+    """Leaves, nesting depth and root kind (``And``/``Or``, else ``None``) of ``node`` with line
+    references expanded; an ``And`` inside an ``And`` (or ``Or`` in ``Or``) is flattened, so adds no depth."""
     if isinstance(node, Ref):
         if not 1 <= node.line < number:
             raise ParseError(f"line {number} refers to line {node.line}, which is not an earlier line")
-        return sizes[node.line - 1]
-    if isinstance(node, (And, Or, Near)):
-        return sum(_leaves(child, sizes, number) for child in node.operands)
-    if isinstance(node, Not):
-        return _leaves(node.left, sizes, number) + _leaves(node.right, sizes, number)
-    return 1
+        return lines[node.line - 1]
+    children = (node.left, node.right) if isinstance(node, Not) else getattr(node, "operands", ())
+    if not children:
+        return 1, 1, None
+    kind = type(node) if isinstance(node, (And, Or)) else None
+    measured = [_measure(child, lines, number) for child in children]
+    depth = 1 + max(d - 1 if kind is not None and k is kind else d for _, d, k in measured)
+    return sum(size for size, _, _ in measured), depth, kind
 
 
 def _substitute(node: Node, resolved: list[Node]) -> Node:
