@@ -8,7 +8,8 @@ written: on stems, ``studi*`` would also find "study", whose stem is "studi"). A
 expands to the ``max_expansions`` most frequent terms of the field that match it (PubMed long searched
 "the first 600 variations of the truncated term"); each expansion scores BM25 like a typed term.
 Inside a phrase or proximity, where the other words keep a short pattern precise (``end-st*`` is "end"
-then ``st*``), a wildcard word expands to every matching term, up to tantivy's 16,384 per phrase. Proximity is tantivy's phrase query with slop: see docs/boolean-engine.md.
+then ``st*``), a wildcard word expands to every matching term, up to tantivy's 16,384 per phrase.
+Proximity is tantivy's phrase query with slop: see docs/boolean-engine.md.
 """
 
 from __future__ import annotations
