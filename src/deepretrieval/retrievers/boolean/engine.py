@@ -54,14 +54,15 @@ class BooleanSettings:
     """Analysis (fixed when the index is built) and query handling (may change when loading).
 
     - ``stemmer``: Snowball language of the stemmed title/abstract fields; ``None`` indexes exact words only.
-    - ``syntax``: how queries are read: ``pubmed``, ``ovid``, or ``auto`` (Ovid when the text carries Ovid's
-      markers and no PubMed tag, line reference or upper-case operator; else PubMed).
+    - ``syntax``: how queries are read: ``pubmed``, ``ovid``, or ``auto`` (Ovid when the text carries more of
+      Ovid's markers than of PubMed's; see :func:`~deepretrieval.retrievers.boolean.parse.detect_syntax`).
     - ``headings``: MeSH headings are searched as a ``phrase`` of their words in title/abstract, or
       ``ignore``d (they then match nothing).
     - ``max_expansions``: index terms one truncated or wildcard word may expand to (the most frequent ones).
     - ``max_terms``: index terms one query may use in all (expansions included); more is a bad query.
-    - ``max_query_chars``, ``max_depth``, ``max_leaves``: longest query text, deepest parenthesis nesting, and
-      most search terms once line references are expanded; beyond them a query is a bad query.
+    - ``max_query_chars``, ``max_depth``, ``max_leaves``: longest query text, deepest nesting (parentheses,
+      and line references once expanded), and most search terms once line references are expanded;
+      beyond them a query is a bad query.
     """
 
     stemmer: str | None = "english"
