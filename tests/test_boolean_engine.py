@@ -9,6 +9,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from deepretrieval.retrievers.base import DateRange
 from deepretrieval.retrievers.boolean import BooleanRetriever, BooleanSettings
@@ -213,6 +215,20 @@ def test_a_deep_strategy_within_the_bounds(small: BooleanRetriever):
         lines.append(f"#{n} AND acid" if n % 2 else f"#{n} OR gout")
         expected = expected & acid if n % 2 else expected | gout
     assert matches(small, "\n".join(lines)) == expected
+
+
+SYNTAX_PIECES = [
+    "gout", "acid*", "a*", "*", '"', "(", ")", "[", "]", "[tiab]", "[mh]", "[tiab:~2]", "AND", "OR", "NOT",
+    "or", "not", "#1", "#2", "1", "2", "/", "exp", "adj3", ".tw.", ".ti,ab", "$", "?", "#", "tend#n",
+    "h?em$", "limit 1 to english", "or/1-2", "\n", "2005:2010[dp]", ":", "~", "-", "end-st*", "β",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(SYNTAX_PIECES) | st.text(max_size=6), max_size=14), st.booleans())
+def test_search_never_raises_nor_fails_on_any_text(small: BooleanRetriever, pieces: list[str], glued: bool):
+    (ranking,) = small.search(["".join(pieces) if glued else " ".join(pieces)], 5)
+    assert not ranking.failed and ranking.total >= len(ranking)
 
 
 def test_non_text_query_is_a_bad_query(small: BooleanRetriever):

@@ -141,7 +141,7 @@ def _lex(line: str) -> list[_Token]:
     i = 0
     while i < len(line):
         char = line[i]
-        if char.isspace():
+        if char.isspace() or char == "]":  # a ']' without its '[' is dropped
             i += 1
         elif char in "()":
             tokens.append(_Token(char, char, i))
