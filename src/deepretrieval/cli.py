@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -36,32 +37,82 @@ def _index_build(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from deepretrieval.config import RetrieverConfig, TaskConfig
     from deepretrieval.evaluate import evaluate, format_table
     from deepretrieval.policies import load_policy
     from deepretrieval.tasks import load_task
 
-    options: dict = {}
-    if args.task != "sql":
-        options["retriever"] = args.retriever
-        if args.index:
-            options["index_dir"] = args.index
-        if args.metrics:
-            options["metrics"] = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    out = _output_file(args.out, "--out") if args.out else None
+    options = dict(args.options)
+    if args.metrics:
+        options["metrics"] = [m.strip() for m in args.metrics.split(",") if m.strip()]
     if args.dialect:
         options["dialect"] = args.dialect
-    task = load_task(args.task, args.data, **options)
     policy = load_policy(args.policy)
-    split = (
-        args.split or getattr(task, "split", None) or ("test" if "test" in task.splits else task.splits[0])
-    )
-    result = evaluate(task, policy, split, reasoning=not args.no_reasoning, limit=args.limit)
+    retriever = None
+    if args.retriever or args.index:
+        retriever = RetrieverConfig(kind=args.retriever or "bm25", index=args.index)
+    task = load_task(TaskConfig(name=args.task, data=args.data, options=options), retriever=retriever)
+    try:
+        result = evaluate(
+            task,
+            policy,
+            args.split,
+            reasoning=args.reasoning,
+            template=args.template,
+            limit=args.limit,
+        )
+    finally:
+        task.close()
     print(format_table([result]))
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result.to_json(), indent=1))
+    if result.failed_ids:
+        print(
+            f"warning: {len(result.failed_ids)} examples could not be judged (left out of the means)",
+            file=sys.stderr,
+        )
+    if out is not None:
+        _write_json(out, result.to_json())
         print(f"wrote {out}", file=sys.stderr)
     return 0
+
+
+def _output_file(path: str, flag: str) -> Path:
+    """Check a file to be written before any work is done: not a folder, not under a file."""
+    out = Path(path)
+    if out.is_dir():
+        raise ValueError(f"{flag} {out} is a folder; give a file path such as {out / 'results.json'}")
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"{flag} {out}: {parent} is a file, not a folder")
+    return out
+
+
+def _write_json(path: Path, payload: object) -> None:
+    """Write JSON atomically (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(payload, indent=1), encoding="utf-8")
+    os.replace(partial, path)
+
+
+def _key_value(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with a YAML value (``metrics=[ndcg@10]``, ``depth=100``, ``template=keywords``)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    import yaml
+
+    return key.strip(), yaml.safe_load(value)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 def _add_index(sub: argparse._SubParsersAction) -> None:
@@ -95,17 +146,34 @@ def _add_index(sub: argparse._SubParsersAction) -> None:
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser("eval", help="evaluate a policy (original query, gold, or a model) on a task split")
-    ev.add_argument("--task", required=True, help="beir | demo | sql")
-    ev.add_argument("--data", default=None, help="data folder (BEIR folder, Spider/BIRD folder)")
+    ev.add_argument("--task", required=True, help="beir | demo | evidence | sql")
+    ev.add_argument("--data", default=None, help="data folder (BEIR folder, SQuAD file, Spider/BIRD folder)")
     ev.add_argument("--split", default=None, help="default: the task's own (test for BEIR, dev for Spider)")
     ev.add_argument("--policy", default="original", help="original | gold | HF model id or local folder")
-    ev.add_argument("--retriever", default="bm25", choices=["bm25", "dense"])
+    ev.add_argument("--retriever", default=None, help="retriever kind (default bm25)")
     ev.add_argument("--index", default=None, help="prebuilt index folder (else built and cached)")
     ev.add_argument("--metrics", default=None, help="comma-separated, e.g. ndcg@10,recall@100,mrr@10")
     ev.add_argument("--dialect", default=None, help="sql: spider | bird (default: detected)")
-    ev.add_argument("--no-reasoning", action="store_true", help="prompt for <answer> only, no <think>")
-    ev.add_argument("--limit", type=int, default=None, help="only the first N examples")
-    ev.add_argument("--out", default=None, help="write results JSON here")
+    ev.add_argument(
+        "--option",
+        dest="options",
+        action="append",
+        type=_key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="a task option, e.g. --option template=keywords (repeatable)",
+    )
+    ev.add_argument(
+        "--reasoning",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="prompt for <think> reasoning (default: as the policy was trained, else yes)",
+    )
+    ev.add_argument(
+        "--template", default=None, help="prompt template (default: the policy's, else the task's)"
+    )
+    ev.add_argument("--limit", type=_positive_int, default=None, help="only the first N examples")
+    ev.add_argument("--out", default=None, help="write results JSON to this file")
     ev.set_defaults(func=_eval)
 
 
@@ -160,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. A user error (bad input, missing file, refused index...) is one line on stderr and
+    exit status 2; ``DEEPRETRIEVAL_DEBUG=1`` shows the traceback instead."""
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
@@ -167,8 +237,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, KeyError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ValueError, KeyError, TypeError, OSError) as err:
+        if os.environ.get("DEEPRETRIEVAL_DEBUG"):
+            raise
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
         return 2
 
 

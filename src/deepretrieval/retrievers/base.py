@@ -38,7 +38,7 @@ class Ranking(Sequence[Hit]):
     after its retries): such a ranking is empty and says nothing about the query's quality, so it must
     never be scored as a bad query, nor cached."""
 
-    __slots__ = ("doc_ids", "scores", "total", "error")
+    __slots__ = ("doc_ids", "error", "scores", "total")
 
     def __init__(
         self, doc_ids: list[str], scores: np.ndarray, *, total: int | None = None, error: str | None = None

@@ -14,20 +14,24 @@ Examples whose database file is absent are skipped with one warning that counts 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
 from cachetools import LRUCache
+from pydantic import Field
 
 from deepretrieval.sql.compare import DIALECTS, Dialect, results_match
 from deepretrieval.sql.executor import ExecutionLimits, ExecutionResult, SqlExecutorPool
 from deepretrieval.sql.hardness import spider_hardness
 from deepretrieval.sql.schema import describe_database
-from deepretrieval.tasks.base import Example, Outcome
+from deepretrieval.tasks import TaskFamily
+from deepretrieval.tasks.base import Example, Outcome, TaskOptions
 from deepretrieval.tasks.prompts import PromptTemplate
 
 logger = logging.getLogger(__name__)
@@ -56,6 +60,7 @@ NO_REASONING_FORMAT = (
     '<answer>{{"sql": "SELECT ..."}}</answer>'
 )
 SQL_TEMPLATE = PromptTemplate(
+    name="sql",
     system=SYSTEM_PROMPT,
     user="Database schema:\n{schema}\n\n{knowledge}Question: {question}",
     target="rows",
@@ -108,6 +113,8 @@ class SqlTask:
     name = "sql"
     answer_key = "sql"
     primary_metric = "ex"
+    metrics = ("ex",)
+    outcome_keys = frozenset({"ex", "executed", "timeout"})
 
     def __init__(
         self,
@@ -157,11 +164,44 @@ class SqlTask:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def default_scheme(self):
+    @property
+    def default_reward(self) -> dict[str, object]:
         """Execution reward: Spider 1/0; BIRD's recipe gives 0.3 to SQL that runs but is wrong."""
-        from deepretrieval.rewards import ExecutionReward
+        return {"kind": "execution", "wrong": 0.3 if self.dialect == "bird" else 0.0}
 
-        return ExecutionReward(wrong=0.3 if self.dialect == "bird" else 0.0)
+    @property
+    def default_split(self) -> str:
+        return self.split
+
+    @property
+    def splits(self) -> list[str]:
+        """Splits whose question file is present (Spider: ``dev.json``...; BIRD: ``<split>.json`` beside
+        ``<split>_databases/``, in the data folder or in ``<data>/<split>/``)."""
+        if self.dialect == "spider":
+            return [
+                split
+                for split, names in SPIDER_SPLIT_FILES.items()
+                if any((self.data_dir / name).is_file() for name in names)
+            ]
+        databases = [*self.data_dir.glob("*_databases"), *self.data_dir.glob("*/*_databases")]
+        return sorted(
+            {
+                d.name.removesuffix("_databases")
+                for d in databases
+                if (d.parent / f"{d.name[:-10]}.json").is_file()
+            }
+        )
+
+    @property
+    def fingerprint(self) -> str:
+        """The dialect and the database files (path, size, modification time) of the examples' split."""
+        databases = sorted({ex.meta["db_path"] for ex in self.examples()})
+        stats = [(path, os.stat(path).st_size, os.stat(path).st_mtime_ns) for path in databases]
+        return hashlib.sha256(json.dumps([self.dialect, stats]).encode()).hexdigest()[:16]
+
+    def analyze(self, answer: str) -> list[str]:
+        """No repetition guard for SQL: repeating a column name cannot inflate execution accuracy."""
+        return []
 
     # ------------------------------------------------------------------ data
 
@@ -245,8 +285,12 @@ class SqlTask:
 
     # ------------------------------------------------------------------ prompts
 
-    def messages(self, example: Example, reasoning: bool = True) -> list[dict[str, str]]:
+    def messages(
+        self, example: Example, reasoning: bool = True, template: str | None = None
+    ) -> list[dict[str, str]]:
         """[system, user]: the schema as CREATE TABLE statements, BIRD evidence, the question, the format."""
+        if template not in (None, SQL_TEMPLATE.name):
+            raise ValueError(f"the sql task has one prompt template, {SQL_TEMPLATE.name!r}; got {template!r}")
         fields = example.fields
         knowledge = f"External knowledge: {fields['evidence']}\n\n" if fields.get("evidence") else ""
         return SQL_TEMPLATE.messages({**fields, "knowledge": knowledge}, reasoning)
@@ -313,27 +357,32 @@ class SqlTask:
         return outcomes
 
 
-def load(
-    data: str | Path,
-    *,
-    dialect: Dialect | None = None,
-    split: str = "dev",
-    sample_rows: int | str = 0,
-    workers: int | str | None = None,
-    timeout_s: float | str | None = None,
-    max_rows: int | str | None = None,
-) -> SqlTask:
-    """Task ``sql``: Spider or BIRD (detected from the files unless ``dialect`` says), with optional
-    sample rows in the prompt and the executor's worker count, per-statement time limit and row cap."""
+class SqlOptions(TaskOptions):
+    """``task.options`` of text-to-SQL: the dialect (detected when absent), sample rows in the prompt, and
+    the sandbox's worker count, per-statement time limit and row cap."""
+
+    dialect: Dialect | None = None
+    split: str = "dev"
+    sample_rows: int = Field(0, ge=0)
+    workers: int | None = Field(None, gt=0)
+    timeout_s: float | None = Field(None, gt=0)
+    max_rows: int | None = Field(None, gt=0)
+
+
+def build(data: Path | None, options: SqlOptions, retriever: None) -> SqlTask:
+    """Task ``sql``: Spider or BIRD, judged by the sandboxed executor pool."""
     limits = ExecutionLimits(
-        **({"timeout_s": float(timeout_s)} if timeout_s is not None else {}),
-        **({"max_rows": int(max_rows)} if max_rows is not None else {}),
+        **({"timeout_s": options.timeout_s} if options.timeout_s is not None else {}),
+        **({"max_rows": options.max_rows} if options.max_rows is not None else {}),
     )
     return SqlTask(
         data,
-        dialect,
-        split,
-        sample_rows=int(sample_rows),
+        options.dialect,
+        options.split,
+        sample_rows=options.sample_rows,
         limits=limits,
-        workers=int(workers) if workers else None,
+        workers=options.workers,
     )
+
+
+FAMILY = TaskFamily(options=SqlOptions, build=build)
