@@ -14,7 +14,8 @@ script (no third-party text):
   documents 1. Queries are split into train and held-out test, stratified by concept.
 
 Run ``python scripts/build_demo_collection.py`` to rewrite the files (byte-identical on every run) and the
-README with the BM25 figures measured on them; ``--out DIR`` writes elsewhere, ``--check`` only verifies, ``--inventory FILE`` reads another inventory.
+README with the BM25 figures measured on them (the package's ``BM25Retriever`` and ``evaluate_run``);
+``--out DIR`` writes elsewhere, ``--check`` only verifies, ``--inventory FILE`` reads another inventory.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ import argparse
 import json
 import random
 import re
+import reprlib
 import string
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +36,10 @@ import bm25s
 import Stemmer
 import yaml
 
-from deepretrieval.retrievers.bm25 import BM25Settings
+from deepretrieval.metrics import evaluate_run
+from deepretrieval.retrievers.base import Ranking
+from deepretrieval.retrievers.bm25 import BM25Retriever, BM25Settings
+from deepretrieval.retrievers.corpus import Corpus
 from deepretrieval.retrievers.doc_store import atomic_write
 
 SEED = 20240603
@@ -44,6 +50,24 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_INVENTORY = HERE / "demo_concepts.yaml"
 DEFAULT_OUT = HERE.parent / "src" / "deepretrieval" / "data" / "demo"
 BM25 = BM25Settings()  # the package's defaults: k1=0.9, b=0.4, English Snowball stemmer and stop words
+METRICS = ("ndcg@10", "recall@10")
+
+
+_STEMMER = Stemmer.Stemmer(BM25.stemmer)
+
+
+def stems(text: str) -> set[str]:
+    """The terms the package's BM25 sees in ``text``: bm25s tokenisation with its stop words and stemmer
+    (what ``BM25Retriever.analyze`` will give once it exists; the gap check runs before any index does)."""
+    (terms,) = bm25s.tokenize(
+        [text], stopwords=BM25.stopwords, stemmer=_STEMMER, return_ids=False, show_progress=False
+    )
+    return set(terms)
+
+
+# Function words that BM25 keeps (its English list is short) but that carry no topic: the gap check
+# ignores them.
+_FUNCTION_STEMS = frozenset(stems("when from too during up just my can"))
 
 
 # ---------------------------------------------------------------- the inventory
@@ -140,9 +164,14 @@ _Loader.add_constructor("!clause", _construct_clause)
 # and the field by its name in the file, in one line, and pydantic would turn a Clause back into a str.
 
 
+def _shown(raw: Any) -> str:
+    """A short repr of a bad value for a one-line error (a whole concept would not fit)."""
+    return reprlib.repr(raw)
+
+
 def _fields(raw: Any, where: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict:
     if not isinstance(raw, dict):
-        raise InventoryError(f"{where} must be a mapping with {', '.join(required)}, got {raw!r}")
+        raise InventoryError(f"{where} must be a mapping with {', '.join(required)}, got {_shown(raw)}")
     for name in required:
         if name not in raw:
             raise InventoryError(f"{where} is missing {name!r} (needs {', '.join(required)})")
@@ -156,13 +185,13 @@ def _fields(raw: Any, where: str, required: tuple[str, ...], optional: tuple[str
 
 def _text(raw: Any, where: str) -> str:
     if not isinstance(raw, str) or not raw.strip():
-        raise InventoryError(f"{where} must be non-empty text, got {raw!r}")
+        raise InventoryError(f"{where} must be non-empty text, got {_shown(raw)}")
     return raw
 
 
 def _texts(raw: Any, where: str, at_least: int = 1) -> tuple[str, ...]:
     if not isinstance(raw, list) or len(raw) < at_least:
-        raise InventoryError(f"{where} must be a list of at least {at_least} text(s), got {raw!r}")
+        raise InventoryError(f"{where} must be a list of at least {at_least} text(s), got {_shown(raw)}")
     items = tuple(_text(item, f"{where}[{i}]") for i, item in enumerate(raw))
     for i, item in enumerate(items):
         if item in items[:i]:
@@ -246,14 +275,14 @@ def parse_inventory(raw: Any) -> Inventory:
     """Validate a loaded inventory document; raises :class:`InventoryError` on the first bad entry."""
     _fields(raw, "the inventory", ("domains", "templates", "concepts"))
     if not isinstance(raw["domains"], dict) or not raw["domains"]:
-        raise InventoryError(f"domains must be a mapping of domain name -> nouns, got {raw['domains']!r}")
-    domains = {
-        name: Domain(**{f: _text(v, f"domain {name!r}, {f}") for f, v in fields.items()})
-        for name, fields in raw["domains"].items()
-        if _fields(fields, f"domain {name!r}", ("experts", "expert", "literature", "caseload"))
-    }
+        raise InventoryError(f"domains must map each domain name to its nouns, got {_shown(raw['domains'])}")
+    domains: dict[str, Domain] = {}
+    for name, nouns in raw["domains"].items():
+        where = f"domain {name!r}"
+        _fields(nouns, where, ("experts", "expert", "literature", "caseload"))
+        domains[name] = Domain(**{field: _text(text, f"{where}, {field}") for field, text in nouns.items()})
     if not isinstance(raw["concepts"], list) or not raw["concepts"]:
-        raise InventoryError(f"concepts must be a non-empty list, got {raw['concepts']!r}")
+        raise InventoryError(f"concepts must be a non-empty list, got {_shown(raw['concepts'])}")
     concepts: dict[str, Concept] = {}
     for number, entry in enumerate(raw["concepts"], start=1):
         concept = _concept(entry, number, domains)
@@ -305,22 +334,6 @@ class Collection:
     documents: list[Document]
     queries: list[Query]
     qrels: dict[str, dict[str, int]]  # query id -> {doc id: grade}
-
-
-_STEMMER = Stemmer.Stemmer(BM25.stemmer)
-
-
-def stems(text: str) -> set[str]:
-    """The terms the package's BM25 sees in ``text`` (bm25s tokenisation, its stop words and stemmer)."""
-    (terms,) = bm25s.tokenize(
-        [text], stopwords=BM25.stopwords, stemmer=_STEMMER, return_ids=False, show_progress=False
-    )
-    return set(terms)
-
-
-# Function words that BM25 keeps (its English list is short) but that carry no topic: the gap check
-# ignores them.
-_FUNCTION_STEMS = frozenset(stems("when from too during up just my can"))
 
 
 def _upper_first(text: str) -> str:
@@ -451,38 +464,34 @@ def oracle_expansion(query: Query, inventory: Inventory, top: int | None = None)
     return " ".join([query.text, *formal[:top]])
 
 
-def measure_bm25(inventory: Inventory, collection: Collection) -> dict[str, dict[str, dict[str, float]]]:
-    """split -> query variant -> BM25 (k1=0.9, b=0.4) NDCG@10 / R@10 for the original and expanded queries."""
-    import ir_measures
-    from ir_measures import R, nDCG
+def _top_ids(ranking: Ranking, k: int) -> list[str]:
+    """The ``k`` best documents of a complete ranking, exact score ties broken by doc id, descending
+    (trec_eval's rule). BM25Retriever orders exact ties by bm25s's vocabulary ids, which follow Python's
+    string hashing and so change from one process to the next; the README's figures must not."""
+    return [doc_id for _, doc_id in sorted(zip(ranking.scores.tolist(), ranking.doc_ids), reverse=True)[:k]]
 
-    retriever = bm25s.BM25(k1=BM25.k1, b=BM25.b)
-    corpus = [f"{d.title} {d.text}" for d in collection.documents]
-    retriever.index(
-        bm25s.tokenize(corpus, stopwords="en", stemmer=_STEMMER, show_progress=False), show_progress=False
-    )
+
+def measure_bm25(inventory: Inventory, collection: Collection) -> dict[str, dict[str, dict[str, float]]]:
+    """split -> query variant -> NDCG@10 / R@10, with the package's BM25 over the collection (title + text)
+    and its metrics."""
+    documents = collection.documents
+    corpus = Corpus([d.id for d in documents], [f"{d.title} {d.text}" for d in documents])
     results: dict[str, dict[str, dict[str, float]]] = {}
-    for split in ("test", "train"):
-        queries = [q for q in collection.queries if q.split == split]
-        qrels = [ir_measures.Qrel(q.id, d, g) for q in queries for d, g in collection.qrels[q.id].items()]
-        variants = {
-            "original": [q.text for q in queries],
-            "oracle (all formal synonyms)": [oracle_expansion(q, inventory) for q in queries],
-            "query + top-2 formal synonyms": [oracle_expansion(q, inventory, top=2) for q in queries],
-        }
-        results[split] = {}
-        for name, texts in variants.items():
-            tokens = bm25s.tokenize(
-                texts, stopwords="en", stemmer=_STEMMER, return_ids=False, show_progress=False
-            )
-            docs, scores = retriever.retrieve(tokens, k=10, show_progress=False, n_threads=1)
-            run = [
-                ir_measures.ScoredDoc(q.id, collection.documents[int(j)].id, float(s))
-                for q, row, srow in zip(queries, docs, scores, strict=True)
-                for j, s in zip(row, srow, strict=True)
-            ]
-            agg = ir_measures.calc_aggregate([nDCG @ 10, R @ 10], qrels, run)
-            results[split][name] = {"ndcg@10": agg[nDCG @ 10], "recall@10": agg[R @ 10]}
+    with tempfile.TemporaryDirectory(prefix="demo-bm25-") as index_dir:
+        retriever = BM25Retriever.build(corpus, index_dir, BM25, show_progress=False)
+        for split in ("test", "train"):
+            queries = [q for q in collection.queries if q.split == split]
+            variants = {
+                "original": [q.text for q in queries],
+                "oracle (all formal synonyms)": [oracle_expansion(q, inventory) for q in queries],
+                "query + top-2 formal synonyms": [oracle_expansion(q, inventory, top=2) for q in queries],
+            }
+            qrels = {q.id: collection.qrels[q.id] for q in queries}
+            results[split] = {}
+            for name, texts in variants.items():
+                rankings = retriever.search(texts, k=len(documents))  # every match, for _top_ids' tie rule
+                run = {q.id: _top_ids(r, 10) for q, r in zip(queries, rankings, strict=True)}
+                results[split][name], _ = evaluate_run(run, qrels, METRICS)
     return results
 
 
