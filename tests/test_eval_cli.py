@@ -160,3 +160,15 @@ def test_eval_cli_user_errors_are_one_line(scifact_dir: Path, tmp_path: Path, ar
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert len([line for line in proc.stderr.splitlines() if "error" in line]) == 1
+
+
+def test_expand_mode_sends_the_original_query_plus_the_answer(scifact_task) -> None:
+    original = evaluate(scifact_task, load_policy("original"), "test", limit=40, progress=False)
+    nonsense = ScriptedPolicy("<think>t</think><answer>qqqzzz</answer>")  # a term no document has
+    rewrite = evaluate(scifact_task, nonsense, "test", limit=40, progress=False)
+    expand = evaluate(scifact_task, nonsense, "test", limit=40, query_mode="expand", progress=False)
+    assert rewrite.metrics["ndcg@10"] == 0.0 and rewrite.query_mode == "rewrite"
+    assert expand.query_mode == "expand"
+    assert expand.metrics["ndcg@10"] == pytest.approx(original.metrics["ndcg@10"])
+    with pytest.raises(ValueError, match="unknown query mode"):
+        evaluate(scifact_task, nonsense, "test", limit=2, query_mode="append", progress=False)

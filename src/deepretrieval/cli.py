@@ -60,6 +60,7 @@ def _eval(args: argparse.Namespace) -> int:
             args.split,
             reasoning=args.reasoning,
             template=args.template,
+            query_mode=args.query_mode,
             limit=args.limit,
         )
     finally:
@@ -171,6 +172,12 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     )
     ev.add_argument(
         "--template", default=None, help="prompt template (default: the policy's, else the task's)"
+    )
+    ev.add_argument(
+        "--query-mode",
+        choices=["rewrite", "expand"],
+        default=None,
+        help="rewrite: the policy's query replaces the original; expand: appended to it (default: the policy's)",
     )
     ev.add_argument("--limit", type=_positive_int, default=None, help="only the first N examples")
     ev.add_argument("--out", default=None, help="write results JSON to this file")

@@ -37,6 +37,11 @@ class TaskConfig(_Section):
     split: str = "train"
     eval_split: str | None = "test"
     limit: int | None = Field(default=None, gt=0, description="use at most this many training examples")
+    query_mode: Literal["rewrite", "expand"] = Field(
+        default="rewrite",
+        description="rewrite: the policy's query replaces the user's (the seed); expand: the retriever gets "
+        "the original query followed by the policy's terms",
+    )
     options: dict[str, Any] = Field(default_factory=dict)
 
     _expand_data = field_validator("data")(classmethod(lambda cls, v: _expand(v)))

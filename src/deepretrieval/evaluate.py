@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from tqdm.auto import tqdm
 
 from deepretrieval.policies.base import AnswerPolicy, CompletionPolicy, Policy
-from deepretrieval.rewards import AnswerParser, Guards
+from deepretrieval.rewards import AnswerParser, Guards, QueryMode, check_query_mode, judged_queries
 from deepretrieval.tasks.base import Example, Outcome, Task
 
 JUDGE_BATCH = 512
@@ -22,21 +22,30 @@ JUDGE_BATCH = 512
 
 @dataclass(frozen=True)
 class Prompting:
-    """How a policy is prompted: reasoning or not, and the prompt template (None: the task's own)."""
+    """How a policy is used: reasoning or not, the prompt template (None: the task's own), and how its
+    answers reach the judge (``rewrite`` or ``expand``)."""
 
     reasoning: bool = True
     template: str | None = None
+    query_mode: QueryMode = "rewrite"
 
 
-def prompting_for(policy: Policy, reasoning: bool | None = None, template: str | None = None) -> Prompting:
-    """Explicit choices win; otherwise a trained policy is prompted as its card says; otherwise with
-    reasoning and the task's template."""
+def prompting_for(
+    policy: Policy,
+    reasoning: bool | None = None,
+    template: str | None = None,
+    query_mode: QueryMode | None = None,
+) -> Prompting:
+    """Explicit choices win; otherwise a trained policy is used as its card says; otherwise with reasoning,
+    the task's template and ``rewrite``."""
     card = policy.card if isinstance(policy, CompletionPolicy) else None
     if reasoning is None:
         reasoning = card.reasoning if card else True
     if template is None and card is not None:
         template = card.template
-    return Prompting(reasoning, template)
+    if query_mode is None:
+        query_mode = card.query_mode if card else "rewrite"  # type: ignore[assignment]
+    return Prompting(reasoning, template, query_mode)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -55,6 +64,7 @@ class EvalResult:
     format_ok: float | None = None
     answers: dict[str, str] = field(default_factory=dict)
     reasoning: bool = True
+    query_mode: str = "rewrite"
     failed_ids: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -104,6 +114,7 @@ def evaluate(
     *,
     reasoning: bool | None = None,
     template: str | None = None,
+    query_mode: QueryMode | None = None,
     guards: Guards | None = None,
     limit: int | None = None,
     batch_size: int = 64,
@@ -118,14 +129,16 @@ def evaluate(
     examples = task.examples(split)[:limit] if limit else task.examples(split)
     if not examples:
         raise ValueError(f"split {split!r} of task {task.name!r} has no examples")
-    prompting = prompting_for(policy, reasoning, template)
+    prompting = prompting_for(policy, reasoning, template, query_mode)
+    check_query_mode(task, prompting.query_mode)
     answers, format_ok = answer(
         task, policy, examples, prompting=prompting, guards=guards, batch_size=batch_size, progress=progress
     )
     outcomes: list[Outcome | None] = []
     bar = tqdm(total=len(examples), desc="judging", disable=not progress, unit="ex")
+    queries = judged_queries(answers, examples, prompting.query_mode)
     for start in range(0, len(examples), JUDGE_BATCH):
-        outcomes += task.measure(answers[start : start + JUDGE_BATCH], examples[start : start + JUDGE_BATCH])
+        outcomes += task.measure(queries[start : start + JUDGE_BATCH], examples[start : start + JUDGE_BATCH])
         bar.update(min(JUDGE_BATCH, len(examples) - start))
     bar.close()
     keys = list(task.metrics)
@@ -148,6 +161,7 @@ def evaluate(
         format_ok=format_ok,
         answers={ex.id: a for ex, a in zip(examples, answers)},
         reasoning=prompting.reasoning,
+        query_mode=prompting.query_mode,
         failed_ids=[ex.id for ex, o in zip(examples, outcomes) if o is None],
         seconds=time.perf_counter() - started,
     )

@@ -185,6 +185,28 @@ def max_term_repeats(terms: Sequence[str]) -> int:
     return max(Counter(terms).values(), default=0)
 
 
+QueryMode = Literal["rewrite", "expand"]
+
+
+def judged_queries(answers: Sequence[str], examples: Sequence[Example], mode: QueryMode) -> list[str]:
+    """What the judge receives for each parsed answer: the answer itself (``rewrite``, the seed's mode), or
+    the example's original query followed by the answer (``expand``: query expansion, where the policy
+    starts from the original's quality and learns what to add)."""
+    if mode == "rewrite":
+        return list(answers)
+    if mode == "expand":
+        return [f"{example.original} {answer}" for answer, example in zip(answers, examples)]
+    raise ValueError(f"unknown query mode {mode!r}; choose rewrite or expand")
+
+
+def check_query_mode(task: Task, mode: QueryMode) -> None:
+    """``expand`` only makes sense where answers are keyword queries appended to the user's words."""
+    if mode == "expand" and task.answer_key != "query":
+        raise ValueError(
+            f"query_mode expand needs a search task; task {task.name!r} answers {task.answer_key}"
+        )
+
+
 class AnswerParser:
     """The one parse-and-guard path of training and evaluation: a completion in, a parsed answer out,
     with answers longer than the guard's cap turned malformed (``reason="query_too_long"``)."""
@@ -244,7 +266,16 @@ class BatchReward:
     kept failing) gets reward ``None``, never the malformed penalty.
     """
 
-    def __init__(self, task: Task, scheme: _Scheme, *, reasoning: bool = True, guards: Guards | None = None):
+    def __init__(
+        self,
+        task: Task,
+        scheme: _Scheme,
+        *,
+        reasoning: bool = True,
+        guards: Guards | None = None,
+        query_mode: QueryMode = "rewrite",
+    ):
+        check_query_mode(task, query_mode)
         if scheme.metric not in task.outcome_keys:
             raise ValueError(
                 f"reward scheme {scheme.kind!r} reads {scheme.metric!r} but task {task.name!r} measures "
@@ -255,6 +286,7 @@ class BatchReward:
         self.scheme = scheme
         self.parse = AnswerParser(reasoning=reasoning, answer_key=task.answer_key, guards=guards)
         self.guards = self.parse.guards
+        self.query_mode = query_mode
 
     def score(self, completions: Sequence[object], examples: Sequence[Example]) -> RewardBatch:
         if len(completions) != len(examples):
@@ -264,7 +296,9 @@ class BatchReward:
         outcomes: list[Outcome | None] = [None] * len(parsed)
         judged = [True] * len(parsed)
         if valid:
-            measured = self.task.measure([parsed[i].answer for i in valid], [examples[i] for i in valid])
+            judged_examples = [examples[i] for i in valid]
+            queries = judged_queries([parsed[i].answer for i in valid], judged_examples, self.query_mode)
+            measured = self.task.measure(queries, judged_examples)
             for i, outcome in zip(valid, measured):
                 outcomes[i] = outcome
                 judged[i] = outcome is not None

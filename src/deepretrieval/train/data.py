@@ -23,7 +23,13 @@ def build_batch_reward(config: RunConfig, task: Task) -> BatchReward:
     """The same ``BatchReward`` the evaluation's parse path uses: the configured scheme (default: the
     task's own), with the config's overrides validated by the scheme's schema, and the guards."""
     scheme = task_scheme(task, config.reward.scheme, **config.reward.overrides)
-    return BatchReward(task, scheme, reasoning=config.reasoning, guards=Guards(**config.reward.guards))
+    return BatchReward(
+        task,
+        scheme,
+        reasoning=config.reasoning,
+        guards=Guards(**config.reward.guards),
+        query_mode=config.task.query_mode,
+    )
 
 
 def training_examples(task: Task, config: RunConfig) -> list[Example]:

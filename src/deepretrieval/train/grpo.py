@@ -282,6 +282,7 @@ def policy_card(config: RunConfig) -> PolicyCard:
         prompt_prefill=config.prompt_prefill,
         task=config.task.name,
         template=config.task.options.get("template"),
+        query_mode=config.task.query_mode,
         base_model=config.model,
     )
 
