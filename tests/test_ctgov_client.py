@@ -32,7 +32,13 @@ def online(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def settings_for(standin: StandIn, tmp_path: Path, **overrides) -> CTGovSettings:
-    fast = {"backoff_s": 0.05, "backoff_cap_s": 0.2, "timeout_s": 2.0, "attempts": 4}
+    fast = {
+        "backoff_s": 0.05,
+        "backoff_cap_s": 0.2,
+        "timeout_s": 2.0,
+        "attempts": 4,
+        "requests_per_second": 100.0,
+    }
     return CTGovSettings(
         engine_url=standin.engine_url, cache_dir=str(tmp_path / "cache"), **{**fast, **overrides}
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -36,6 +37,14 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def standin(corpus: Path):
+    """A stand-in without NCBI's rate limit, for tests of everything but the rate (clients run fast)."""
+    with StandIn("pubmed", corpus, limits=None) as server:
+        yield server
+
+
+@pytest.fixture
+def ncbi(corpus: Path):
+    """A stand-in answering 429 above NCBI's limits, as NCBI does."""
     with StandIn("pubmed", corpus) as server:
         yield server
 
@@ -47,18 +56,24 @@ def no_ambient_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def settings_for(standin: StandIn, tmp_path: Path, **overrides) -> PubMedSettings:
-    fast = {"backoff_s": 0.05, "backoff_cap_s": 0.2, "timeout_s": 2.0, "attempts": 4}
+    fast = {
+        "backoff_s": 0.05,
+        "backoff_cap_s": 0.2,
+        "timeout_s": 2.0,
+        "attempts": 4,
+        "requests_per_second": 100.0,
+    }
     return PubMedSettings(
         engine_url=standin.engine_url, cache_dir=str(tmp_path / "cache"), **{**fast, **overrides}
     )
 
 
-def test_rate_without_key_stays_under_three_per_second(standin: StandIn, tmp_path: Path) -> None:
+def test_rate_without_key_stays_under_three_per_second(ncbi: StandIn, tmp_path: Path) -> None:
     queries = [f"w{i}x" for i in range(30)]
-    with PubMedRetriever(settings_for(standin, tmp_path)) as client:
+    with PubMedRetriever(settings_for(ncbi, tmp_path, requests_per_second=None)) as client:
         rankings = client.search(queries, 10)
     assert [r.doc_ids for r in rankings] == [[pmid(i)] for i in range(30)]
-    log = standin.requests
+    log = ncbi.requests
     assert len(log) == 30 and {e["status"] for e in log} == {200}
     assert peak_rate(e["t"] for e in log) <= 3
     assert not any(e["key_sent"] for e in log)
@@ -66,7 +81,7 @@ def test_rate_without_key_stays_under_three_per_second(standin: StandIn, tmp_pat
 
 
 def test_rate_with_key_stays_under_ten_and_the_key_never_leaks(
-    standin: StandIn,
+    ncbi: StandIn,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -77,20 +92,18 @@ def test_rate_with_key_stays_under_ten_and_the_key_never_leaks(
     monkeypatch.setenv("NCBI_EMAIL", "dev@example.org")
     caplog.set_level(logging.DEBUG)
     # retries (logged) and one query that fails for good (its message goes into the ranking)
-    standin.set_faults([Fault("429", first=2), Fault("500", match="w7x")])
+    ncbi.set_faults([Fault("429", first=2), Fault("500", match="w7x")])
     queries = [f"w{i}x" for i in range(40)]
-    with PubMedRetriever(settings_for(standin, tmp_path)) as client:
+    with PubMedRetriever(settings_for(ncbi, tmp_path, requests_per_second=None)) as client:
         rankings = client.search(queries, 10)
         shown = [repr(client), client.fingerprint, repr(client.settings), str(client.stats)]
     failed = [r for r in rankings if r.failed]
     assert len(failed) == 1 and rankings[7].failed and "HTTP 500" in rankings[7].error
     assert [r.doc_ids for i, r in enumerate(rankings) if i != 7] == [[pmid(i)] for i in range(40) if i != 7]
-    assert {e["key_sha256"] for e in standin.requests} == {hashlib.sha256(secret.encode()).hexdigest()}
-    assert {e["params"]["email"] for e in standin.requests} == {"dev@example.org"}
-    assert peak_rate(e["t"] for e in standin.requests) <= 10
-    assert not [
-        e for e in standin.requests if e["status"] == 429 and not e["fault"]
-    ]  # never over NCBI's limit
+    assert {e["key_sha256"] for e in ncbi.requests} == {hashlib.sha256(secret.encode()).hexdigest()}
+    assert {e["params"]["email"] for e in ncbi.requests} == {"dev@example.org"}
+    assert peak_rate(e["t"] for e in ncbi.requests) <= 10
+    assert not [e for e in ncbi.requests if e["status"] == 429 and not e["fault"]]  # never over NCBI's limit
 
     out, err = capfd.readouterr()
     assert "retry" in caplog.text  # the log was really captured
@@ -110,8 +123,10 @@ def test_a_batch_goes_out_in_parallel(
     assert standin.max_in_flight >= 2
 
 
-def test_two_clients_share_one_rate_limit(standin: StandIn, tmp_path: Path) -> None:
-    clients = [PubMedRetriever(settings_for(standin, tmp_path / str(n))) for n in range(2)]
+def test_two_clients_share_one_rate_limit(ncbi: StandIn, tmp_path: Path) -> None:
+    clients = [
+        PubMedRetriever(settings_for(ncbi, tmp_path / str(n), requests_per_second=None)) for n in range(2)
+    ]
     results: dict[int, list] = {}
 
     def run(n: int) -> None:
@@ -125,7 +140,7 @@ def test_two_clients_share_one_rate_limit(standin: StandIn, tmp_path: Path) -> N
     for client in clients:
         client.close()
     assert [r.doc_ids for n in range(2) for r in results[n]] == [[pmid(i)] for i in range(16)]
-    assert len(standin.requests) == 16 and peak_rate(e["t"] for e in standin.requests) <= 3
+    assert len(ncbi.requests) == 16 and peak_rate(e["t"] for e in ncbi.requests) <= 3
 
 
 def test_a_second_batch_makes_no_request(standin: StandIn, tmp_path: Path) -> None:
@@ -210,6 +225,7 @@ def test_boolean_queries_reach_the_server_unchanged(standin: StandIn, tmp_path: 
         rankings = client.search(BOOLEAN_QUERIES, 5)
     assert not any(r.failed for r in rankings)
     assert sorted(e["params"]["term"] for e in standin.requests) == sorted(BOOLEAN_QUERIES)
+    assert rankings[1].doc_ids == [pmid(3)]  # "#1", "#2" are phrases not found; "&" is text, not a parameter
 
 
 def test_date_limits_reach_the_server(standin: StandIn, tmp_path: Path) -> None:
@@ -270,10 +286,16 @@ def test_settings_and_contract(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown PubMedSettings key.*'retmax'.*valid keys: engine_url"):
         PubMedSettings.from_options({"retmax": 100})
     assert PubMedSettings.from_options({"sort": "relevance"}).sort == "relevance"
+    with pytest.raises(ValueError, match="PubMedSettings.page_size must be int, got '10'"):
+        PubMedSettings.from_options({"page_size": "10"})
+    with pytest.raises(ValueError, match=re.escape("requests_per_second must be float | None, got True")):
+        PubMedSettings(requests_per_second=True)
     with pytest.raises(ValueError, match="page_size must be 1..10000"):
         PubMedSettings(page_size=20_000)
     with pytest.raises(ValueError, match="engine_url must be an http"):
         PubMedSettings(engine_url="eutils.ncbi.nlm.nih.gov")
+    with pytest.raises(ValueError, match="offline mode answers from the cache, but cache=False"):
+        PubMedRetriever(PubMedSettings(cache=False, offline=True))
     base = PubMedSettings(cache_dir=str(tmp_path))
     with (
         PubMedRetriever(base, api_key="secret-1") as a,

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, get_args, get_type_hints
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -36,9 +36,10 @@ log = logging.getLogger(__name__)
 
 OFFLINE_ENV = "DEEPRETRIEVAL_OFFLINE"
 OFFLINE_MISS = "offline: not in cache"
+USER_AGENT = "deepretrieval (search-API client; python-httpx)"
 # Network jitter can bunch requests that left the client a full window apart; NCBI counts arrivals, so
 # the limiter keeps this much extra distance between request i and request i+N.
-JITTER_MARGIN_S = 0.1
+JITTER_MARGIN_S = 0.15
 _DATE = re.compile(r"^(\d{4})(?:/(\d{2})(?:/(\d{2}))?)?$")
 _WORD = re.compile(r"\w+")
 _BOOLEAN_OPERATORS = frozenset({"and", "or", "not"})
@@ -52,9 +53,10 @@ T = TypeVar("T")
 class RateLimiter:
     """At most ``max_requests`` request starts in any ``window_s``-second window, for every thread.
 
-    A sliding log of the last ``max_requests`` reserved start times: a caller takes the earliest slot that
-    keeps request i+N at least ``window_s`` after request i, reserves it under the lock, then sleeps
-    outside it. Slots are handed out in call order, so no caller starves."""
+    A sliding log of the last ``max_requests`` start times, stamped when a caller is let through (under
+    the lock, while it runs): a caller waits until the oldest of them is ``window_s`` old. Stamping the
+    moment of passage, not a slot reserved in advance, keeps a thread that wakes late from bunching
+    up with the next window's requests."""
 
     def __init__(self, max_requests: int, window_s: float):
         if max_requests < 1 or window_s <= 0:
@@ -62,7 +64,7 @@ class RateLimiter:
         self.max_requests = max_requests
         self.window_s = window_s
         self._starts: deque[float] = deque()
-        self._lock = threading.Lock()
+        self._ready = threading.Condition()
 
     @classmethod
     def per_second(cls, requests_per_second: float, margin_s: float = JITTER_MARGIN_S) -> RateLimiter:
@@ -78,23 +80,21 @@ class RateLimiter:
 
     def tighten(self, other: RateLimiter) -> None:
         """Adopt ``other``'s limit when it is stricter (two clients asked for the same host and key)."""
-        with self._lock:
+        with self._ready:
             if other.rate < self.rate:
                 self.max_requests, self.window_s = other.max_requests, other.window_s
-                while len(self._starts) > self.max_requests:
-                    self._starts.popleft()
 
     def acquire(self) -> None:
         """Block until this caller may start a request."""
-        with self._lock:
-            now = time.monotonic()
-            start = now
-            if len(self._starts) >= self.max_requests:
-                start = max(now, self._starts.popleft() + self.window_s)
-            self._starts.append(start)
-        delay = start - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
+        with self._ready:
+            while True:
+                now = time.monotonic()
+                while self._starts and now - self._starts[0] >= self.window_s:
+                    self._starts.popleft()
+                if len(self._starts) < self.max_requests:
+                    self._starts.append(now)
+                    return
+                self._ready.wait(self._starts[0] + self.window_s - now)
 
 
 _LIMITERS: dict[tuple[str, str], RateLimiter] = {}
@@ -130,10 +130,18 @@ class HttpSettings:
     backoff_cap_s: float = 16.0
     max_wait_s: float = 120.0  # total backoff per request before giving up
     cache: bool = True
-    cache_dir: str | None = None  # None: <deepretrieval cache>/api/<engine>
+    cache_dir: str | Path | None = None  # None: <deepretrieval cache>/api/<engine>
     offline: bool = False  # cache only; also set by DEEPRETRIEVAL_OFFLINE=1
 
     def __post_init__(self) -> None:
+        hints = get_type_hints(type(self))
+        for setting in fields(self):
+            value = getattr(self, setting.name)
+            if not _fits(value, hints[setting.name]):
+                raise ValueError(
+                    f"{type(self).__name__}.{setting.name} must be "
+                    f"{getattr(hints[setting.name], '__name__', hints[setting.name])}, got {value!r}"
+                )
         if not self.engine_url.startswith(("http://", "https://")):
             raise ValueError(f"engine_url must be an http(s) URL, got {self.engine_url!r}")
         if self.requests_per_second is not None and self.requests_per_second <= 0:
@@ -153,6 +161,20 @@ class HttpSettings:
         if unknown:
             raise ValueError(f"unknown {cls.__name__} key(s) {unknown}; valid keys: {', '.join(names)}")
         return cls(**options)
+
+
+def _fits(value: object, hint: Any) -> bool:
+    """Whether a setting's value has its declared type (``X | None`` unions; an int is a float)."""
+    for kind in get_args(hint) or (hint,):
+        if kind is type(None) and value is None:
+            return True
+        if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return True
+        if kind is int and isinstance(value, bool):
+            continue
+        if isinstance(kind, type) and isinstance(value, kind):
+            return True
+    return False
 
 
 class RetryableError(Exception):
@@ -314,15 +336,16 @@ class HttpSearchClient:
         self._secret = secret
         self._limiter = shared_limiter(settings.engine_url, secret, requests_per_second)
         self._random = random.Random()
+        self._cache: ResponseCache | None = None
+        if settings.cache:
+            self._cache = ResponseCache(settings.cache_dir or default_cache_root() / "api" / self.kind)
+        elif self.offline:
+            raise ValueError(f"{self.kind}: offline mode answers from the cache, but cache=False; enable it")
         self._http = httpx.Client(
             timeout=settings.timeout_s,
             limits=httpx.Limits(max_connections=settings.concurrency),
-            headers={"User-Agent": "deepretrieval (https://github.com/pat-jj/DeepRetrieval)"},
+            headers={"User-Agent": USER_AGENT},
         )
-        self._cache: ResponseCache | None = None
-        if settings.cache:
-            directory = settings.cache_dir or default_cache_root() / "api" / self.kind
-            self._cache = ResponseCache(directory)
 
     # ---- engine hooks
 
@@ -447,7 +470,7 @@ class HttpSearchClient:
                 return result
             except httpx.TimeoutException:
                 problem = RetryableError(f"no answer within {settings.timeout_s} s")
-            except httpx.TransportError as err:
+            except httpx.RequestError as err:  # dropped or refused connection, undecodable body, ...
                 problem = RetryableError(f"connection failed ({type(err).__name__})")
             except RetryableError as err:
                 problem = err
@@ -470,12 +493,16 @@ class HttpSearchClient:
 
     def _check(self, response: Any, parse: Callable[[Any], T]) -> T:
         status = response.status_code
+        retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
         if status == 429:
-            raise RetryableError(
-                "rate limited (HTTP 429)", _retry_after_seconds(response.headers.get("Retry-After"))
-            )
+            raise RetryableError("rate limited (HTTP 429)", retry_after)
         if status >= 500:
-            raise RetryableError(f"server error (HTTP {status})")
+            raise RetryableError(f"server error (HTTP {status})", retry_after)
+        if 300 <= status < 400:
+            where = response.headers.get("Location", "?")
+            raise SearchFailed(
+                f"{self.kind}: the server redirects (HTTP {status}) to {where}; set engine_url to it"
+            )
         if status >= 400:
             body = " ".join(response.text.split())[:300]
             raise SearchFailed(f"{self.kind}: the server refused the request (HTTP {status}): {body}")
