@@ -81,7 +81,7 @@ def test_rate_without_key_stays_under_three_per_second(ncbi: StandIn, tmp_path: 
 
 
 def test_rate_with_key_stays_under_ten_and_the_key_never_leaks(
-    ncbi: StandIn,
+    corpus: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -92,9 +92,10 @@ def test_rate_with_key_stays_under_ten_and_the_key_never_leaks(
     monkeypatch.setenv("NCBI_EMAIL", "dev@example.org")
     caplog.set_level(logging.DEBUG)
     # retries (logged) and one query that fails for good (its message goes into the ranking)
-    ncbi.set_faults([Fault("429", first=2), Fault("500", match="w7x")])
+    faults = [Fault("429", first=2), Fault("500", match="w7x")]
     queries = [f"w{i}x" for i in range(40)]
-    with PubMedRetriever(settings_for(ncbi, tmp_path, requests_per_second=None)) as client:
+    ncbi = StandIn("pubmed", corpus, faults=faults, log_path=tmp_path / "server.jsonl")
+    with ncbi, PubMedRetriever(settings_for(ncbi, tmp_path, requests_per_second=None)) as client:
         rankings = client.search(queries, 10)
         shown = [repr(client), client.fingerprint, repr(client.settings), str(client.stats)]
     failed = [r for r in rankings if r.failed]
@@ -109,7 +110,8 @@ def test_rate_with_key_stays_under_ten_and_the_key_never_leaks(
     assert "retry" in caplog.text  # the log was really captured
     for text in [out, err, caplog.text, *shown, *(r.error for r in failed)]:
         assert secret not in text
-    assert (tmp_path / "cache").is_dir() and files_containing(tmp_path, secret) == []
+    assert (tmp_path / "cache").is_dir() and (tmp_path / "server.jsonl").is_file()
+    assert files_containing(tmp_path, secret) == []
 
 
 def test_a_batch_goes_out_in_parallel(

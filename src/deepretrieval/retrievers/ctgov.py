@@ -90,7 +90,7 @@ class CTGovRetriever(HttpSearchClient):
             "pageSize": str(min(k, self.settings.page_size)),
             "countTotal": "true",
         }
-        if dates is not None and (dates.start or dates.end):
+        if dates is not None:
             start = _iso(dates.start, end=False) if dates.start else "MIN"
             end = _iso(dates.end, end=True) if dates.end else "MAX"
             params["filter.advanced"] = f"AREA[{self.settings.date_field}]RANGE[{start},{end}]"

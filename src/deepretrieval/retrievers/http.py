@@ -131,6 +131,7 @@ class HttpSettings:
     max_wait_s: float = 120.0  # total backoff per request before giving up
     cache: bool = True
     cache_dir: str | Path | None = None  # None: <deepretrieval cache>/api/<engine>
+    cache_size_gb: float = 8.0  # ~35 KB per 3,000-id query; the least recently stored go first past this
     offline: bool = False  # cache only; also set by DEEPRETRIEVAL_OFFLINE=1
 
     def __post_init__(self) -> None:
@@ -152,6 +153,8 @@ class HttpSettings:
             )
         if min(self.timeout_s, self.backoff_s, self.backoff_cap_s, self.max_wait_s) < 0:
             raise ValueError("timeout_s, backoff_s, backoff_cap_s and max_wait_s must be >= 0")
+        if self.cache_size_gb <= 0:
+            raise ValueError(f"cache_size_gb must be > 0, got {self.cache_size_gb}")
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> Self:
@@ -255,13 +258,13 @@ class ResponseCache:
     """Persistent query -> (ids, total) store on ``diskcache`` (SQLite: every write is one transaction,
     so a process killed mid-write leaves the previous state, never a torn entry). Keys are digests of the
     full request description, which never holds a secret. Entries are checked on load; a damaged one is
-    dropped and fetched again."""
+    dropped and fetched again. Past ``size_gb`` the least recently stored entries are evicted."""
 
-    def __init__(self, directory: str | Path):
+    def __init__(self, directory: str | Path, size_gb: float = 8.0):
         import diskcache
 
         self.directory = Path(directory)
-        self._store = diskcache.Cache(str(self.directory))
+        self._store = diskcache.Cache(str(self.directory), size_limit=int(size_gb * 2**30))
 
     @staticmethod
     def key(request: Mapping[str, Any]) -> str:
@@ -286,9 +289,6 @@ class ResponseCache:
 
     def put(self, key: str, fetched: Fetched, request: Mapping[str, Any]) -> None:
         self._store.set(key, json.dumps({"request": request, "ids": fetched.ids, "total": fetched.total}))
-
-    def __len__(self) -> int:
-        return len(self._store)
 
     def close(self) -> None:
         self._store.close()
@@ -338,7 +338,8 @@ class HttpSearchClient:
         self._random = random.Random()
         self._cache: ResponseCache | None = None
         if settings.cache:
-            self._cache = ResponseCache(settings.cache_dir or default_cache_root() / "api" / self.kind)
+            directory = settings.cache_dir or default_cache_root() / "api" / self.kind
+            self._cache = ResponseCache(directory, settings.cache_size_gb)
         elif self.offline:
             raise ValueError(f"{self.kind}: offline mode answers from the cache, but cache=False; enable it")
         self._http = httpx.Client(

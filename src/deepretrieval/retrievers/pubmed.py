@@ -83,7 +83,6 @@ class PubMedRetriever(HttpSearchClient):
         email = settings.email or os.environ.get(EMAIL_ENV)
         if email:
             self._fixed["email"] = email
-        self._api_key = api_key
         self.fingerprint = f"pubmed:{self.url}:esearch-json:db=pubmed;sort={settings.sort or 'default'}"
 
     @staticmethod
@@ -100,7 +99,7 @@ class PubMedRetriever(HttpSearchClient):
 
     def _params(self, query: str, dates: DateRange | None, retstart: int, retmax: int) -> dict[str, str]:
         params = {**self._fixed, "term": query, "retstart": str(retstart), "retmax": str(retmax)}
-        if dates is not None and (dates.start or dates.end):
+        if dates is not None:
             params.update(datetype="pdat", mindate=dates.start or OPEN_START, maxdate=dates.end or OPEN_END)
         return params
 
@@ -115,8 +114,8 @@ class PubMedRetriever(HttpSearchClient):
         while retstart < k:
             retmax = min(self.settings.page_size, k - retstart)
             params = self._params(query, dates, retstart, retmax)
-            if self._api_key:
-                params["api_key"] = self._api_key
+            if self._secret:
+                params["api_key"] = self._secret
             page_ids, count = self._call("POST", self.url, params, self._parse)
             total = count if total is None else total
             ids.extend(page_ids[:retmax])

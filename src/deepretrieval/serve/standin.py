@@ -266,7 +266,7 @@ class StandIn:
 
     @property
     def requests(self) -> list[dict[str, Any]]:
-        """A copy of the request log, in arrival order."""
+        """A copy of the request log, in the order the requests were answered (``t``: arrival time)."""
         with self._lock:
             return [dict(entry) for entry in self._log]
 
@@ -274,7 +274,7 @@ class StandIn:
         with self._lock:
             self.faults = list(faults)
 
-    def start(self) -> StandIn:
+    def start(self) -> Self:
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="standin", daemon=True
         )
