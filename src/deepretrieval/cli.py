@@ -50,8 +50,12 @@ def _eval(args: argparse.Namespace) -> int:
         options["dialect"] = args.dialect
     policy = load_policy(args.policy)
     retriever = None
-    if args.retriever or args.index:
-        retriever = RetrieverConfig(kind=args.retriever or "bm25", index=args.index)
+    if args.engine and args.retriever:
+        raise ValueError("give --engine (literature search) or --retriever, not both")
+    kind = ENGINES.get(args.engine, args.engine) if args.engine else args.retriever
+    if kind or args.index or args.engine_url:
+        engine_options = {"engine_url": args.engine_url} if args.engine_url else {}
+        retriever = RetrieverConfig(kind=kind, index=args.index, options=engine_options)
     task = load_task(TaskConfig(name=args.task, data=args.data, options=options), retriever=retriever)
     try:
         result = evaluate(
@@ -75,6 +79,9 @@ def _eval(args: argparse.Namespace) -> int:
         _write_json(out, result.to_json())
         print(f"wrote {out}", file=sys.stderr)
     return 0
+
+
+ENGINES = {"local": "boolean", "pubmed": "pubmed", "ctgov": "ctgov"}
 
 
 def _output_file(path: str, flag: str) -> Path:
@@ -147,12 +154,25 @@ def _add_index(sub: argparse._SubParsersAction) -> None:
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser("eval", help="evaluate a policy (original query, gold, or a model) on a task split")
-    ev.add_argument("--task", required=True, help="beir | demo | evidence | sql")
+    ev.add_argument("--task", required=True, help="beir | demo | evidence | literature | sql")
     ev.add_argument("--data", default=None, help="data folder (BEIR folder, SQuAD file, Spider/BIRD folder)")
     ev.add_argument("--split", default=None, help="default: the task's own (test for BEIR, dev for Spider)")
-    ev.add_argument("--policy", default="original", help="original | gold | HF model id or local folder")
+    ev.add_argument(
+        "--policy", default="original", help="original | gold | expert | HF model id or local folder"
+    )
     ev.add_argument("--retriever", default=None, help="retriever kind (default bm25)")
     ev.add_argument("--index", default=None, help="prebuilt index folder (else built and cached)")
+    ev.add_argument(
+        "--engine",
+        choices=sorted(ENGINES),
+        default=None,
+        help="literature search engine: local (Boolean engine over the folder's corpus), pubmed, ctgov",
+    )
+    ev.add_argument(
+        "--engine-url",
+        default=None,
+        help="search API base URL (mirror, proxy or stand-in), e.g. https://eutils.ncbi.nlm.nih.gov/entrez/eutils",
+    )
     ev.add_argument("--metrics", default=None, help="comma-separated, e.g. ndcg@10,recall@100,mrr@10")
     ev.add_argument("--dialect", default=None, help="sql: spider | bird (default: detected)")
     ev.add_argument(

@@ -48,12 +48,14 @@ class TaskConfig(_Section):
 
 
 class RetrieverConfig(_Section):
-    """The judge for retrieval tasks, by registry name (``bm25``, ``dense``, ...). ``index: null`` builds the
+    """The judge for retrieval tasks, by registry name (``bm25``, ``dense``, ``boolean``, ``pubmed``,
+    ``ctgov``, ...; null = the task's default: BM25, or the local Boolean engine for literature search).
+    ``index: null`` builds the
     index from the task's corpus on first use and caches it; ``options`` are the retriever's settings
     (BM25: k1, b, stemmer...; dense: model...); ``cache`` is a folder for a persistent cache of search
     results (off by default: an in-memory cache always deduplicates)."""
 
-    kind: str = Field(default="bm25", min_length=1)
+    kind: str | None = Field(default=None, min_length=1)
     index: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     cache: str | None = None

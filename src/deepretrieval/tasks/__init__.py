@@ -30,6 +30,7 @@ TASKS = {
     "beir": "deepretrieval.tasks.beir",
     "demo": "deepretrieval.tasks.demo",
     "evidence": "deepretrieval.tasks.evidence",
+    "literature": "deepretrieval.tasks.literature",
     "sql": "deepretrieval.tasks.sql",
 }
 
@@ -38,14 +39,17 @@ TASKS = {
 class TaskFamily:
     """How one family is configured and built.
 
-    ``corpus(data, options)`` gives the collection its retriever indexes (``None``: the family is judged
-    without a retriever, e.g. by a database, and a retriever section is refused); ``build(data, options,
-    retriever)`` makes the task. ``needs_data``: whether ``task.data`` is required.
+    ``corpus(data, options)`` gives the collection its retriever indexes (None from the function: an engine
+    without local documents, e.g. a search API; no function at all: the family is judged without a
+    retriever, e.g. by a database, and a retriever section is refused); ``build(data, options, retriever)``
+    makes the task; ``retriever`` is the retriever kind used when the config names none.
+    ``needs_data``: whether ``task.data`` is required.
     """
 
     options: type[TaskOptions]
     build: Callable[[Path | None, Any, Retriever | None], Task]
     corpus: Callable[[Path | None, Any], Path | None] | None = None
+    retriever: str = "bm25"
     needs_data: bool = True
 
 
@@ -116,7 +120,10 @@ def _open_judge(
         return CachedRetriever(retriever)
     section = retriever or RetrieverConfig()
     opened = open_retriever(
-        section.kind, corpus=family.corpus(data, options), index_dir=section.index, **section.options
+        section.kind or family.retriever,
+        corpus=family.corpus(data, options),
+        index_dir=section.index,
+        **section.options,
     )
     return CachedRetriever(opened, disk_dir=section.cache)
 
