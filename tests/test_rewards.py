@@ -108,6 +108,12 @@ class CountingRetriever:
     def text(self, doc_id):
         return self.inner.text(doc_id)
 
+    def analyze(self, text):
+        return self.inner.analyze(text)
+
+    def close(self):
+        pass  # the wrapped index is the session's shared fixture: other tests keep using it
+
 
 def test_batch_reward_makes_one_deduplicated_call_then_serves_from_cache(scifact_bm25, scifact_task) -> None:
     counting = CountingRetriever(scifact_bm25)

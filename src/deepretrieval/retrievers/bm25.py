@@ -110,6 +110,7 @@ class BM25Retriever:
     ) -> BM25Retriever:
         """Index ``corpus``, publish the index in ``index_dir`` (see ``index_store``) and load it."""
         settings = settings or BM25Settings()
+        writer = IndexWriter(index_dir, cls.kind)
         stemmer = Stemmer.Stemmer(settings.stemmer) if settings.stemmer else None
         tokens = bm25s.tokenize(
             corpus.texts, stopwords=settings.stopwords or [], stemmer=stemmer, show_progress=show_progress
@@ -123,7 +124,7 @@ class BM25Retriever:
         model.index(tokens, create_empty_token=False, show_progress=show_progress)
         scores = model.scores
         width = np.int32 if len(scores["data"]) < np.iinfo(np.int32).max else np.int64  # the scorer needs one
-        with IndexWriter(index_dir, cls.kind) as writer:
+        with writer:
             np.save(writer.folder / DATA, np.asarray(scores["data"], dtype=np.float32))
             np.save(writer.folder / INDICES, np.asarray(scores["indices"], dtype=width))
             np.save(writer.folder / INDPTR, np.asarray(scores["indptr"], dtype=width))

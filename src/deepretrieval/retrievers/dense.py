@@ -196,6 +196,7 @@ class DenseRetriever:
         _check_batch_size(batch_size)
         if not corpus.ids:
             raise ValueError("corpus has no documents")
+        writer = IndexWriter(index_dir, cls.kind)
         encoder = load_encoder(settings.model, device)
         embeddings = encode(
             encoder,
@@ -205,7 +206,7 @@ class DenseRetriever:
             batch_size=batch_size,
             show_progress=show_progress,
         )
-        with IndexWriter(index_dir, cls.kind) as writer:
+        with writer:
             np.save(writer.folder / EMBEDDINGS, embeddings)
             DocStore.write(writer.folder, corpus)
             writer.publish(

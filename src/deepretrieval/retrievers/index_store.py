@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import time
@@ -46,6 +47,7 @@ LEGACY_FILES = frozenset(
     | {"docs.jsonl", "docs.offsets.npy", "docs.ids.json", "docs.sha256"}
 )
 LEGACY_MANIFESTS = ("deepretrieval_bm25.json", "manifest.json")
+VERSION = re.compile(r"v\d{8}T\d{6}-[0-9a-f]{8}")  # a version folder's name
 CHUNK = 1 << 20
 RETRIES = 5
 
@@ -135,8 +137,8 @@ class IndexVersion:
             return np.load(self.path(name), mmap_mode=mmap_mode, allow_pickle=False)
         except FileNotFoundError:
             raise
-        except (ValueError, OSError, EOFError) as err:
-            raise self.fail(f"{name} is not a readable array ({err})") from None
+        except (ValueError, OSError, EOFError):
+            raise self.fail(f"{name} is not a readable .npy array") from None
 
 
 def _read_manifest(root: Path, raw: bytes, kind: str) -> dict[str, Any]:
@@ -157,7 +159,7 @@ def _read_manifest(root: Path, raw: bytes, kind: str) -> dict[str, Any]:
         files = manifest["files"]
         ok = (
             isinstance(manifest["version"], str)
-            and "/" not in manifest["version"]
+            and VERSION.fullmatch(manifest["version"]) is not None
             and isinstance(manifest["kind"], str)
             and isinstance(manifest["settings"], dict)
             and isinstance(manifest["fingerprint"], str)
@@ -166,6 +168,7 @@ def _read_manifest(root: Path, raw: bytes, kind: str) -> dict[str, Any]:
             and isinstance(manifest["info"], dict)
             and isinstance(files, dict)
             and all(isinstance(f["size"], int) and isinstance(f["sha256"], str) for f in files.values())
+            and all("/" not in name and not name.startswith(".") for name in files)
         )
     except (KeyError, TypeError):
         ok = False
@@ -248,7 +251,7 @@ def _ours(name: str) -> bool:
         name in (MANIFEST, LOCK)
         or name in LEGACY_FILES
         or name.startswith((BUILD_PREFIX, f".{MANIFEST}."))
-        or (name.startswith("v") and "-" in name and name[1:9].isdigit())
+        or VERSION.fullmatch(name) is not None
     )
 
 
@@ -263,21 +266,22 @@ def _fsync(path: Path) -> None:
 class IndexWriter:
     """Context manager that builds one version of an index folder and publishes it atomically.
 
-    ``with IndexWriter(dir, kind) as writer:`` write the files into ``writer.folder`` (flat), then call
-    :meth:`publish`. Leaving the block without publishing (an error, Ctrl-C) deletes the partial build;
-    a builder killed outright leaves a ``.build-*`` folder that the next publish of this folder removes.
+    ``IndexWriter(dir, kind)`` checks the destination; ``with writer:`` takes the folder's build lock and
+    opens a fresh ``writer.folder``: write the files there (flat), then call :meth:`publish`. Leaving the
+    block without publishing (an error, Ctrl-C) deletes the partial build; a builder killed outright
+    leaves a ``.build-*`` folder that the next publish of this folder removes.
     """
 
     def __init__(self, index_dir: str | Path, kind: str):
         self.root = Path(index_dir)
         self.kind = kind
-        _check_out_dir(self.root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        _check_out_dir(self.root)  # now, so that a bad destination fails before any expensive work
         self._lock = FileLock(self.root / LOCK)
         self._published = False
         self.folder = self.root  # set in __enter__
 
     def __enter__(self) -> Self:
+        self.root.mkdir(parents=True, exist_ok=True)
         self._lock.acquire()
         stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
         self._version = f"v{stamp}"
