@@ -16,8 +16,16 @@ import numpy as np
 import pytest
 
 from deepretrieval.cli import main
-from deepretrieval.retrievers import BadIndexError, Corpus, IndexMismatchError, load_corpus, open_retriever
+from deepretrieval.retrievers import (
+    BadIndexError,
+    Corpus,
+    IndexMismatchError,
+    corpus_fingerprint,
+    load_corpus,
+    open_retriever,
+)
 from deepretrieval.retrievers.bm25 import BM25Retriever
+from deepretrieval.retrievers.corpus import known_fingerprint
 
 QUERIES = [f"w{i} w{i + 7} w{(i * 13) % 400}" for i in range(20)]
 HINT = "rebuild it with `deepretrieval index build --corpus"
@@ -260,6 +268,26 @@ def test_index_of_another_corpus_is_refused(scifact_dir: Path, tmp_path: Path, c
     with pytest.raises(IndexMismatchError, match="was built with k1=0.9, not 1.2"):
         open_retriever("bm25", index_dir=index, k1=1.2)
     open_retriever("bm25", index_dir=index, k1=0.9, threads=1).close()  # as built: accepted
+
+
+def test_corpus_fingerprint_follows_the_documents_and_is_remembered_per_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEEPRETRIEVAL_CACHE", str(tmp_path / "cache"))
+    corpus = _corpus(4, size=50)
+    path = _write(tmp_path / "c.jsonl", corpus)
+    assert known_fingerprint(path) is None
+    value = corpus_fingerprint(path)
+    assert value == corpus.fingerprint == corpus_fingerprint(Corpus(list(corpus.ids), list(corpus.texts)))
+    assert known_fingerprint(path) == value and known_fingerprint(tmp_path) is None
+    copy = _write(tmp_path / "copy.jsonl", corpus)  # same documents, another file: same fingerprint
+    assert corpus_fingerprint(copy) == value
+    edited = Corpus(corpus.ids, corpus.texts[:-1] + [corpus.texts[-1].replace("w", "x", 1)])
+    before = path.stat().st_mtime_ns
+    _write(path, edited)  # same size, new contents: the file's stamp changed, so no stale answer
+    os.utime(path, ns=(before + 10**9, before + 10**9))  # as an edit a second later (clock ticks are coarse)
+    assert path.stat().st_size == copy.stat().st_size
+    assert known_fingerprint(path) is None and corpus_fingerprint(path) == edited.fingerprint != value
 
 
 def test_concurrent_builders_of_one_cache_agree(
