@@ -139,8 +139,7 @@ def test_edge_case_queries_have_defined_results(retriever, scifact_slice):
     assert retriever.search([claim], 5, dates=[None])[0].doc_ids == hits[5].doc_ids
 
 
-def test_analyze_and_settings():
-    assert DenseRetriever.analyze  # the protocol's method, not an attribute probe
+def test_settings_are_validated():
     assert DenseSettings(model="all-MiniLM-L6-v2").model == DEFAULT_MODEL
     with pytest.raises(
         SettingsError, match="unknown key 'modle' \\(valid: model, query_prefix, doc_prefix, normalize\\)"

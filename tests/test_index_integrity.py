@@ -330,6 +330,27 @@ def test_build_destinations_that_are_files_are_refused(tmp_path: Path, capsys) -
     assert main(["index", "build", "--corpus", str(corpus), "--out", str(foreign)]) == 2
     assert "holds files that are not part of an index (notes.txt)" in capsys.readouterr().err
     assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
+    (foreign / "notes.txt").unlink()
+    (foreign / "docs.jsonl").write_text("a user's file that an old index would also have had\n")
+    assert main(["index", "build", "--corpus", str(corpus), "--out", str(foreign)]) == 2
+    assert "holds files that are not part of an index (docs.jsonl)" in capsys.readouterr().err
+
+
+def test_index_in_the_old_layout_is_refused_then_replaced_by_a_rebuild(tmp_path: Path, capsys) -> None:
+    corpus = _write(tmp_path / "c.jsonl", _corpus(3, size=20))
+    old = tmp_path / "old"
+    (old / "bm25s").mkdir(parents=True)  # what deepretrieval 0.1 wrote: manifest, bm25s arrays, docs.*
+    (old / "bm25s" / "data.csc.index.npy").write_bytes(b"old")
+    (old / "deepretrieval_bm25.json").write_text('{"settings": {}, "fingerprint": "x", "documents": 20}')
+    (old / "docs.jsonl").write_text("old\n")
+    with pytest.raises(BadIndexError, match=f"index {old} was written by an older deepretrieval; {HINT}"):
+        open_retriever("bm25", corpus=corpus, index_dir=old)
+    assert main(["index", "build", "--corpus", str(corpus), "--out", str(old)]) == 0
+    capsys.readouterr()
+    assert (
+        sorted(p.name for p in old.iterdir())[:2] == [".lock", "index.json"] and len(list(old.iterdir())) == 3
+    )
+    assert len(BM25Retriever.load(old)) == 20
 
 
 def test_unusable_corpora_are_refused_in_one_line(tmp_path: Path, capsys) -> None:

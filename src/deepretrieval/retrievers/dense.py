@@ -57,9 +57,9 @@ class DenseSettings(RetrieverSettings):
         return canonical_model_name(value)
 
 
-def canonical_model_name(model: str | None) -> str:
-    """The name recorded in the manifest: ``None`` and known aliases map to their hub id."""
-    name = DEFAULT_MODEL if model is None else model.strip()
+def canonical_model_name(model: str) -> str:
+    """The name recorded in the manifest: known aliases map to their hub id."""
+    name = model.strip()
     if not name:
         raise ValueError("model name is empty")
     return MODEL_ALIASES.get(name, name)
@@ -159,7 +159,6 @@ class DenseRetriever:
         self.settings = version.settings(DenseSettings)
         self.fingerprint: str = version.manifest["fingerprint"]
         self.corpus_fingerprint: str = version.manifest["corpus"]["fingerprint"]
-        self.max_seq_length: int | None = version.info.get("max_seq_length")
         self.embeddings = embeddings
         self.docs = docs
         self.ids = docs.ids

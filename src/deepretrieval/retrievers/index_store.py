@@ -40,13 +40,12 @@ FORMAT, FORMAT_VERSION = "deepretrieval-index", 1
 MANIFEST = "index.json"
 LOCK = ".lock"
 BUILD_PREFIX = ".build-"
-# Files of the layout before versioned folders (deepretrieval <= 0.1): recognised so that a rebuild
-# may replace such a folder, and removed once the new version is published.
+# Files of the layout before versioned folders (deepretrieval <= 0.1): in a folder that holds such an
+# index, they are replaced by a rebuild (removed once the new version is published).
 LEGACY_FILES = frozenset(
     {"deepretrieval_bm25.json", "bm25s", "manifest.json", "embeddings.npy", "ids.json"}
     | {"docs.jsonl", "docs.offsets.npy", "docs.ids.json", "docs.sha256"}
 )
-LEGACY_MANIFESTS = ("deepretrieval_bm25.json", "manifest.json")
 VERSION = re.compile(r"v\d{8}T\d{6}-[0-9a-f]{8}")  # a version folder's name
 CHUNK = 1 << 20
 RETRIES = 5
@@ -72,7 +71,17 @@ def rebuild_hint(index_dir: Path, kind: str, corpus: str | None = None) -> str:
 
 def has_index(index_dir: Path) -> bool:
     """Whether ``index_dir`` holds an index (possibly a damaged one, or one in the legacy layout)."""
-    return any((index_dir / name).exists() for name in (MANIFEST, *LEGACY_MANIFESTS))
+    return (index_dir / MANIFEST).exists() or _legacy_index(index_dir)
+
+
+def _legacy_index(folder: Path) -> bool:
+    """Whether ``folder`` holds an index in the layout before versioned folders."""
+    if (folder / "deepretrieval_bm25.json").is_file():
+        return True
+    try:
+        return json.loads((folder / "manifest.json").read_bytes()).get("format") == "deepretrieval-dense"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _sha256(path: Path) -> str:
@@ -203,7 +212,7 @@ def load_index(root: str | Path, kind: str, open_files: Callable[[IndexVersion],
         try:
             raw = manifest_path.read_bytes()
         except FileNotFoundError:
-            if any((root / name).is_file() for name in LEGACY_MANIFESTS):
+            if _legacy_index(root):
                 raise BadIndexError(
                     f"index {root} was written by an older deepretrieval; {rebuild_hint(root, kind)}"
                 ) from None
@@ -238,7 +247,8 @@ def _check_out_dir(root: Path) -> None:
     """Refuse a build destination that is a file, lies under a file, or holds files that are not ours."""
     check_index_path(root)
     if root.is_dir():
-        foreign = sorted(entry.name for entry in root.iterdir() if not _ours(entry.name))
+        legacy = _legacy_index(root)
+        foreign = sorted(entry.name for entry in root.iterdir() if not _ours(entry.name, legacy))
         if foreign:
             raise BadIndexError(
                 f"index folder {root} holds files that are not part of an index ({', '.join(foreign[:3])}"
@@ -246,10 +256,11 @@ def _check_out_dir(root: Path) -> None:
             )
 
 
-def _ours(name: str) -> bool:
+def _ours(name: str, legacy: bool) -> bool:
+    """Whether ``name`` in an index folder is part of the index (``legacy``: an old-layout index)."""
     return (
         name in (MANIFEST, LOCK)
-        or name in LEGACY_FILES
+        or (legacy and name in LEGACY_FILES)
         or name.startswith((BUILD_PREFIX, f".{MANIFEST}."))
         or VERSION.fullmatch(name) is not None
     )
@@ -332,8 +343,9 @@ class IndexWriter:
 
     def _remove_stale(self) -> None:
         """Delete older versions, leftovers of killed builds and legacy files (readers keep their maps)."""
+        legacy = _legacy_index(self.root)
         for entry in self.root.iterdir():
-            if entry.name in (MANIFEST, LOCK, self._version) or not _ours(entry.name):
+            if entry.name in (MANIFEST, LOCK, self._version) or not _ours(entry.name, legacy):
                 continue
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
