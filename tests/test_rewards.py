@@ -135,7 +135,7 @@ class CountingRetriever:
         return self.inner.analyze(text)
 
     def close(self):
-        self.inner.close()
+        pass  # the wrapped index is the session's shared fixture: other tests keep using it
 
 
 def test_batch_reward_makes_one_deduplicated_call_then_serves_from_cache(scifact_bm25, scifact_task) -> None:

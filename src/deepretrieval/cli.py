@@ -12,26 +12,19 @@ from pathlib import Path
 
 
 def _index_build(args: argparse.Namespace) -> int:
-    from deepretrieval.retrievers.corpus import load_corpus
+    from deepretrieval.retrievers import load_corpus, retriever_class
+    from deepretrieval.retrievers.registry import is_indexed
 
+    cls = retriever_class(args.retriever)
+    if not is_indexed(cls):
+        raise ValueError(f"the {args.retriever} retriever is a search engine: it has no index to build")
+    given = {name: getattr(args, name) for name in ("k1", "b", "method", "stemmer", "stopwords", "model")}
+    options = {key: value for key, value in given.items() if value is not None}
+    options |= {key: None for key in ("stemmer", "stopwords") if options.get(key) == "none"}
+    settings = cls.settings_type(**options)  # before reading the corpus: a typo fails fast
     print(f"reading {args.corpus}", file=sys.stderr)
     corpus = load_corpus(args.corpus, id_key=args.id_key, text_key=args.text_key)
-    if args.retriever == "bm25":
-        from deepretrieval.retrievers.bm25 import BM25Retriever, BM25Settings
-
-        settings = BM25Settings(
-            k1=args.k1,
-            b=args.b,
-            method=args.method,
-            stemmer=None if args.stemmer == "none" else args.stemmer,
-            stopwords=None if args.stopwords == "none" else args.stopwords,
-        )
-        retriever = BM25Retriever.build(corpus, args.out, settings)
-    else:
-        from deepretrieval.retrievers.dense import DenseRetriever
-
-        retriever = DenseRetriever.build(corpus, model=args.model)
-        retriever.save(args.out)
+    retriever = cls.build(corpus, args.out, settings)
     print(f"indexed {len(corpus)} documents into {args.out} (fingerprint {retriever.fingerprint})")
     return 0
 
@@ -132,20 +125,20 @@ def _add_index(sub: argparse._SubParsersAction) -> None:
         "--corpus", required=True, help="corpus JSONL file, or a BEIR folder holding corpus.jsonl"
     )
     build.add_argument("--out", required=True, help="index folder to write")
-    build.add_argument("--retriever", choices=["bm25", "dense"], default="bm25")
+    build.add_argument("--retriever", default="bm25", help="registered index kind: bm25 (default) or dense")
     build.add_argument(
         "--id-key", default=None, help="JSON key of the document id (default: _id/id/doc_id/docid)"
     )
     build.add_argument(
         "--text-key", default=None, help="JSON key of the text (default: text/contents/body/abstract)"
     )
-    build.add_argument("--k1", type=float, default=0.9)
-    build.add_argument("--b", type=float, default=0.4)
+    build.add_argument("--k1", type=float, default=None, help="bm25: term saturation (default 0.9)")
+    build.add_argument("--b", type=float, default=None, help="bm25: length normalisation (default 0.4)")
     build.add_argument(
-        "--method", default="lucene", choices=["lucene", "robertson", "atire", "bm25l", "bm25+"]
+        "--method", default=None, help="bm25: lucene (default), robertson, atire, bm25l or bm25+"
     )
-    build.add_argument("--stemmer", default="english", help="Snowball language, or 'none'")
-    build.add_argument("--stopwords", default="en", help="stop-word list name, or 'none'")
+    build.add_argument("--stemmer", default=None, help="bm25: Snowball language (default english), or 'none'")
+    build.add_argument("--stopwords", default=None, help="bm25: stop-word list (default en), or 'none'")
     build.add_argument(
         "--model", default=None, help="dense: sentence-transformers model (default all-MiniLM-L6-v2)"
     )
