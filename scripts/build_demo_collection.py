@@ -36,11 +36,11 @@ import bm25s
 import Stemmer
 import yaml
 
+from deepretrieval.files import atomic_write
 from deepretrieval.metrics import evaluate_run
 from deepretrieval.retrievers.base import Ranking
 from deepretrieval.retrievers.bm25 import BM25Retriever, BM25Settings
 from deepretrieval.retrievers.corpus import Corpus
-from deepretrieval.retrievers.doc_store import atomic_write
 
 SEED = 20240603
 TEST_FRACTION = 0.30

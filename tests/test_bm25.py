@@ -211,3 +211,36 @@ def test_index_build_cli_passes_settings(tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert bad.stderr.startswith("error: BM25Settings: k1: Input should be a finite number")
     assert bad.stderr.count("\n") == 1
+
+
+def test_an_index_is_the_same_whatever_the_hash_seed(tmp_path) -> None:
+    """bm25s numbers terms in set order (Python's per-process string hashing); we sort the vocabulary, so
+    two builds of one corpus are byte-identical and equal scores tie-break the same way in every process."""
+    import subprocess
+    import sys
+
+    corpus = tmp_path / "corpus.jsonl"
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
+    corpus.write_text(
+        "".join(f'{{"_id": "d{i}", "text": "{words[i % 8]} {words[(i * 3) % 8]}"}}\n' for i in range(40))
+    )
+    code = (
+        "import sys; from deepretrieval.retrievers import load_corpus; "
+        "from deepretrieval.retrievers.bm25 import BM25Retriever; "
+        "r = BM25Retriever.build(load_corpus(sys.argv[1]), sys.argv[2], show_progress=False); "
+        "print([h.doc_id for h in r.search(['alpha beta gamma'], 12)[0]])"
+    )
+    outputs = []
+    for seed in ("1", "2", "3"):
+        out = tmp_path / f"index-{seed}"
+        env = {**__import__("os").environ, "PYTHONHASHSEED": seed}
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(corpus), str(out)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        vocab = next(out.glob("v*/bm25.vocab.json")).read_bytes()
+        outputs.append((proc.stdout, vocab))
+    assert outputs[0] == outputs[1] == outputs[2]

@@ -178,7 +178,7 @@ def test_lru_is_bounded(scifact_bm25) -> None:
 
 def test_guards_penalise_overlong_and_repetitive_queries(scifact_task) -> None:
     ex = scifact_task.examples("test")[0]
-    reward = BatchReward(scifact_task, MetricReward(), guards=Guards(max_query_chars=200, max_term_repeats=5))
+    reward = BatchReward(scifact_task, MetricReward(), guards=Guards(max_query_chars=300, max_term_repeats=5))
     completions = [
         _completion("cell " * 100),
         _completion(ex.original + " cells" * 10),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -32,6 +31,7 @@ def _index_build(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from deepretrieval.config import RetrieverConfig, TaskConfig
     from deepretrieval.evaluate import evaluate, format_table
+    from deepretrieval.files import write_json
     from deepretrieval.policies import load_policy
     from deepretrieval.tasks import load_task
 
@@ -69,7 +69,7 @@ def _eval(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if out is not None:
-        _write_json(out, result.to_json())
+        write_json(out, result.to_json())
         print(f"wrote {out}", file=sys.stderr)
     return 0
 
@@ -86,14 +86,6 @@ def _output_file(path: str, flag: str) -> Path:
         if parent.exists() and not parent.is_dir():
             raise ValueError(f"{flag} {out}: {parent} is a file, not a folder")
     return out
-
-
-def _write_json(path: Path, payload: object) -> None:
-    """Write JSON atomically (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(payload, indent=1), encoding="utf-8")
-    os.replace(partial, path)
 
 
 def _key_value(text: str) -> tuple[str, object]:

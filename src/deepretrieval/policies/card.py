@@ -8,9 +8,10 @@ prompt template, the query mode). Anything the user passes explicitly wins over 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+
+from deepretrieval.files import write_json
 
 CARD_FILE = "deepretrieval_policy.json"
 
@@ -33,11 +34,7 @@ class PolicyCard:
 
     def write(self, folder: str | Path) -> Path:
         """Write ``deepretrieval_policy.json`` into ``folder`` atomically."""
-        path = Path(folder) / CARD_FILE
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
-        os.replace(partial, path)
-        return path
+        return write_json(Path(folder) / CARD_FILE, asdict(self), indent=2)
 
     @classmethod
     def read(cls, folder: str | Path) -> PolicyCard | None:

@@ -120,6 +120,7 @@ class BM25Retriever:
                 f"corpus {corpus.source or f'of {len(corpus)} documents'} has no term to index: every "
                 f"document is empty or stop words only (stopwords={settings.stopwords!r})"
             )
+        tokens = _sorted_vocabulary(tokens)
         model = bm25s.BM25(k1=settings.k1, b=settings.b, method=settings.method)
         model.index(tokens, create_empty_token=False, show_progress=show_progress)
         scores = model.scores
@@ -246,6 +247,18 @@ def _open_matrix(version: IndexVersion, mmap_mode: str | None) -> tuple[scipy.sp
         raise version.fail(f"{INDICES} holds document rows outside 0..{count - 1}")
     term_doc = scipy.sparse.csr_matrix((data, indices, indptr), shape=(len(vocab), count), copy=False)
     return term_doc, vocab
+
+
+def _sorted_vocabulary(tokens: bm25s.tokenization.Tokenized) -> bm25s.tokenization.Tokenized:
+    """The same tokens with term ids in sorted-term order. bm25s numbers terms in set-iteration order,
+    which follows Python's per-process string hashing: the index would differ from one build to the next
+    and equal scores would tie-break differently, although the fingerprint is the same."""
+    terms = sorted(tokens.vocab)
+    new_id = np.empty(len(terms), dtype=np.int64)
+    for rank, term in enumerate(terms):
+        new_id[tokens.vocab[term]] = rank
+    ids = [new_id[np.asarray(doc, dtype=np.int64)].tolist() for doc in tokens.ids]
+    return bm25s.tokenization.Tokenized(ids=ids, vocab={term: rank for rank, term in enumerate(terms)})
 
 
 def _fingerprint(settings: BM25Settings, corpus_fingerprint: str) -> str:

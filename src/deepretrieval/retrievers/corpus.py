@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from deepretrieval.files import write_text
 from deepretrieval.paths import cache_dir
 
 ID_KEYS = ("_id", "id", "doc_id", "docid")
@@ -93,14 +93,10 @@ def _fingerprint_cache(stamp: str) -> Path:
 
 
 def _remember(stamp: str, value: str) -> None:
-    target = _fingerprint_cache(stamp)
-    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_text(value)
-        os.replace(partial, target)
+        write_text(_fingerprint_cache(stamp), value)
     except OSError:
-        partial.unlink(missing_ok=True)  # a read-only cache only costs a recomputation next time
+        pass  # a read-only cache only costs a recomputation next time
 
 
 def _pick(record: dict, keys: tuple[str, ...]) -> object:

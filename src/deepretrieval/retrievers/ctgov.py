@@ -69,8 +69,11 @@ class CTGovRetriever(HttpSearchClient):
 
     kind = "ctgov"
 
-    def __init__(self, settings: CTGovSettings | None = None):
-        settings = settings or CTGovSettings()
+    def __init__(self, settings: CTGovSettings | None = None, **options: object):
+        """``settings``, or the same as keyword options (how the retriever registry opens engines)."""
+        if settings is not None and options:
+            raise ValueError("give ClinicalTrials.gov settings or keyword options, not both")
+        settings = settings or CTGovSettings.from_options(options)
         super().__init__(
             settings, secret=None, requests_per_second=settings.requests_per_second or DEFAULT_RATE
         )

@@ -67,8 +67,14 @@ class PubMedRetriever(HttpSearchClient):
 
     kind = "pubmed"
 
-    def __init__(self, settings: PubMedSettings | None = None, *, api_key: str | None = None):
-        settings = settings or PubMedSettings()
+    def __init__(
+        self, settings: PubMedSettings | None = None, *, api_key: str | None = None, **options: object
+    ):
+        """``settings``, or the same as keyword options (how the retriever registry opens engines:
+        ``open_retriever("pubmed", engine_url=...)``); unknown options are one-line errors."""
+        if settings is not None and options:
+            raise ValueError("give PubMed settings or keyword options, not both")
+        settings = settings or PubMedSettings.from_options(options)
         api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
         rate = settings.requests_per_second or (RATE_WITH_KEY if api_key else RATE_WITHOUT_KEY)
         if rate > (RATE_WITH_KEY if api_key else RATE_WITHOUT_KEY):

@@ -20,6 +20,8 @@ import re
 _KINDS: dict[str, str | type] = {
     "bm25": "deepretrieval.retrievers.bm25:BM25Retriever",
     "dense": "deepretrieval.retrievers.dense:DenseRetriever",
+    "pubmed": "deepretrieval.retrievers.pubmed:PubMedRetriever",
+    "ctgov": "deepretrieval.retrievers.ctgov:CTGovRetriever",
 }
 _KIND = re.compile(r"[a-z][a-z0-9_-]*")
 _TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")

@@ -23,9 +23,9 @@ from pathlib import Path
 from cachetools import LRUCache
 from pydantic import Field, field_validator
 
+from deepretrieval.files import atomic_write
 from deepretrieval.paths import cache_dir
 from deepretrieval.retrievers.base import Retriever
-from deepretrieval.retrievers.doc_store import atomic_write
 from deepretrieval.tasks import TaskFamily
 from deepretrieval.tasks.base import Example, Outcome, TaskOptions
 from deepretrieval.tasks.beir import DataError, read_jsonl
