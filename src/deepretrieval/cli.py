@@ -41,6 +41,8 @@ def _eval(args: argparse.Namespace) -> int:
         options["metrics"] = [m.strip() for m in args.metrics.split(",") if m.strip()]
     if args.dialect:
         options["dialect"] = args.dialect
+    if args.sql_compat:
+        options["compat"] = args.sql_compat
     policy = load_policy(args.policy)
     retriever = None
     if args.engine and args.retriever:
@@ -160,6 +162,13 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--metrics", default=None, help="comma-separated, e.g. ndcg@10,recall@100,mrr@10")
     ev.add_argument("--dialect", default=None, help="sql: spider | bird (default: detected)")
+    ev.add_argument(
+        "--sql-compat",
+        choices=["keep_distinct", "official"],
+        default=None,
+        help="sql: keep_distinct (default; Spider's evaluator with --keep_distinct) or official (its default "
+        "verdicts: DISTINCT removed before executing)",
+    )
     ev.add_argument(
         "--option",
         dest="options",

@@ -26,7 +26,7 @@ from typing import Any, Self
 from cachetools import LRUCache
 from pydantic import Field
 
-from deepretrieval.sql.compare import DIALECTS, Dialect, results_match
+from deepretrieval.sql.compare import DIALECTS, Compat, Dialect, check_compat, execution_sql, results_match
 from deepretrieval.sql.executor import ExecutionLimits, ExecutionResult, SqlExecutorPool
 from deepretrieval.sql.hardness import spider_hardness
 from deepretrieval.sql.schema import describe_database
@@ -42,7 +42,7 @@ SPIDER_SPLIT_FILES = {
     "test": ("test.json",),
 }
 SPIDER_DATABASE_DIRS = {"test": "test_database"}
-GOLD_CACHE_SIZE = 50_000
+GOLD_CACHE_BYTES = 256 * 1024 * 1024
 PROGRESS_MIN_JOBS = 256
 CACHEABLE = ("ok", "error", "rejected")  # deterministic outcomes; a timeout or crash may not repeat
 
@@ -113,7 +113,7 @@ class SqlTask:
     name = "sql"
     answer_key = "sql"
     primary_metric = "ex"
-    metrics = ("ex",)
+    metrics = ("ex", "executed")
     outcome_keys = frozenset({"ex", "executed", "timeout"})
 
     def __init__(
@@ -126,6 +126,7 @@ class SqlTask:
         limits: ExecutionLimits | None = None,
         workers: int | None = None,
         pool: SqlExecutorPool | None = None,
+        compat: Compat = "keep_distinct",
     ):
         self.data_dir = Path(data_dir)
         if not self.data_dir.is_dir():
@@ -135,6 +136,7 @@ class SqlTask:
         if not isinstance(sample_rows, int) or isinstance(sample_rows, bool) or sample_rows < 0:
             raise ValueError(f"sample_rows must be a non-negative integer, got {sample_rows!r}")
         self.dialect: Dialect = dialect or detect_dialect(self.data_dir)
+        self.compat = check_compat(compat, self.dialect)
         self.split = split
         self.sample_rows = sample_rows
         self._pool = pool
@@ -142,7 +144,10 @@ class SqlTask:
         self._limits = limits
         self._workers = workers
         self._examples: dict[str, list[Example]] = {}
-        self._gold_cache: LRUCache[tuple[str, str], ExecutionResult] = LRUCache(GOLD_CACHE_SIZE)
+        # gold results by (database, SQL), bounded by their size in the caller's memory
+        self._gold_cache: LRUCache[tuple[str, str], ExecutionResult] = LRUCache(
+            GOLD_CACHE_BYTES, getsizeof=lambda result: max(result.size_bytes, 1)
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -305,8 +310,15 @@ class SqlTask:
             raise ValueError(
                 "SqlTask.measure needs examples made by SqlTask.examples (meta['db_path'] missing)"
             )
-        preds = [(ex.meta["db_path"], a if isinstance(a, str) else "") for a, ex in zip(answers, examples)]
-        golds = [(ex.meta["db_path"], ex.truth) for ex in examples]
+        # the SQL as executed: in ``official`` mode rewritten as Spider's evaluator does (DISTINCT removed...)
+        preds = [
+            (
+                ex.meta["db_path"],
+                execution_sql(a, compat=self.compat, prediction=True) if isinstance(a, str) else "",
+            )
+            for a, ex in zip(answers, examples)
+        ]
+        golds = [(ex.meta["db_path"], execution_sql(ex.truth, compat=self.compat)) for ex in examples]
         jobs = list(
             dict.fromkeys(
                 [p for p in preds if p[1].strip() and p not in self._gold_cache]
@@ -317,7 +329,8 @@ class SqlTask:
             zip(jobs, self.pool.run(jobs, "executing SQL" if len(jobs) >= PROGRESS_MIN_JOBS else None))
         )
         for key in golds:
-            if key in results and results[key].status in CACHEABLE:
+            # a truncated result may be cut elsewhere next time (the batch budget): never cached
+            if key in results and results[key].status in CACHEABLE and not results[key].truncated:
                 self._gold_cache[key] = results[key]
 
         def lookup(key: tuple[str, str]) -> ExecutionResult | None:
@@ -336,7 +349,9 @@ class SqlTask:
                 and gold.ok
                 and not pred.truncated
                 and not gold.truncated
-                and results_match(gold.rows, pred.rows, dialect=self.dialect, gold_sql=gold_key[1])
+                and results_match(
+                    gold.rows, pred.rows, dialect=self.dialect, gold_sql=gold_key[1], compat=self.compat
+                )
             )
             outcomes.append(
                 {
@@ -367,6 +382,11 @@ class SqlOptions(TaskOptions):
     workers: int | None = Field(None, gt=0)
     timeout_s: float | None = Field(None, gt=0)
     max_rows: int | None = Field(None, gt=0)
+    compat: Compat = Field(
+        "keep_distinct",
+        description="keep_distinct: Spider's evaluator with --keep_distinct (our default); official: its "
+        "default verdicts (DISTINCT removed from both queries before executing)",
+    )
 
 
 def build(data: Path | None, options: SqlOptions, retriever: None) -> SqlTask:
@@ -382,6 +402,7 @@ def build(data: Path | None, options: SqlOptions, retriever: None) -> SqlTask:
         sample_rows=options.sample_rows,
         limits=limits,
         workers=options.workers,
+        compat=options.compat,
     )
 
 
