@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from ir_measures import R, nDCG
 
 from deepretrieval.paths import shared_data_dir
 from deepretrieval.retrievers.corpus import Corpus, load_corpus
-from deepretrieval.retrievers.dense import DEFAULT_MODEL, DenseRetriever, canonical_model_name, load_encoder
+from deepretrieval.retrievers.dense import DEFAULT_MODEL, DenseRetriever, DenseSettings, load_encoder
 
 DEPTH = 100
 MEASURES = {"ndcg@10": nDCG @ 10, "recall@100": R @ 100}
@@ -72,14 +73,14 @@ def dense_run(
     corpus: Corpus, queries: dict[str, str], model: str, batch_size: int, save: Path | None
 ) -> tuple[Run, float, float, str]:
     """Dense run plus (index seconds, search seconds, fingerprint); the model load is not timed."""
-    load_encoder(canonical_model_name(model))  # load the model outside the timings
-    started = time.perf_counter()
-    retriever = DenseRetriever.build(corpus, model, batch_size=batch_size, show_progress=True)
+    settings = DenseSettings(model=model)
+    load_encoder(settings.model)  # load the model outside the timings
+    folder = save or Path(tempfile.mkdtemp(prefix="deepretrieval-dense-"))
+    started = time.perf_counter()  # embedding the corpus, then writing and publishing the index
+    retriever = DenseRetriever.build(corpus, folder, settings, batch_size=batch_size, show_progress=True)
     indexed = time.perf_counter()
     hits = retriever.search(list(queries.values()), DEPTH)
     searched = time.perf_counter()
-    if save:
-        retriever.save(save)
     run = {qid: {hit.doc_id: hit.score for hit in per_query} for qid, per_query in zip(queries, hits)}
     return run, indexed - started, searched - indexed, retriever.fingerprint
 
@@ -93,7 +94,9 @@ def main() -> None:
     )
     parser.add_argument("--model", default=DEFAULT_MODEL, help="sentence-transformers id or local path")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--save", type=Path, help="also save the dense index to this folder")
+    parser.add_argument(
+        "--save", type=Path, help="build the dense index in this folder (default: a temporary one)"
+    )
     parser.add_argument("--json", type=Path, help="write the figures to this JSON file")
     args = parser.parse_args()
     if not (args.data / "corpus.jsonl").is_file():

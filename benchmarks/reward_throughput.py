@@ -20,10 +20,12 @@ import json
 import random
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import bm25s
+import Stemmer
 
 from deepretrieval.metrics import ndcg
 from deepretrieval.parsing import parse_completion
@@ -103,10 +105,14 @@ def main() -> int:
         print(f"SciFact not found at {args.data}", file=sys.stderr)
         return 2
 
-    index_dir = Path("/tmp/deepretrieval-bench-scifact-bm25")
-    retriever = BM25Retriever.build(load_corpus(args.data), index_dir, show_progress=False)
-    library = bm25s.BM25.load(index_dir / "bm25s", mmap=True)  # the same index through bm25s itself
-    stemmer, doc_ids = retriever._stemmer, retriever.docs.ids
+    corpus = load_corpus(args.data)
+    index_dir = Path(tempfile.mkdtemp(prefix="deepretrieval-bench-"))
+    retriever = BM25Retriever.build(corpus, index_dir, show_progress=False)
+    # the same index built by bm25s itself (same tokenisation and settings)
+    stemmer, doc_ids = Stemmer.Stemmer("english"), corpus.ids
+    library = bm25s.BM25(k1=0.9, b=0.4, method="lucene")
+    tokens = bm25s.tokenize(corpus.texts, stopwords="en", stemmer=stemmer, show_progress=False)
+    library.index(tokens, show_progress=False)
     examples = load_beir_splits(args.data)["train"]
     rng = random.Random(0)
     metrics = ("ndcg@10", f"recall@{args.k}")

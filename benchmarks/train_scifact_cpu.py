@@ -16,13 +16,13 @@ import time
 from pathlib import Path
 
 from deepretrieval.config import load_config
+from deepretrieval.default_model import resolve_model
 from deepretrieval.evaluate import evaluate
 from deepretrieval.paths import REPO_ROOT, shared_data_dir
 from deepretrieval.policies.baselines import OriginalQuery
 from deepretrieval.policies.hf import HFPolicy
 from deepretrieval.report import plot_run, read_metrics
 from deepretrieval.train.data import build_task
-from deepretrieval.train.default_model import resolve_model
 from deepretrieval.train.grpo import train
 
 CONFIG = REPO_ROOT / "configs" / "scifact-bm25-cpu.yaml"

@@ -65,7 +65,7 @@ def write_tiny_model(folder: Path, seed: int = 0, spread: float = 1.0) -> Path:
     """
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from deepretrieval.train.default_model import gguf_path
+    from deepretrieval.default_model import gguf_path
 
     gguf = gguf_path()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)

@@ -48,9 +48,9 @@ def scifact_bm25(scifact_dir: Path, tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def scifact_task(scifact_dir: Path, scifact_bm25):
-    from deepretrieval.tasks.beir import load
+    from deepretrieval.tasks import load_task
 
-    return load(scifact_dir, retriever=scifact_bm25, metrics=("ndcg@10", "recall@100"))
+    return load_task("beir", scifact_dir, retriever=scifact_bm25, metrics=["ndcg@10", "recall@100"])
 
 
 @pytest.fixture(scope="session")

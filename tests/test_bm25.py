@@ -1,4 +1,4 @@
-"""BM25 on bm25s: build, save, memory-mapped load, edge-case queries, index CLI."""
+"""BM25 on bm25s: build, memory-mapped load, analysis, settings, edge-case queries, index CLI."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from deepretrieval.retrievers import open_retriever
+from deepretrieval.retrievers import BadIndexError, DateRange, IndexedRetriever, SettingsError, open_retriever
 from deepretrieval.retrievers.bm25 import BM25Retriever, BM25Settings
-from deepretrieval.retrievers.corpus import CorpusError, load_corpus
+from deepretrieval.retrievers.corpus import Corpus, CorpusError, load_corpus
 
 
 def _write(path: Path, records: list[dict]) -> Path:
@@ -62,9 +62,12 @@ def test_saved_index_loads_memory_mapped_with_identical_hits(
     scifact_bm25: BM25Retriever, scifact_task
 ) -> None:
     queries = [ex.original for ex in scifact_task.examples("test")[:50]]
-    loaded = BM25Retriever.load(scifact_bm25.docs.folder, mmap=True)
-    assert loaded.memory_mapped and not BM25Retriever.load(scifact_bm25.docs.folder, mmap=False).memory_mapped
+    loaded = BM25Retriever.load(scifact_bm25.index_dir, mmap=True)
+    assert loaded.memory_mapped and not BM25Retriever.load(scifact_bm25.index_dir, mmap=False).memory_mapped
+    assert isinstance(loaded, IndexedRetriever) and loaded.kind == "bm25"
     assert loaded.fingerprint == scifact_bm25.fingerprint
+    assert loaded.corpus_fingerprint == scifact_bm25.corpus_fingerprint
+    assert loaded.settings == BM25Settings()
     assert loaded.search(queries, 100) == scifact_bm25.search(queries, 100)
 
 
@@ -90,10 +93,64 @@ def test_bad_inputs_give_clear_errors(tmp_path: Path) -> None:
         load_corpus(bad)
     with pytest.raises(CorpusError, match="needs an id"):
         load_corpus(_write(tmp_path / "noid.jsonl", [{"text": "x"}]))
-    with pytest.raises(ValueError, match="k1"):
-        BM25Settings(k1=-1)
-    with pytest.raises(FileNotFoundError, match="index build"):
+    with pytest.raises(BadIndexError, match="no deepretrieval index.*index build"):
         BM25Retriever.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"k1": -1}, "k1: Input should be greater than or equal to 0"),
+        ({"k1": float("nan")}, "k1: Input should be a finite number"),
+        ({"b": float("inf")}, "b: Input should be a finite number"),
+        ({"b": 1.5}, "b: Input should be less than or equal to 1"),
+        ({"k1": "high"}, "k1: Input should be a valid number"),
+        ({"k_1": 1.2}, "unknown key 'k_1' \\(valid: k1, b, method, stemmer, stopwords\\)"),
+        ({"method": "bm26"}, "method: Input should be 'lucene'"),
+        ({"stemmer": "klingon"}, "unknown stemmer; available: arabic"),
+        ({"stopwords": "klingon"}, "unknown stop-word list"),
+    ],
+)
+def test_settings_refuse_bad_values_in_one_line(options: dict, message: str) -> None:
+    with pytest.raises(SettingsError, match=message) as caught:
+        BM25Settings(**options)
+    assert "\n" not in str(caught.value)
+
+
+def test_settings_are_frozen_values() -> None:
+    settings = BM25Settings(k1=1.2)
+    assert settings == BM25Settings(k1=1.2) and hash(settings) == hash(BM25Settings(k1=1.2))
+    with pytest.raises(ValueError, match="frozen"):
+        settings.k1 = 2.0  # type: ignore[misc]
+
+
+def test_analyze_gives_the_scored_terms(small_index: BM25Retriever, tmp_path: Path) -> None:
+    assert small_index.analyze("The runners are running to the runner") == ["runner", "run", "runner"]
+    assert small_index.analyze("Infarctions") == small_index.analyze("infarction") == ["infarct"]
+    assert small_index.analyze("the and of") == []
+    plain = BM25Retriever.build(
+        Corpus(["1"], ["Running dogs"]),
+        tmp_path / "plain",
+        BM25Settings(stemmer=None, stopwords=None),
+        show_progress=False,
+    )
+    assert plain.analyze("The running dogs") == ["the", "running", "dogs"]
+
+
+def test_date_ranges_are_refused_not_ignored(small_index: BM25Retriever) -> None:
+    with pytest.raises(ValueError, match="bm25 retriever cannot filter by publication date"):
+        small_index.search(["aspirin"], 5, dates=[DateRange(end="2020/01/01")])
+    with pytest.raises(ValueError, match="one range \\(or None\\) per query"):
+        small_index.search(["aspirin", "tyres"], 5, dates=[None])
+    plain = small_index.search(["aspirin", "tyres"], 5)
+    assert small_index.search(["aspirin", "tyres"], 5, dates=[None, DateRange()]) == plain
+
+
+def test_corpus_of_stop_words_only_is_refused(tmp_path: Path) -> None:
+    corpus = Corpus(["1", "2"], ["the and of", "it is a"])
+    with pytest.raises(ValueError, match="no term to index: every document is empty or stop words only"):
+        BM25Retriever.build(corpus, tmp_path / "index", show_progress=False)
+    assert not (tmp_path / "index" / "index.json").exists()
 
 
 def test_open_retriever_builds_once_then_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -128,5 +185,62 @@ def test_index_build_cli(tmp_path: Path) -> None:
         check=True,
     )
     assert "indexed 50 documents" in proc.stdout
-    hits = BM25Retriever.load(out).search(["topic1"], 100)[0]
+    loaded = BM25Retriever.load(out)
+    hits = loaded.search(["topic1"], 100)[0]
     assert sorted(int(h.doc_id) for h in hits) == [i for i in range(50) if i % 3 == 1]
+    assert loaded.settings == BM25Settings()
+
+
+def test_index_build_cli_passes_settings(tmp_path: Path) -> None:
+    corpus = _write(
+        tmp_path / "c.jsonl", [{"_id": "1", "text": "The cats ran"}, {"_id": "2", "text": "dogs"}]
+    )
+    out = tmp_path / "idx"
+    command = [sys.executable, "-m", "deepretrieval.cli", "index", "build", "--corpus", str(corpus)]
+    subprocess.run(
+        [*command, "--out", str(out), "--k1", "1.2", "--stemmer", "none", "--stopwords", "none"],
+        capture_output=True,
+        check=True,
+    )
+    loaded = BM25Retriever.load(out)
+    assert loaded.settings == BM25Settings(k1=1.2, stemmer=None, stopwords=None)
+    assert loaded.analyze("The cats") == ["the", "cats"]
+    bad = subprocess.run(
+        [*command, "--out", str(out), "--k1", "nan"], capture_output=True, text=True, check=False
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("error: BM25Settings: k1: Input should be a finite number")
+    assert bad.stderr.count("\n") == 1
+
+
+def test_an_index_is_the_same_whatever_the_hash_seed(tmp_path) -> None:
+    """bm25s numbers terms in set order (Python's per-process string hashing); we sort the vocabulary, so
+    two builds of one corpus are byte-identical and equal scores tie-break the same way in every process."""
+    import subprocess
+    import sys
+
+    corpus = tmp_path / "corpus.jsonl"
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
+    corpus.write_text(
+        "".join(f'{{"_id": "d{i}", "text": "{words[i % 8]} {words[(i * 3) % 8]}"}}\n' for i in range(40))
+    )
+    code = (
+        "import sys; from deepretrieval.retrievers import load_corpus; "
+        "from deepretrieval.retrievers.bm25 import BM25Retriever; "
+        "r = BM25Retriever.build(load_corpus(sys.argv[1]), sys.argv[2], show_progress=False); "
+        "print([h.doc_id for h in r.search(['alpha beta gamma'], 12)[0]])"
+    )
+    outputs = []
+    for seed in ("1", "2", "3"):
+        out = tmp_path / f"index-{seed}"
+        env = {**__import__("os").environ, "PYTHONHASHSEED": seed}
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(corpus), str(out)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        vocab = next(out.glob("v*/bm25.vocab.json")).read_bytes()
+        outputs.append((proc.stdout, vocab))
+    assert outputs[0] == outputs[1] == outputs[2]

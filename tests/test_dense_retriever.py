@@ -1,5 +1,5 @@
 """DenseRetriever on real data: all-MiniLM-L6-v2 over a slice of SciFact (relevant docs of 30 test
-claims + distractors), exact top-k, save/load through memory maps, edge-case queries, fingerprints."""
+claims + distractors), exact top-k, build/load through memory maps, edge-case queries, fingerprints."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepretrieval.retrievers.base import Retriever
+from deepretrieval.retrievers import BadIndexError, DateRange, IndexedRetriever, Retriever, SettingsError
+from deepretrieval.retrievers.bm25 import BM25Retriever
 from deepretrieval.retrievers.corpus import Corpus, load_corpus
-from deepretrieval.retrievers.dense import DEFAULT_MODEL, DenseIndexError, DenseRetriever, load_encoder
+from deepretrieval.retrievers.dense import DEFAULT_MODEL, DenseRetriever, DenseSettings, load_encoder
 
 pytest.importorskip("sentence_transformers")
 
@@ -50,9 +51,13 @@ def scifact_slice(scifact_dir: Path) -> tuple[Corpus, list[str], list[set[str]]]
 
 
 @pytest.fixture(scope="module")
-def retriever(scifact_slice) -> DenseRetriever:
+def retriever(scifact_slice, tmp_path_factory: pytest.TempPathFactory) -> DenseRetriever:
     corpus, _, _ = scifact_slice
-    return DenseRetriever.build(corpus, show_progress=False)
+    return DenseRetriever.build(corpus, tmp_path_factory.mktemp("dense"), show_progress=False)
+
+
+def _version_folder(index_dir: Path) -> Path:
+    return index_dir / json.loads((index_dir / "index.json").read_text())["version"]
 
 
 def _recall_at(hits: list[list], truth: list[set[str]], k: int) -> float:
@@ -86,15 +91,18 @@ def test_top_k_is_exact_and_sorted(retriever, scifact_slice):
         assert all(a.score >= b.score for a, b in itertools.pairwise(per_query))
 
 
-def test_save_then_mmap_load_gives_identical_hits(retriever, scifact_slice, tmp_path):
+def test_mmap_load_gives_identical_hits(retriever, scifact_slice):
     corpus, claims, _ = scifact_slice
-    retriever.save(tmp_path / "index")
-    loaded = DenseRetriever.load(tmp_path / "index", verify=True)
-    in_memory = DenseRetriever.load(tmp_path / "index", mmap=False)
+    loaded = DenseRetriever.load(retriever.index_dir, verify=True)
+    in_memory = DenseRetriever.load(retriever.index_dir, mmap=False)
+    assert isinstance(loaded, IndexedRetriever) and loaded.kind == "dense"
     assert isinstance(loaded.embeddings, np.memmap)
     assert not isinstance(in_memory.embeddings, np.memmap)
     assert loaded.fingerprint == in_memory.fingerprint == retriever.fingerprint
-    assert loaded.ids == retriever.ids and loaded.settings == retriever.settings
+    assert loaded.corpus_fingerprint == corpus.fingerprint
+    assert (
+        loaded.ids == retriever.ids == corpus.ids and loaded.settings == retriever.settings == DenseSettings()
+    )
     expected = retriever.search(claims, 20)
     assert loaded.search(claims, 20) == expected
     assert in_memory.search(claims, 20) == expected
@@ -126,6 +134,32 @@ def test_edge_case_queries_have_defined_results(retriever, scifact_slice):
         retriever.search(claim, 5)
     with pytest.raises(TypeError, match="every query must be a str"):
         retriever.search([claim, None], 5)
+    with pytest.raises(ValueError, match="dense retriever cannot filter by publication date"):
+        retriever.search([claim], 5, dates=[DateRange(start="2001/01/01")])
+    assert retriever.search([claim], 5, dates=[None])[0].doc_ids == hits[5].doc_ids
+
+
+def test_settings_are_validated():
+    assert DenseSettings(model="all-MiniLM-L6-v2").model == DEFAULT_MODEL
+    with pytest.raises(
+        SettingsError, match="unknown key 'modle' \\(valid: model, query_prefix, doc_prefix, normalize\\)"
+    ):
+        DenseSettings(modle="x")
+    with pytest.raises(SettingsError, match="model: Value error, model name is empty"):
+        DenseSettings(model="  ")
+
+
+def test_analyze_gives_lower_cased_words(retriever):
+    assert retriever.analyze("Vitamin-D3 lowers   the RISK, doesn't it?") == [
+        "vitamin",
+        "d3",
+        "lowers",
+        "the",
+        "risk",
+        "doesn",
+        "t",
+        "it",
+    ]
 
 
 def test_fingerprint_follows_content_and_settings(scifact_slice, tmp_path):
@@ -140,44 +174,52 @@ def test_fingerprint_follows_content_and_settings(scifact_slice, tmp_path):
     small = Corpus(ids=[corpus.ids[i] for i in longer], texts=[corpus.texts[i] for i in longer])
     edited = Corpus(ids=small.ids, texts=small.texts[:-1] + ["Retracted. " + small.texts[-1]])
     # these abstracts exceed max_seq_length tokens: a tail edit is truncated away, so embeddings and hits
-    # cannot change and neither does the fingerprint
+    # cannot change and neither does the fingerprint (the corpus fingerprint does)
     tail_edit = Corpus(ids=small.ids, texts=[text + " Retracted." for text in small.texts])
-    base = DenseRetriever.build(small, show_progress=False)
-    assert DenseRetriever.build(small, show_progress=False).fingerprint == base.fingerprint
-    assert DenseRetriever.build(edited, show_progress=False).fingerprint != base.fingerprint
-    assert DenseRetriever.build(tail_edit, show_progress=False).fingerprint == base.fingerprint
+    folders = iter(tmp_path / str(i) for i in range(10))
+
+    def build(corpus: Corpus, settings: DenseSettings | None = None) -> DenseRetriever:
+        return DenseRetriever.build(corpus, next(folders), settings, show_progress=False)
+
+    base = build(small)
+    assert build(small).fingerprint == base.fingerprint
+    assert build(edited).fingerprint != base.fingerprint
+    tail = build(tail_edit)
+    assert tail.fingerprint == base.fingerprint and tail.corpus_fingerprint != base.corpus_fingerprint
     renamed = Corpus(ids=small.ids[:-1] + ["renamed"], texts=small.texts)
-    assert DenseRetriever.build(renamed, show_progress=False).fingerprint != base.fingerprint
-    prefixed = DenseRetriever.build(
-        small, doc_prefix="passage: ", query_prefix="query: ", show_progress=False
-    )
+    assert build(renamed).fingerprint != base.fingerprint
+    prefixed = build(small, DenseSettings(doc_prefix="passage: ", query_prefix="query: "))
     assert prefixed.fingerprint != base.fingerprint
     assert not np.array_equal(prefixed.embeddings, base.embeddings)
 
-    folder = base.save(tmp_path / "small")
-    tampered = np.load(folder / "embeddings.npy")
+    embeddings = _version_folder(base.index_dir) / "embeddings.npy"
+    tampered = np.load(embeddings)
     tampered[0, 0] += 0.5
-    np.save(folder / "embeddings.npy", tampered)
-    assert DenseRetriever.load(folder).fingerprint == base.fingerprint  # not checked unless asked
-    with pytest.raises(DenseIndexError, match="do not match the manifest fingerprint"):
-        DenseRetriever.load(folder, verify=True)
+    np.save(embeddings, tampered)  # same size: only the checksum can tell
+    assert DenseRetriever.load(base.index_dir).fingerprint == base.fingerprint  # not checked unless asked
+    with pytest.raises(BadIndexError, match="embeddings.npy does not match its checksum"):
+        DenseRetriever.load(base.index_dir, verify=True)
 
 
 def test_bad_index_folders_are_rejected_clearly(scifact_slice, tmp_path):
     corpus, _, _ = scifact_slice
-    with pytest.raises(DenseIndexError, match="not found"):
+    with pytest.raises(BadIndexError, match="holds no deepretrieval index"):
         DenseRetriever.load(tmp_path / "absent")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DenseIndexError, match="missing manifest.json"):
+    with pytest.raises(BadIndexError, match="holds no deepretrieval index"):
         DenseRetriever.load(tmp_path / "empty")
-    folder = DenseRetriever.build(
-        Corpus(ids=corpus.ids[:3], texts=corpus.texts[:3]), show_progress=False
-    ).save(tmp_path / "three")
-    (folder / "ids.json").write_text(json.dumps(corpus.ids[:2]))
-    with pytest.raises(DenseIndexError, match="must both list 3 documents"):
+    three = Corpus(ids=corpus.ids[:3], texts=corpus.texts[:3])
+    folder = DenseRetriever.build(three, tmp_path / "three", show_progress=False).index_dir
+    (_version_folder(folder) / "docs.ids.json").write_text(json.dumps(corpus.ids[:3][::-1]))
+    with pytest.raises(BadIndexError, match="docs.ids.json does not match its checksum"):
         DenseRetriever.load(folder)
-    (folder / "manifest.json").write_text('{"format": "bm25"}')
-    with pytest.raises(DenseIndexError, match="not a deepretrieval-dense v1 manifest"):
+    (folder / "index.json").write_text('{"format": "bm25"}')
+    with pytest.raises(BadIndexError, match="index.json is not a deepretrieval-index manifest"):
         DenseRetriever.load(folder)
-    with pytest.raises(DenseIndexError, match="no documents"):
-        DenseRetriever.build(Corpus(ids=[], texts=[]), show_progress=False)
+    sparse = BM25Retriever.build(three, tmp_path / "bm25", show_progress=False).index_dir
+    with pytest.raises(
+        BadIndexError, match="it is a bm25 index, not dense; rebuild it with .* --retriever dense"
+    ):
+        DenseRetriever.load(sparse)
+    with pytest.raises(ValueError, match="no documents"):
+        DenseRetriever.build(Corpus(ids=[], texts=[]), tmp_path / "none", show_progress=False)

@@ -86,3 +86,89 @@ def _env() -> dict:
     import os
 
     return {k: v for k, v in os.environ.items() if k != "DEEPRETRIEVAL_CACHE"}
+
+
+class ScriptedPolicy:
+    """A completion policy that answers each prompt with a fixed completion (the harness is under test)."""
+
+    name = "scripted"
+    card = None
+
+    def __init__(self, completion: str) -> None:
+        self.completion = completion
+        self.prompts: list = []
+
+    def complete(self, prompts):
+        self.prompts += prompts
+        return [self.completion for _ in prompts]
+
+
+def test_eval_applies_the_training_guards(scifact_task) -> None:
+    long_query = "vitamin d " * 300  # 3,000 characters: over the 2,000-character cap of training
+    scripted = ScriptedPolicy(f"<think>t</think><answer>{long_query}</answer>")
+    result = evaluate(scifact_task, scripted, "test", limit=5, progress=False)
+    assert result.format_ok == 0.0 and set(result.answers.values()) == {""}
+    assert result.metrics["ndcg@10"] == 0.0
+    short = evaluate(
+        scifact_task, ScriptedPolicy("<think>t</think><answer>vitamin d</answer>"), "test", limit=5
+    )
+    assert short.format_ok == 1.0
+
+
+def test_eval_prompts_a_policy_as_its_card_says(scifact_task) -> None:
+    from deepretrieval.policies.card import PolicyCard
+
+    scripted = ScriptedPolicy("<answer>vitamin d</answer>")
+    scripted.card = PolicyCard(reasoning=False, prompt_prefill="<answer>", template="keywords")
+    result = evaluate(scifact_task, scripted, "test", limit=3, progress=False)
+    assert result.reasoning is False and result.format_ok == 1.0
+    user = scripted.prompts[0][1]["content"]
+    assert "<think>" not in user and user.startswith("Request: ")  # the keywords template, no reasoning
+    forced = evaluate(scifact_task, scripted, "test", limit=3, reasoning=True, progress=False)
+    assert forced.reasoning is True and forced.format_ok == 0.0  # explicit choice wins over the card
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--limit", "0"], "expected a positive integer"),
+        (["--out", "{tmp}"], "is a folder"),
+        (["--out", "{tmp}/file.txt/results.json"], "is a file, not a folder"),
+        (["--option", "metrix=[ndcg@10]"], "unknown option of task 'beir'"),
+    ],
+)
+def test_eval_cli_user_errors_are_one_line(scifact_dir: Path, tmp_path: Path, args, message) -> None:
+    (tmp_path / "file.txt").write_text("x")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deepretrieval.cli",
+            "eval",
+            "--task",
+            "beir",
+            "--data",
+            str(scifact_dir),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"DEEPRETRIEVAL_CACHE": str(tmp_path / "cache"), **_env()},
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len([line for line in proc.stderr.splitlines() if "error" in line]) == 1
+
+
+def test_expand_mode_sends_the_original_query_plus_the_answer(scifact_task) -> None:
+    original = evaluate(scifact_task, load_policy("original"), "test", limit=40, progress=False)
+    nonsense = ScriptedPolicy("<think>t</think><answer>qqqzzz</answer>")  # a term no document has
+    rewrite = evaluate(scifact_task, nonsense, "test", limit=40, progress=False)
+    expand = evaluate(scifact_task, nonsense, "test", limit=40, query_mode="expand", progress=False)
+    assert rewrite.metrics["ndcg@10"] == 0.0 and rewrite.query_mode == "rewrite"
+    assert expand.query_mode == "expand"
+    assert expand.metrics["ndcg@10"] == pytest.approx(original.metrics["ndcg@10"])
+    with pytest.raises(ValueError, match="unknown query mode"):
+        evaluate(scifact_task, nonsense, "test", limit=2, query_mode="append", progress=False)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from deepretrieval.rewards import BatchReward, RankTiers
+from deepretrieval.config import RetrieverConfig
+from deepretrieval.rewards import BatchReward, RankTiers, task_scheme
 from deepretrieval.tasks import load_task
 from deepretrieval.tasks.evidence import normalize
 
@@ -18,7 +21,8 @@ def test_answer_matching_respects_token_boundaries() -> None:
 
 @pytest.fixture(scope="module")
 def squad(squad_file, tmp_path_factory):
-    return load_task("evidence", squad_file, index_dir=tmp_path_factory.mktemp("squad-bm25"))
+    index = RetrieverConfig(index=str(tmp_path_factory.mktemp("squad") / "bm25"))
+    return load_task("evidence", squad_file, retriever=index)
 
 
 def test_splits_hold_whole_articles(squad) -> None:
@@ -40,13 +44,43 @@ def test_rank_is_first_passage_containing_an_answer(squad) -> None:
     assert sum(o["hits@20"] for o in outcomes) / len(outcomes) > 0.8
 
 
-def test_rank_tier_reward_on_evidence_batch(squad) -> None:
+def test_squad_scans_the_seed_depth_with_its_own_miss_penalty(squad) -> None:
     ex = squad.examples("test")[0]
-    reward = BatchReward(squad, RankTiers())
+    assert squad.depth == 3000
+    scheme = task_scheme(squad)
+    assert isinstance(scheme, RankTiers) and scheme.miss == -2.5
+    reward = BatchReward(squad, scheme)
     good, miss = reward.score(
         [f"<think>t</think><answer>{ex.original}</answer>", "<think>t</think><answer>zzzz qqqq</answer>"],
         [ex, ex],
     ).rewards
-    assert miss == pytest.approx(1.0 - 3.5)
+    assert miss == pytest.approx(1.0 - 2.5)
     rank = squad.measure([ex.original], [ex])[0]["rank"]
     assert good == pytest.approx(1.0 + RankTiers().answer_reward({"rank": rank}))
+
+
+def test_qa_jsonl_accepts_answer_or_answers(tmp_path) -> None:
+    passages = [
+        {"_id": "p1", "title": "Paris", "text": "Paris is the capital of France."},
+        {"_id": "p2", "title": "Rome", "text": "Rome is the capital of Italy."},
+    ]
+    corpus = tmp_path / "passages.jsonl"
+    corpus.write_text("".join(json.dumps(p) + "\n" for p in passages))
+    questions = tmp_path / "qa.jsonl"
+    questions.write_text(
+        json.dumps({"question": "capital of france", "answer": ["Paris"]})
+        + "\n"
+        + json.dumps({"question": "capital of italy", "answers": ["Rome"]})
+        + "\n"
+    )
+    task = load_task(
+        "evidence",
+        questions,
+        retriever=RetrieverConfig(index=str(tmp_path / "idx"), options={"k1": 1.2}),
+        corpus=str(corpus),
+    )
+    examples = task.examples("qa")
+    assert [ex.truth for ex in examples] == [["Paris"], ["Rome"]]
+    outcomes = task.measure([ex.original for ex in examples], examples)
+    assert [o["rank"] for o in outcomes] == [1.0, 1.0]
+    assert task_scheme(task).miss == -3.5  # not SQuAD: the NQ / TriviaQA miss penalty

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
+from deepretrieval.default_model import gguf_path
 from deepretrieval.tasks.prompts import TEMPLATES, render_prompt
-from deepretrieval.train.default_model import gguf_path
 
 
 @pytest.fixture(scope="module")

@@ -35,10 +35,28 @@ def test_literature_recall_tiers_match_seed(recall: float, expected: float) -> N
 
 
 @pytest.mark.parametrize(
-    "rank, expected", [(1, 6.0), (5, 6.0), (6, 4.0), (20, 3.0), (50, 2.0), (100, 1.5), (101, -2.5), (0, -2.5)]
+    "rank, expected",
+    [
+        (1, 6.0),
+        (5, 6.0),
+        (6, 5.0),
+        (20, 5.0),
+        (21, 3.0),
+        (50, 3.0),
+        (100, 2.0),
+        (101, 1.5),
+        (1000, 1.5),
+        (1001, 1.1),
+        (3000, 1.1),
+        (3001, -2.5),
+        (0, -2.5),
+    ],
 )
 def test_evidence_rank_tiers_match_seed(rank: int, expected: float) -> None:
+    """nq_serini.py / triviaqa.py: <=5: 5, <=20: 4, <=50: 2, <=100: 1, <=1000: 0.5, <=3000: 0.1, else -3.5;
+    format +1 summed."""
     assert RankTiers().reward(OK, {"rank": rank}) == pytest.approx(expected)
+    assert RankTiers().reward(BAD, None) == -4.0
 
 
 def test_classic_ir_and_sql_are_gated() -> None:
@@ -65,9 +83,14 @@ def test_schemes_are_configurable_and_validated() -> None:
         make_scheme("bleu")
 
 
-def test_repetition_counter_ignores_boolean_operators() -> None:
-    assert max_term_repeats("(a OR b) OR (c OR d) AND e") == 1
-    assert max_term_repeats("ovarian " * 63) == 63
+def test_repetition_counts_the_terms_the_judge_scores(scifact_task) -> None:
+    # BM25 analyses inflections to one stem and drops stop words (Boolean operators included): the guard
+    # must count what BM25 adds up, not surface words.
+    inflected = "penetrance penetration penetrating penetrate " * 8
+    assert max_term_repeats(scifact_task.analyze(inflected)) == 32
+    assert max_term_repeats(scifact_task.analyze("the of and " * 20 + "gene")) == 1
+    assert max_term_repeats(scifact_task.analyze("(a OR b) OR (c OR d) AND e")) <= 1
+    assert max_term_repeats([]) == 0
 
 
 def _completion(query: str) -> str:
@@ -101,17 +124,25 @@ class CountingRetriever:
     def __init__(self, inner):
         self.inner, self.fingerprint, self.calls = inner, inner.fingerprint, []
 
-    def search(self, queries, k):
+    def search(self, queries, k, *, dates=None):
         self.calls.append(list(queries))
-        return self.inner.search(queries, k)
+        return self.inner.search(queries, k, dates=dates)
 
     def text(self, doc_id):
         return self.inner.text(doc_id)
 
+    def analyze(self, text):
+        return self.inner.analyze(text)
+
+    def close(self):
+        pass  # the wrapped index is the session's shared fixture: other tests keep using it
+
 
 def test_batch_reward_makes_one_deduplicated_call_then_serves_from_cache(scifact_bm25, scifact_task) -> None:
     counting = CountingRetriever(scifact_bm25)
-    task = RetrievalTask("scifact", {"test": scifact_task.examples("test")}, counting, ("ndcg@10",))
+    task = RetrievalTask(
+        "scifact", {"test": scifact_task.examples("test")}, CachedRetriever(counting), ("ndcg@10",)
+    )
     examples = task.examples("test")[:8]
     rng = random.Random(0)
     # GRPO shape: 8 prompts x 6 samples, many duplicate queries
@@ -147,11 +178,19 @@ def test_lru_is_bounded(scifact_bm25) -> None:
 
 def test_guards_penalise_overlong_and_repetitive_queries(scifact_task) -> None:
     ex = scifact_task.examples("test")[0]
-    reward = BatchReward(scifact_task, MetricReward(), guards=Guards(max_query_chars=200, max_term_repeats=5))
-    batch = reward.score([_completion("cell " * 100), _completion(ex.original + " cells" * 10)], [ex] * 2)
+    reward = BatchReward(scifact_task, MetricReward(), guards=Guards(max_query_chars=300, max_term_repeats=5))
+    completions = [
+        _completion("cell " * 100),
+        _completion(ex.original + " cells" * 10),
+        _completion(ex.original + " cell cells cell's" * 3),  # inflections: one stem x 9
+        _completion(ex.original + " the of and with" * 10),  # stop words: BM25 ignores them
+    ]
+    batch = reward.score(completions, [ex] * 4)
     assert batch.rewards[0] == -2.0 and batch.parsed[0].reason == "query_too_long"
-    ndcg = batch.outcomes[1]["ndcg@10"]
-    assert batch.rewards[1] == pytest.approx((0.1 + ndcg if ndcg > 0 else 0.0) - 1.0)
+    for i, penalised in ((1, True), (2, True), (3, False)):
+        ndcg = batch.outcomes[i]["ndcg@10"]
+        expected = (0.1 + ndcg if ndcg > 0 else 0.0) - (1.0 if penalised else 0.0)
+        assert batch.rewards[i] == pytest.approx(expected), completions[i]
 
 
 def test_scheme_metric_must_be_measured(scifact_task) -> None:

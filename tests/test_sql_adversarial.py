@@ -80,7 +80,36 @@ DENIED = [
     "PRAGMA incremental_vacuum",
     "PRAGMA optimize",
     "PRAGMA table_info({t})",
+    "PRAGMA index_list({t})",
     "pragma main.user_version = 3",
+    # pragmas as table-valued functions: only the catalogue ones (table_info, index_list...) may run; any
+    # pragma that writes, changes state or reads a setting stays denied, alone, joined or nested
+    "SELECT * FROM pragma_optimize",
+    "SELECT * FROM pragma_optimize(65534)",
+    "SELECT * FROM pragma_table_info('{tn}') JOIN pragma_optimize",
+    "SELECT (SELECT count(*) FROM pragma_optimize)",
+    "WITH x AS (SELECT * FROM pragma_optimize) SELECT * FROM x",
+    "SELECT * FROM pragma_journal_mode",
+    "SELECT * FROM pragma_journal_mode('wal')",
+    "SELECT * FROM pragma_user_version",
+    "SELECT * FROM pragma_schema_version",
+    "SELECT * FROM pragma_application_id",
+    "SELECT * FROM pragma_query_only",
+    "SELECT * FROM pragma_writable_schema",
+    "SELECT * FROM pragma_foreign_keys",
+    "SELECT * FROM pragma_hard_heap_limit",
+    "SELECT * FROM pragma_hard_heap_limit(0)",
+    "SELECT * FROM pragma_soft_heap_limit(0)",
+    "SELECT * FROM pragma_cache_size",
+    "SELECT * FROM pragma_mmap_size",
+    "SELECT * FROM pragma_wal_checkpoint",
+    "SELECT * FROM pragma_wal_checkpoint('TRUNCATE')",
+    "SELECT * FROM pragma_incremental_vacuum",
+    "SELECT * FROM pragma_shrink_memory",
+    "SELECT * FROM pragma_integrity_check",
+    "SELECT * FROM pragma_database_list",
+    "SELECT * FROM dbstat",
+    "SELECT * FROM sqlite_dbpage",
     "REINDEX",
     "REINDEX {t}",
     "ANALYZE",
@@ -165,6 +194,17 @@ ALLOWED = [
     "/* leading comment */ SELECT count(*) FROM {t}",
     "WITH x AS (SELECT count(*) AS n FROM {t}) SELECT n FROM x",
     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < (SELECT count(*) FROM {t})) SELECT max(x) FROM c",
+    # read-only table-valued functions
+    "SELECT name FROM pragma_table_info('{tn}') ORDER BY cid",
+    "SELECT * FROM pragma_table_xinfo('{tn}')",
+    "SELECT * FROM pragma_index_list('{tn}')",
+    "SELECT i.name, c.name FROM pragma_index_list('{tn}') AS i, pragma_index_info(i.name) AS c",
+    "SELECT * FROM pragma_foreign_key_list('{tn}')",
+    "SELECT l.name, p.name FROM pragma_table_list AS l JOIN pragma_table_info(l.name) AS p WHERE l.schema = 'main'",
+    "SELECT count(*) FROM pragma_collation_list",
+    "SELECT count(*) FROM json_each('[1, 2, 3]')",
+    "SELECT key, value FROM json_tree('{{\"a\": [1, 2]}}')",
+    "SELECT j.value FROM {t}, json_each(json_array({t}.{c})) AS j LIMIT 5",
 ]
 
 
@@ -203,7 +243,13 @@ def copies(spider_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
 def build_cases(copies: dict[str, tuple[Path, str, str]], scratch: Path) -> list[Case]:
     cases = []
     for db, table, column in copies.values():
-        names = {"t": f'"{table}"', "c": f'"{column}"', "tmp": scratch, "db": db}
+        names = {
+            "t": f'"{table}"',
+            "tn": table.replace("'", "''"),
+            "c": f'"{column}"',
+            "tmp": scratch,
+            "db": db,
+        }
         for expect, templates in (("denied", DENIED), ("bounded", BOUNDED), ("allowed", ALLOWED)):
             cases += [Case(db, template.format(**names), expect) for template in templates]  # type: ignore[arg-type]
     return cases
@@ -256,12 +302,14 @@ def test_adversarial_statements_change_nothing_and_stay_bounded(copies, tmp_path
 
 # Statements the gate refuses but SQLite's own layers let through because they change nothing: SQLite
 # consults the authorizer only for objects that exist (DROP ... IF EXISTS of an absent object, REINDEX of
-# a table without indexes are no-ops), and EXPLAIN QUERY PLAN only reads.
+# a table without indexes are no-ops), and EXPLAIN QUERY PLAN and the catalogue pragmas only read.
 NO_OP_PREFIXES = (
     "EXPLAIN QUERY PLAN SELECT",
     "DROP INDEX IF EXISTS idx",
     "DROP VIEW IF EXISTS v",
     "REINDEX ",
+    "PRAGMA table_info(",
+    "PRAGMA index_list(",
 )
 
 

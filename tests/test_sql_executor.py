@@ -31,6 +31,7 @@ def toy_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, score REAL)")
         conn.executemany("INSERT INTO t VALUES (?, ?, ?)", [(i, f"name{i % 17}", i / 7) for i in range(200)])
+        conn.execute("CREATE INDEX t_name ON t (name)")
     return path
 
 
@@ -121,6 +122,35 @@ def test_writes_and_attach_are_denied_and_file_unchanged(
     assert "not authorized" in pool.execute(toy_db, "WITH x AS (SELECT 1) DELETE FROM t").error
     assert toy_db.read_bytes() == before
     assert list(tmp_path.iterdir()) == []
+
+
+def test_read_only_table_valued_functions_run(pool: SqlExecutorPool, toy_db: Path) -> None:
+    queries = [
+        "SELECT cid, name, type, pk FROM pragma_table_info('t') ORDER BY cid",
+        "SELECT name, \"unique\" FROM pragma_index_list('t') ORDER BY name",
+        "SELECT l.name, count(*) FROM pragma_table_list AS l, pragma_table_info(l.name) WHERE l.name = 't'",
+        "SELECT key, value, type FROM json_each('[1, \"a\", null]')",
+        'SELECT fullkey, atom FROM json_tree(\'{"a": {"b": [1, 2]}}\') WHERE atom IS NOT NULL',
+        "SELECT t.id, j.value FROM t, json_each(json_array(t.id, t.name)) AS j WHERE t.id < 3",
+    ]
+    for sql, result in zip(queries, pool.run([(toy_db, sql) for sql in queries])):
+        assert result.status == "ok", (sql, result.error)
+        assert list(result.rows) == direct(toy_db, sql) != [], sql
+
+
+def test_pragmas_that_write_or_read_settings_stay_denied(pool: SqlExecutorPool, toy_db: Path) -> None:
+    before = toy_db.read_bytes()
+    queries = [
+        "SELECT * FROM pragma_optimize",
+        "SELECT * FROM pragma_table_info('t') JOIN pragma_optimize",
+        "SELECT * FROM pragma_user_version",
+        "SELECT * FROM pragma_query_only",
+        "SELECT * FROM pragma_hard_heap_limit(0)",
+        "WITH x AS (SELECT * FROM pragma_journal_mode) SELECT * FROM x",
+    ]
+    for sql, result in zip(queries, pool.run([(toy_db, sql) for sql in queries])):
+        assert result.status == "error" and "not authorized" in result.error, (sql, result)
+    assert toy_db.read_bytes() == before
 
 
 def test_missing_database_is_an_error_result(pool: SqlExecutorPool, tmp_path: Path) -> None:

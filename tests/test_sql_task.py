@@ -18,7 +18,8 @@ from deepretrieval.parsing import parse_completion
 from deepretrieval.sql.compare import bird_match, orders_output, results_match, spider_match
 from deepretrieval.sql.executor import ExecutionLimits, SqlExecutorPool
 from deepretrieval.sql.hardness import spider_hardness
-from deepretrieval.tasks.sql import SqlDataError, SqlTask, load
+from deepretrieval.tasks import load_task
+from deepretrieval.tasks.sql import SqlDataError, SqlTask
 
 OUTCOME_KEYS = {"ex", "executed", "timeout"}
 
@@ -163,7 +164,7 @@ def test_prompted_answer_format_parses(spider: SqlTask) -> None:
 
 
 def test_sample_rows_option(spider_dir: Path) -> None:
-    task = load(spider_dir, sample_rows="2", timeout_s="0.5", max_rows="100", workers="1")
+    task = load_task("sql", spider_dir, sample_rows=2, timeout_s=0.5, max_rows=100, workers=1)
     example = next(ex for ex in task.examples("dev") if ex.meta["db_id"] == "singer")
     content = task.messages(example)[1]["content"]
     assert "2 rows from singer:" in content
@@ -362,3 +363,17 @@ def test_data_errors_are_clear(tmp_path: Path, spider_dir: Path) -> None:
     (broken / "dev.json").write_text('[{"db_id": "x"')
     with pytest.raises(SqlDataError, match="not valid JSON"):
         SqlTask(broken).examples("dev")
+
+
+def test_official_compat_reproduces_the_evaluators_distinct_rule(spider_dir: Path) -> None:
+    """Spider dev #37 returns a singer twice; a prediction that adds DISTINCT is wrong with --keep_distinct
+    (our default) and right under the official evaluator's default, which strips DISTINCT from both."""
+    with load_task("sql", spider_dir) as keep, load_task("sql", spider_dir, compat="official") as official:
+        example = keep.examples("dev")[37]
+        assert example.truth.startswith("SELECT T2.name FROM singer_in_concert")
+        distinct = example.truth.replace("SELECT T2.name", "SELECT DISTINCT T2.name")
+        assert keep.measure([distinct, example.truth], [example, example])[0]["ex"] == 0.0
+        verdicts = official.measure([distinct, example.truth], [official.examples("dev")[37]] * 2)
+        assert [v["ex"] for v in verdicts] == [1.0, 1.0]
+    with pytest.raises(ValueError, match="compat"):
+        load_task("sql", spider_dir, compat="loose")

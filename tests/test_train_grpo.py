@@ -13,12 +13,13 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 from _train_helpers import tiny_run_config, write_tiny_beir, write_tiny_model
-from deepretrieval.config import ConfigError, load_config, parse_config
+from deepretrieval.config import ConfigError, RetrieverConfig, load_config, parse_config
+from deepretrieval.policies.card import PolicyCard
 from deepretrieval.policies.hf import HFPolicy
 from deepretrieval.report import plot_run
-from deepretrieval.rewards import BatchReward
+from deepretrieval.rewards import BatchReward, task_scheme
 from deepretrieval.tasks import load_task
-from deepretrieval.train.grpo import POLICY_META, train
+from deepretrieval.train.grpo import train
 from deepretrieval.train.rewards_adapter import TRLBatchReward
 
 
@@ -57,9 +58,11 @@ def test_a_grpo_step_changes_the_weights_and_logs_the_task_metrics(pieces, tmp_p
     assert record["task/reward_group_std"] > 0
     assert list((run_dir / "logs").glob("events.out.tfevents.*")), "TensorBoard is the default logger"
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["seed"] == 0 and manifest["index_fingerprint"] and manifest["packages"]["trl"]
+    assert manifest["seed"] == 0 and manifest["judge_fingerprint"] and manifest["packages"]["trl"]
     assert load_config(run_dir / "config.yaml") == config
-    assert json.loads((run_dir / "final" / POLICY_META).read_text())["prompt_prefill"] == "<answer>"
+    card = PolicyCard.read(run_dir / "final")
+    assert card == PolicyCard(reasoning=False, prompt_prefill="<answer>", task="beir", base_model=str(model))
+    assert PolicyCard.read(run_dir / "checkpoints" / "checkpoint-1") == card
     assert plot_run(run_dir).read_bytes().startswith(b"\x89PNG")
 
     policy = HFPolicy(str(run_dir / "final"), max_new_tokens=4)  # prefill read from the policy folder
@@ -70,9 +73,11 @@ def test_a_grpo_step_changes_the_weights_and_logs_the_task_metrics(pieces, tmp_p
 
 def test_the_trl_adapter_scores_the_whole_batch_with_the_real_batch_reward(pieces, tmp_path):
     data, _ = pieces
-    task = load_task("beir", data, metrics=["ndcg@10"], index_dir=tmp_path / "index")
+    task = load_task(
+        "beir", data, retriever=RetrieverConfig(index=str(tmp_path / "index")), metrics=["ndcg@10"]
+    )
     adapter = TRLBatchReward(
-        BatchReward(task, task.default_scheme(), reasoning=False), task.examples("train"), "<answer>"
+        BatchReward(task, task_scheme(task), reasoning=False), task.examples("train"), "<answer>"
     )
     logged: dict[str, float] = {}
     completions = [
@@ -156,3 +161,26 @@ def test_an_unmerged_lora_policy_loads_over_its_base_model(pieces, tmp_path):
     policy = HFPolicy(str(final), max_new_tokens=3)
     assert policy.model_path == str(model) and policy.prefill == "<answer>"
     assert policy.complete([[{"role": "user", "content": "fever"}]])[0].startswith("<answer>")
+
+
+def test_train_cli_refuses_an_output_dir_with_checkpoints_in_one_line(pieces, tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    data, model = pieces
+    run = tmp_path / "run"
+    train(parse_config(tiny_run_config(data, model, run, max_steps=1)))
+    config = tmp_path / "again.yaml"
+    config.write_text(yaml.safe_dump(tiny_run_config(data, model, run, max_steps=1)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "deepretrieval.cli", "train", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [
+        f"error: {run} already holds checkpoints: pass --resume, or choose another output_dir"
+    ]

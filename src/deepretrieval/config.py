@@ -37,20 +37,30 @@ class TaskConfig(_Section):
     split: str = "train"
     eval_split: str | None = "test"
     limit: int | None = Field(default=None, gt=0, description="use at most this many training examples")
+    query_mode: Literal["rewrite", "expand"] = Field(
+        default="rewrite",
+        description="rewrite: the policy's query replaces the user's (the seed); expand: the retriever gets "
+        "the original query followed by the policy's terms",
+    )
     options: dict[str, Any] = Field(default_factory=dict)
 
     _expand_data = field_validator("data")(classmethod(lambda cls, v: _expand(v)))
 
 
 class RetrieverConfig(_Section):
-    """The judge for retrieval tasks. ``index: null`` builds the index from the task's corpus on first use
-    and caches it; ``options`` are the retriever's settings (BM25: k1, b, stemmer...; dense: model...)."""
+    """The judge for retrieval tasks, by registry name (``bm25``, ``dense``, ``boolean``, ``pubmed``,
+    ``ctgov``, ...; null = the task's default: BM25, or the local Boolean engine for literature search).
+    ``index: null`` builds the
+    index from the task's corpus on first use and caches it; ``options`` are the retriever's settings
+    (BM25: k1, b, stemmer...; dense: model...); ``cache`` is a folder for a persistent cache of search
+    results (off by default: an in-memory cache always deduplicates)."""
 
-    kind: Literal["bm25", "dense"] = "bm25"
+    kind: str | None = Field(default=None, min_length=1)
     index: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    cache: str | None = None
 
-    _expand_paths = field_validator("index")(classmethod(lambda cls, v: _expand(v)))
+    _expand_paths = field_validator("index", "cache")(classmethod(lambda cls, v: _expand(v)))
 
 
 class RewardConfig(_Section):
@@ -96,8 +106,19 @@ class RLConfig(_Section):
     max_grad_norm: float = Field(default=1.0, gt=0.0)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     gradient_checkpointing: bool = False
+    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = Field(
+        default="dapo", description="TRL's GRPO loss normalisation (pinned: TRL's default has changed before)"
+    )
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        default="group", description="divide advantages by the reward std of the group, the batch, or not"
+    )
+    epsilon: float = Field(default=0.2, gt=0.0, description="PPO-style clipping range of the ratio")
     lora: LoraConfig | None = None
     seed: int = 42
+    trl: dict[str, Any] = Field(
+        default_factory=dict,
+        description="any other trl.GRPOConfig argument, passed through and validated by TRL itself",
+    )
 
     @model_validator(mode="after")
     def _groups_fit_batch(self) -> RLConfig:

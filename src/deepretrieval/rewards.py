@@ -11,7 +11,6 @@ format term exist in the original recipes and both are kept:
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -77,11 +76,14 @@ class RecallTiers(_Scheme):
 
 
 class RankTiers(_Scheme):
-    """Evidence seeking (NQ, TriviaQA, SQuAD): rank of the first answer-containing passage mapped to tiers."""
+    """Evidence seeking (NQ, TriviaQA, SQuAD): rank of the first answer-containing passage mapped to tiers.
+
+    Defaults are the seed's ``nq_serini.py`` / ``triviaqa.py``: rank <= 5 -> 5, <= 20 -> 4, <= 50 -> 2,
+    <= 100 -> 1, <= 1000 -> 0.5, <= 3000 -> 0.1, else -3.5 (SQuAD's recipe: -2.5), format +1 / -4."""
 
     kind: Literal["rank_tiers"] = "rank_tiers"
     metric: str = "rank"
-    tiers: list[tuple[int, float]] = [(5, 5.0), (10, 3.0), (20, 2.0), (50, 1.0), (100, 0.5)]
+    tiers: list[tuple[int, float]] = [(5, 5.0), (20, 4.0), (50, 2.0), (100, 1.0), (1000, 0.5), (3000, 0.1)]
     miss: float = -3.5
     format_bonus: float = 1.0
     format_penalty: float = -4.0
@@ -152,13 +154,23 @@ def make_scheme(kind: str, **overrides: object) -> _Scheme:
     return SCHEMES[kind](**overrides)
 
 
+def task_scheme(task: Task, kind: str | None = None, **overrides: object) -> _Scheme:
+    """The scheme a run uses: the task's own (its ``default_reward`` data) unless ``kind`` names another;
+    ``overrides`` change single fields. Naming the task's own kind keeps its defaults (e.g. SQuAD's miss)."""
+    default = dict(task.default_reward)
+    base = default if kind in (None, default["kind"]) else {"kind": kind}
+    return make_scheme(**{**base, **overrides})
+
+
 class Guards(BaseModel):
-    """Limits against reward hacking.
+    """Limits against reward hacking, applied alike in training and evaluation.
 
     - answers longer than ``max_query_chars`` count as malformed (format penalty, never sent to the retriever);
-    - a query repeating one term more than ``max_term_repeats`` times (Boolean operators excepted) gets
-      ``repetition_penalty`` added: BM25 and Lucene add up repeated query terms, and the seed shows a policy
-      that learned to repeat one term 63 times.
+    - a query repeating one term more than ``max_term_repeats`` times gets ``repetition_penalty`` added.
+      Terms are counted as the judge analyses them (``task.analyze``: BM25's stemmed terms without stop
+      words), because that is what it adds up: "penetrance penetration penetrating" is one term repeated
+      three times to BM25, and a stop word repeated costs nothing. The seed shows a policy that learned to
+      repeat one term 63 times.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -168,69 +180,113 @@ class Guards(BaseModel):
     repetition_penalty: float = -1.0
 
 
-_WORD = re.compile(r"\w+")
-_OPERATORS = frozenset({"and", "or", "not"})
+def max_term_repeats(terms: Sequence[str]) -> int:
+    """Highest number of times one term occurs in ``terms`` (0 for none)."""
+    return max(Counter(terms).values(), default=0)
 
 
-def max_term_repeats(query: str) -> int:
-    """Highest number of times one (lower-cased) term occurs, Boolean operators excepted."""
-    counts = Counter(word for word in _WORD.findall(query.lower()) if word not in _OPERATORS)
-    return max(counts.values(), default=0)
+QueryMode = Literal["rewrite", "expand"]
+
+
+def judged_queries(answers: Sequence[str], examples: Sequence[Example], mode: QueryMode) -> list[str]:
+    """What the judge receives for each parsed answer: the answer itself (``rewrite``, the seed's mode), or
+    the example's original query followed by the answer (``expand``: query expansion, where the policy
+    starts from the original's quality and learns what to add)."""
+    if mode == "rewrite":
+        return list(answers)
+    if mode == "expand":
+        return [f"{example.original} {answer}" for answer, example in zip(answers, examples)]
+    raise ValueError(f"unknown query mode {mode!r}; choose rewrite or expand")
+
+
+def check_query_mode(task: Task, mode: QueryMode) -> None:
+    """``expand`` only makes sense where answers are keyword queries appended to the user's words."""
+    if mode == "expand" and task.answer_key != "query":
+        raise ValueError(
+            f"query_mode expand needs a search task; task {task.name!r} answers {task.answer_key}"
+        )
+
+
+class AnswerParser:
+    """The one parse-and-guard path of training and evaluation: a completion in, a parsed answer out,
+    with answers longer than the guard's cap turned malformed (``reason="query_too_long"``)."""
+
+    def __init__(self, *, reasoning: bool, answer_key: str, guards: Guards | None = None):
+        self.reasoning = reasoning
+        self.answer_key = answer_key
+        self.guards = guards or Guards()
+
+    def __call__(self, completion: object) -> ParsedCompletion:
+        parsed = parse_completion(completion, reasoning=self.reasoning, answer_key=self.answer_key)
+        if parsed.format_ok and len(parsed.answer) > self.guards.max_query_chars:
+            return ParsedCompletion("", parsed.think, False, "query_too_long")
+        return parsed
 
 
 @dataclass
 class RewardBatch:
     """Rewards of one rollout batch with what produced them."""
 
-    rewards: list[float]
+    rewards: list[float | None]
     parsed: list[ParsedCompletion]
     outcomes: list[Outcome | None]
     metric: str
     reasons: Counter = field(default_factory=Counter)
 
+    @property
+    def failed(self) -> list[bool]:
+        """Samples that could not be judged (the judge failed, not the answer): their reward is ``None``,
+        so the trainer leaves them out of the update instead of scoring them as bad answers."""
+        return [reward is None for reward in self.rewards]
+
     def summary(self) -> dict[str, float]:
-        """Batch means for logging. Malformed completions count as 0 for the task metric; lengths are in
-        whitespace-separated words; ``unique_queries`` is distinct well-formed answers / completions."""
-        n = max(len(self.rewards), 1)
+        """Batch means over the judged samples for logging. Malformed completions count as 0 for the task
+        metric; lengths are in whitespace-separated words; ``unique_queries`` is distinct well-formed
+        answers / completions; ``judge_failed`` the share of samples the judge could not score."""
+        judged = [i for i, reward in enumerate(self.rewards) if reward is not None]
+        n = max(len(judged), 1)
+        total = max(len(self.rewards), 1)
         return {
-            "reward": sum(self.rewards) / n,
-            "format_ok": sum(p.format_ok for p in self.parsed) / n,
-            self.metric: sum((o or {}).get(self.metric, 0.0) for o in self.outcomes) / n,
-            "think_len": sum(len(p.think.split()) for p in self.parsed) / n,
-            "query_len": sum(len(p.answer.split()) for p in self.parsed) / n,
-            "unique_queries": len({p.answer for p in self.parsed if p.format_ok}) / n,
+            "reward": sum(self.rewards[i] for i in judged) / n,  # type: ignore[misc]
+            "format_ok": sum(self.parsed[i].format_ok for i in judged) / n,
+            self.metric: sum((self.outcomes[i] or {}).get(self.metric, 0.0) for i in judged) / n,
+            "think_len": sum(len(p.think.split()) for p in self.parsed) / total,
+            "query_len": sum(len(p.answer.split()) for p in self.parsed) / total,
+            "unique_queries": len({p.answer for p in self.parsed if p.format_ok}) / total,
+            "judge_failed": (len(self.rewards) - len(judged)) / total,
         }
 
 
 class BatchReward:
     """The reward function of training: a whole rollout batch in, one reward per completion out.
 
-    Parses every completion, applies the guards, and judges all well-formed answers in ONE batched
-    ``task.measure`` call (which deduplicates and caches retrieval). Never raises on completion text.
+    Parses every completion (:class:`AnswerParser`), applies the guards, and judges all well-formed answers
+    in ONE batched ``task.measure`` call (the task's retriever deduplicates and caches). Never raises on
+    completion text. A sample the judge could not score (``task.measure`` gave ``None``: a search API that
+    kept failing) gets reward ``None``, never the malformed penalty.
     """
 
-    def __init__(self, task: Task, scheme: _Scheme, *, reasoning: bool = True, guards: Guards | None = None):
+    def __init__(
+        self,
+        task: Task,
+        scheme: _Scheme,
+        *,
+        reasoning: bool = True,
+        guards: Guards | None = None,
+        query_mode: QueryMode = "rewrite",
+    ):
+        check_query_mode(task, query_mode)
+        if scheme.metric not in task.outcome_keys:
+            raise ValueError(
+                f"reward scheme {scheme.kind!r} reads {scheme.metric!r} but task {task.name!r} measures "
+                f"{', '.join(sorted(task.outcome_keys))}; pick one of those (reward.overrides.metric) "
+                "or add it to the task's metrics"
+            )
         self.task = task
         self.scheme = scheme
-        self.reasoning = reasoning
-        self.guards = guards or Guards()
-        measured = getattr(task, "metrics", None)
-        metric = scheme.metric
-        if (
-            measured is not None
-            and metric not in measured
-            and metric not in getattr(task, "extra_outcomes", ())
-        ):
-            raise ValueError(
-                f"reward scheme {scheme.kind!r} reads {metric!r} but task {task.name!r} measures "
-                f"{', '.join(measured)}; add it to the task's metrics"
-            )
-
-    def parse(self, completion: object) -> ParsedCompletion:
-        parsed = parse_completion(completion, reasoning=self.reasoning, answer_key=self.task.answer_key)
-        if parsed.format_ok and len(parsed.answer) > self.guards.max_query_chars:
-            return ParsedCompletion("", parsed.think, False, "query_too_long")
-        return parsed
+        self.parse = AnswerParser(reasoning=reasoning, answer_key=task.answer_key, guards=guards)
+        self.guards = self.parse.guards
+        self.query_mode = query_mode
 
     def score(self, completions: Sequence[object], examples: Sequence[Example]) -> RewardBatch:
         if len(completions) != len(examples):
@@ -238,14 +294,22 @@ class BatchReward:
         parsed = [self.parse(c) for c in completions]
         valid = [i for i, p in enumerate(parsed) if p.format_ok]
         outcomes: list[Outcome | None] = [None] * len(parsed)
+        judged = [True] * len(parsed)
         if valid:
-            measured = self.task.measure([parsed[i].answer for i in valid], [examples[i] for i in valid])
+            judged_examples = [examples[i] for i in valid]
+            queries = judged_queries([parsed[i].answer for i in valid], judged_examples, self.query_mode)
+            measured = self.task.measure(queries, judged_examples)
             for i, outcome in zip(valid, measured):
                 outcomes[i] = outcome
-        rewards = []
-        for p, outcome in zip(parsed, outcomes):
+                judged[i] = outcome is not None
+        repeats = {a: max_term_repeats(self.task.analyze(a)) for a in {parsed[i].answer for i in valid}}
+        rewards: list[float | None] = []
+        for p, outcome, ok in zip(parsed, outcomes, judged):
+            if not ok:
+                rewards.append(None)
+                continue
             reward = self.scheme.reward(p, outcome)
-            if p.format_ok and max_term_repeats(p.answer) > self.guards.max_term_repeats:
+            if p.format_ok and repeats[p.answer] > self.guards.max_term_repeats:
                 reward += self.guards.repetition_penalty
             rewards.append(reward if math.isfinite(reward) else self.scheme.format_penalty)
         return RewardBatch(

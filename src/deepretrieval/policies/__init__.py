@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from deepretrieval.policies.base import AnswerPolicy, CompletionPolicy, Policy
-from deepretrieval.policies.baselines import Gold, OriginalQuery
+from deepretrieval.policies.baselines import ExpertStrategy, Gold, OriginalQuery
 
 __all__ = ["AnswerPolicy", "CompletionPolicy", "Policy", "load_policy"]
 
@@ -14,6 +14,8 @@ def load_policy(spec: str, **options: object) -> Policy:
         return OriginalQuery()
     if spec == "gold":
         return Gold()
+    if spec == "expert":
+        return ExpertStrategy()
     from deepretrieval.policies.hf import HFPolicy
 
     return HFPolicy.from_pretrained(spec, **options)

@@ -27,3 +27,21 @@ class Gold:
                 "--policy gold needs a task whose ground truth is an answer (e.g. SQL), not qrels"
             )
         return [example.truth for example in examples]
+
+
+class ExpertStrategy:
+    """Literature search: the review's own expert search strategy as stored with the topic (PubMed or Ovid
+    syntax; the local Boolean engine reads both)."""
+
+    name = "expert"
+
+    def answers(self, examples: Sequence[Example]) -> list[str]:
+        missing = [
+            ex.id for ex in examples if not (ex.meta.get("boolean_query") or ex.meta.get("ovid_query"))
+        ]
+        if missing:
+            raise ValueError(
+                f"--policy expert needs each topic's expert strategy (metadata.boolean_query or ovid_query); "
+                f"{len(missing)} topics have none, e.g. {missing[:3]}"
+            )
+        return [ex.meta.get("boolean_query") or ex.meta["ovid_query"] for ex in examples]

@@ -9,17 +9,18 @@ from pathlib import Path
 
 import torch
 
+from deepretrieval.default_model import resolve_model
+from deepretrieval.policies.card import PolicyCard
 from deepretrieval.tasks.prompts import render_prompt
-
-POLICY_META = "deepretrieval_policy.json"  # written next to a trained policy by deepretrieval.train.grpo
 
 
 class HFPolicy:
     """Chat messages in, completions out; greedy by default.
 
     Prompts are rendered with the tokenizer's own chat template, followed by the assistant prefill the
-    policy was trained with (read from ``deepretrieval_policy.json`` when the folder has one); the
-    returned completion starts with that prefill, so it parses exactly as it did in training.
+    policy was trained with (from its :class:`PolicyCard` when the folder has one, which also tells the
+    harness whether to prompt for reasoning and with which template); the returned completion starts with
+    that prefill, so it parses exactly as it did in training.
     ``adapter`` loads a LoRA adapter folder on top of the base model. Generation uses vLLM when it is
     installed and a GPU is present (``backend="auto"``), transformers otherwise.
     """
@@ -38,17 +39,16 @@ class HFPolicy:
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from deepretrieval.train.default_model import resolve_model
-
         self.model_path = resolve_model(model_path)
         self.name = name or Path(self.model_path).name
         adapter_config = Path(self.model_path) / "adapter_config.json"
         if adapter is None and adapter_config.is_file():  # a LoRA run's un-merged final folder
             adapter = self.model_path
             self.model_path = json.loads(adapter_config.read_text())["base_model_name_or_path"]
-        meta_path = Path(adapter or self.model_path) / POLICY_META
-        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-        self.prefill = meta.get("prompt_prefill", "") if prefill is None else prefill
+        self.card = (
+            PolicyCard.read(adapter or self.model_path) if Path(adapter or self.model_path).is_dir() else None
+        )
+        self.prefill = (self.card.prompt_prefill if self.card else "") if prefill is None else prefill
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
         self.batch_size = batch_size

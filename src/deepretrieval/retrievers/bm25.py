@@ -1,4 +1,12 @@
-"""BM25 on ``bm25s`` (sparse matrices, no Java), with Lucene-style defaults and a memory-mapped on-disk index."""
+"""BM25 on ``bm25s`` (sparse matrices, no Java), with Lucene-style defaults and a memory-mapped on-disk index.
+
+Files of an index version (besides the document store, see ``doc_store``)::
+
+    bm25.data.npy      float32 [nnz]      BM25 weight of every (term, document) pair, term-major
+    bm25.indices.npy   int32/64 [nnz]     the document row of every weight
+    bm25.indptr.npy    int32/64 [terms+1] where each term's weights start
+    bm25.vocab.json    {term: row}        analysed term -> row of the term x document matrix
+"""
 
 from __future__ import annotations
 
@@ -7,7 +15,6 @@ import json
 import mmap
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -15,39 +22,48 @@ import bm25s
 import numpy as np
 import scipy.sparse
 import Stemmer
+from pydantic import Field, field_validator
 from sparse_dot_topn import sp_matmul_topn
 
-from deepretrieval.retrievers.base import Ranking
+from deepretrieval.retrievers.base import DateRange, Ranking, RetrieverSettings, refuse_dates
 from deepretrieval.retrievers.corpus import Corpus
 from deepretrieval.retrievers.doc_store import DocStore
+from deepretrieval.retrievers.index_store import IndexVersion, IndexWriter, load_index
 
-MANIFEST = "deepretrieval_bm25.json"
-INDEX_SUBDIR = "bm25s"
+DATA, INDICES, INDPTR, VOCAB = "bm25.data.npy", "bm25.indices.npy", "bm25.indptr.npy", "bm25.vocab.json"
 MIN_QUERIES_PER_THREAD = 16
 
 
-@dataclass(frozen=True)
-class BM25Settings:
+class BM25Settings(RetrieverSettings):
     """Scoring and analysis settings. Defaults are Anserini/Lucene's BM25 (k1=0.9, b=0.4) with
     English Snowball stemming and English stop words."""
 
-    k1: float = 0.9
-    b: float = 0.4
+    k1: float = Field(0.9, ge=0)
+    b: float = Field(0.4, ge=0, le=1)
     method: Literal["lucene", "robertson", "atire", "bm25l", "bm25+"] = "lucene"
     stemmer: str | None = "english"
     stopwords: str | None = "en"
 
-    def __post_init__(self) -> None:
-        if self.k1 < 0 or not 0 <= self.b <= 1:
-            raise ValueError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={self.k1}, b={self.b}")
-        if self.stemmer is not None and self.stemmer not in Stemmer.algorithms():
-            raise ValueError(
-                f"unknown stemmer {self.stemmer!r}; available: {', '.join(Stemmer.algorithms())}"
-            )
+    @field_validator("stemmer")
+    @classmethod
+    def _known_stemmer(cls, value: str | None) -> str | None:
+        if value is not None and value not in Stemmer.algorithms():
+            raise ValueError(f"unknown stemmer; available: {', '.join(Stemmer.algorithms())}")
+        return value
+
+    @field_validator("stopwords")
+    @classmethod
+    def _known_stopwords(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                bm25s.tokenize([""], stopwords=value, show_progress=False)
+            except ValueError:
+                raise ValueError("unknown stop-word list; use a language code such as en, de, fr") from None
+        return value
 
 
 class BM25Retriever:
-    """Batched BM25 search over a fixed collection. Build once, save, load memory-mapped.
+    """Batched BM25 search over a fixed collection: :meth:`build` once, :meth:`load` memory-mapped.
 
     bm25s precomputes BM25 weights as a term x document sparse matrix. Instead of bm25s.retrieve's
     per-query loop we score a whole batch with ONE sparse product (queries x terms) @ (terms x docs)
@@ -55,24 +71,27 @@ class BM25Retriever:
     hundreds of queries at once, and this is what keeps it cheaper than calling bm25s per query.
     """
 
+    kind = "bm25"
+    settings_type = BM25Settings
+
     def __init__(
         self,
+        version: IndexVersion,
         term_doc: scipy.sparse.csr_matrix,
         vocab: dict[str, int],
-        doc_ids: list[str],
-        settings: BM25Settings,
         docs: DocStore,
-        fingerprint: str,
         threads: int | None = None,
     ):
+        self.index_dir = version.root
+        self.settings = version.settings(BM25Settings)
+        self.fingerprint: str = version.manifest["fingerprint"]
+        self.corpus_fingerprint: str = version.manifest["corpus"]["fingerprint"]
+        self.docs = docs
+        self.threads = threads or os.cpu_count() or 1
         self._term_doc = term_doc
         self._vocab = vocab
-        self._doc_ids = np.asarray(doc_ids, dtype=object)
-        self.settings = settings
-        self.docs = docs
-        self.fingerprint = fingerprint
-        self.threads = threads or os.cpu_count() or 1
-        self._stemmer = Stemmer.Stemmer(settings.stemmer) if settings.stemmer else None
+        self._doc_ids = np.asarray(docs.ids, dtype=object)
+        self._stemmer = Stemmer.Stemmer(self.settings.stemmer) if self.settings.stemmer else None
 
     def __len__(self) -> int:
         return len(self._doc_ids)
@@ -81,57 +100,59 @@ class BM25Retriever:
     def build(
         cls,
         corpus: Corpus,
-        out_dir: str | Path,
+        index_dir: str | Path,
         settings: BM25Settings | None = None,
+        *,
         show_progress: bool = True,
+        threads: int | None = None,
+        mmap: bool = True,
+        verify: bool = False,
     ) -> BM25Retriever:
-        """Index ``corpus`` and write the index to ``out_dir`` (created if missing)."""
+        """Index ``corpus``, publish the index in ``index_dir`` (see ``index_store``) and load it."""
         settings = settings or BM25Settings()
+        writer = IndexWriter(index_dir, cls.kind)
         stemmer = Stemmer.Stemmer(settings.stemmer) if settings.stemmer else None
         tokens = bm25s.tokenize(
             corpus.texts, stopwords=settings.stopwords or [], stemmer=stemmer, show_progress=show_progress
         )
+        if not tokens.vocab:
+            raise ValueError(
+                f"corpus {corpus.source or f'of {len(corpus)} documents'} has no term to index: every "
+                f"document is empty or stop words only (stopwords={settings.stopwords!r})"
+            )
+        tokens = _sorted_vocabulary(tokens)
         model = bm25s.BM25(k1=settings.k1, b=settings.b, method=settings.method)
-        model.index(tokens, show_progress=show_progress)
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        model.save(out_dir / INDEX_SUBDIR)
-        docs = DocStore.write(out_dir, corpus)
-        fingerprint = _fingerprint(settings, docs.digest)
-        manifest = {"settings": asdict(settings), "fingerprint": fingerprint, "documents": len(corpus)}
-        (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        return cls.load(out_dir)
+        model.index(tokens, create_empty_token=False, show_progress=show_progress)
+        scores = model.scores
+        width = np.int32 if len(scores["data"]) < np.iinfo(np.int32).max else np.int64  # the scorer needs one
+        with writer:
+            np.save(writer.folder / DATA, np.asarray(scores["data"], dtype=np.float32))
+            np.save(writer.folder / INDICES, np.asarray(scores["indices"], dtype=width))
+            np.save(writer.folder / INDPTR, np.asarray(scores["indptr"], dtype=width))
+            vocab = json.dumps(model.vocab_dict, ensure_ascii=False)
+            (writer.folder / VOCAB).write_text(vocab, encoding="utf-8")
+            DocStore.write(writer.folder, corpus)
+            writer.publish(
+                corpus,
+                settings=settings.model_dump(),
+                fingerprint=_fingerprint(settings, corpus.fingerprint),
+                info={"bm25s": bm25s.__version__, "terms": len(model.vocab_dict)},
+            )
+            return cls.load(index_dir, threads=threads, mmap=mmap, verify=verify)
 
     @classmethod
-    def load(cls, index_dir: str | Path, mmap: bool = True, threads: int | None = None) -> BM25Retriever:
-        """Open an index written by :meth:`build`. With ``mmap`` the score matrix stays on disk, mapped
-        copy-on-write (never written: the C++ scorer only needs writable-typed buffers)."""
-        index_dir = Path(index_dir)
-        manifest_path = index_dir / MANIFEST
-        if not manifest_path.is_file():
-            raise FileNotFoundError(
-                f"{index_dir} is not a deepretrieval BM25 index (missing {MANIFEST}); "
-                f"build one with `deepretrieval index build --corpus PATH --out {index_dir}`"
-            )
-        manifest = json.loads(manifest_path.read_text())
-        settings = BM25Settings(**manifest["settings"])
-        arrays = index_dir / INDEX_SUBDIR
-        mode = "c" if mmap else None
-        data = np.load(arrays / "data.csc.index.npy", mmap_mode=mode)
-        indices = np.load(arrays / "indices.csc.index.npy", mmap_mode=mode)
-        indptr = np.load(arrays / "indptr.csc.index.npy")
-        index_dtype = (
-            np.int32 if len(data) < np.iinfo(np.int32).max else np.int64
-        )  # the scorer needs one width
-        vocab = json.loads((arrays / "vocab.index.json").read_text())
-        params = json.loads((arrays / "params.index.json").read_text())
-        term_doc = scipy.sparse.csr_matrix(
-            (data, indices.astype(index_dtype, copy=False), indptr.astype(index_dtype)),
-            shape=(len(indptr) - 1, params["num_docs"]),
-            copy=False,
-        )
-        docs = DocStore.open(index_dir)
-        return cls(term_doc, vocab, docs.ids, settings, docs, manifest["fingerprint"], threads)
+    def load(
+        cls, index_dir: str | Path, *, threads: int | None = None, mmap: bool = True, verify: bool = False
+    ) -> BM25Retriever:
+        """Open the published index in ``index_dir``. With ``mmap`` the score matrix stays on disk, mapped
+        copy-on-write (never written: the C++ scorer only needs writable-typed buffers). ``verify`` also
+        checks the checksum of every file (reads the whole index)."""
+
+        def open_files(version: IndexVersion) -> BM25Retriever:
+            term_doc, vocab = _open_matrix(version, "c" if mmap else None)
+            return cls(version, term_doc, vocab, DocStore.open(version), threads)
+
+        return load_index(index_dir, cls.kind, open_files, verify=verify)
 
     @property
     def memory_mapped(self) -> bool:
@@ -141,11 +162,14 @@ class BM25Retriever:
             base = getattr(base, "base", None)
         return base is not None
 
-    def search(self, queries: Sequence[str], k: int) -> list[Ranking]:
+    def search(
+        self, queries: Sequence[str], k: int, *, dates: Sequence[DateRange | None] | None = None
+    ) -> list[Ranking]:
         """Top-``k`` documents per query (equal scores in a deterministic, unspecified order). Documents
         that match no query term are not returned, so an empty query, a query of stop words only, or one
         whose terms occur nowhere gets an empty ranking. Repeated query terms count repeatedly (as in
         Lucene and bm25s)."""
+        refuse_dates(self.kind, queries, dates)
         if not queries:
             return []
         if k < 1:
@@ -161,16 +185,23 @@ class BM25Retriever:
             for a, b in zip(top.indptr[:-1], top.indptr[1:])
         ]
 
-    def _query_matrix(self, queries: Sequence[str]) -> scipy.sparse.csr_matrix:
-        tokens = bm25s.tokenize(
-            list(queries),
+    def analyze(self, text: str) -> list[str]:
+        """The analysed terms of ``text`` (lower-cased, stop words dropped, stemmed), in order with
+        repeats; a term absent from the collection is kept but scores nothing."""
+        return self._tokenize([text])[0]
+
+    def _tokenize(self, texts: list[str]) -> list[list[str]]:
+        return bm25s.tokenize(
+            texts,
             stopwords=self.settings.stopwords or [],
             stemmer=self._stemmer,
             return_ids=False,
             show_progress=False,
         )
+
+    def _query_matrix(self, queries: Sequence[str]) -> scipy.sparse.csr_matrix:
         rows, cols = [], []
-        for row, words in enumerate(tokens):
+        for row, words in enumerate(self._tokenize(list(queries))):
             for word in words:
                 col = self._vocab.get(word)
                 if col is not None:
@@ -189,9 +220,49 @@ class BM25Retriever:
     def text(self, doc_id: str) -> str:
         return self.docs.text(doc_id)
 
+    def close(self) -> None:
+        self.docs.close()
 
-def _fingerprint(settings: BM25Settings, corpus_digest: str) -> str:
+
+def _open_matrix(version: IndexVersion, mmap_mode: str | None) -> tuple[scipy.sparse.csr_matrix, dict]:
+    """The term x document matrix of ``version``, checked so the scorer can never read out of bounds."""
+    data = version.load_array(DATA, mmap_mode=mmap_mode)
+    indices = version.load_array(INDICES, mmap_mode=mmap_mode)
+    indptr = version.load_array(INDPTR, mmap_mode=None)
+    vocab = version.read_json(VOCAB)
+    count = version.documents
+    if (
+        data.dtype != np.float32
+        or indices.dtype not in (np.int32, np.int64)
+        or indptr.dtype != indices.dtype
+        or data.ndim != 1
+        or indices.shape != data.shape
+        or not isinstance(vocab, dict)
+        or indptr.shape != (len(vocab) + 1,)
+    ):
+        raise version.fail("the score matrix arrays do not fit together")
+    if len(indptr) and (indptr[0] != 0 or indptr[-1] != len(data) or np.any(indptr[1:] < indptr[:-1])):
+        raise version.fail(f"{INDPTR} is not a valid row index")
+    if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= count):
+        raise version.fail(f"{INDICES} holds document rows outside 0..{count - 1}")
+    term_doc = scipy.sparse.csr_matrix((data, indices, indptr), shape=(len(vocab), count), copy=False)
+    return term_doc, vocab
+
+
+def _sorted_vocabulary(tokens: bm25s.tokenization.Tokenized) -> bm25s.tokenization.Tokenized:
+    """The same tokens with term ids in sorted-term order. bm25s numbers terms in set-iteration order,
+    which follows Python's per-process string hashing: the index would differ from one build to the next
+    and equal scores would tie-break differently, although the fingerprint is the same."""
+    terms = sorted(tokens.vocab)
+    new_id = np.empty(len(terms), dtype=np.int64)
+    for rank, term in enumerate(terms):
+        new_id[tokens.vocab[term]] = rank
+    ids = [new_id[np.asarray(doc, dtype=np.int64)].tolist() for doc in tokens.ids]
+    return bm25s.tokenization.Tokenized(ids=ids, vocab={term: rank for rank, term in enumerate(terms)})
+
+
+def _fingerprint(settings: BM25Settings, corpus_fingerprint: str) -> str:
     payload = json.dumps(
-        {"kind": "bm25s", "version": bm25s.__version__, "settings": asdict(settings)}, sort_keys=True
+        {"kind": "bm25s", "version": bm25s.__version__, "settings": settings.model_dump()}, sort_keys=True
     )
-    return hashlib.sha256(f"{payload}|{corpus_digest}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{payload}|{corpus_fingerprint}".encode()).hexdigest()[:16]

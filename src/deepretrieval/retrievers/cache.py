@@ -8,15 +8,19 @@ from pathlib import Path
 import diskcache
 from cachetools import LRUCache
 
-from deepretrieval.retrievers.base import Hit, Retriever
+from deepretrieval.retrievers.base import DateRange, Ranking, Retriever
+
+Key = tuple[str, str, int, tuple[str | None, str | None] | None]
 
 
 class CachedRetriever:
-    """Wraps a retriever: removes duplicate queries, answers repeats from an in-memory LRU (and, if
+    """Wraps a retriever: removes duplicate searches, answers repeats from an in-memory LRU (and, if
     ``disk_dir`` is given, a persistent on-disk cache), and sends only the misses in ONE batched call.
 
-    Keys are ``(index fingerprint, query, k)``, so a rebuilt index never serves stale hits.
-    The LRU holds at most ``max_entries`` result lists, which bounds host memory over a long run.
+    Keys are ``(index fingerprint, query, k, date range)``, so a rebuilt index never serves stale
+    rankings. A failed ranking (an engine that gave up) is returned but never cached. The LRU holds at
+    most ``max_entries`` rankings, which bounds host memory over a long run. Satisfies the same
+    ``Retriever`` protocol as what it wraps; ``close`` closes both.
     """
 
     def __init__(self, inner: Retriever, max_entries: int = 50_000, disk_dir: str | Path | None = None):
@@ -27,34 +31,61 @@ class CachedRetriever:
         self.hits = 0
         self.misses = 0
 
-    def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
-        found: dict[str, list[Hit]] = {}
-        missing: list[str] = []
-        for query in dict.fromkeys(queries):  # unique, in first-seen order
-            key = (self.fingerprint, query, k)
+    @property
+    def kind(self) -> str | None:
+        """The wrapped retriever's registry kind (None for an engine that does not say)."""
+        return getattr(self.inner, "kind", None)
+
+    @property
+    def corpus_fingerprint(self) -> str | None:
+        """The wrapped index's corpus fingerprint (None for a search engine, which has no corpus)."""
+        return getattr(self.inner, "corpus_fingerprint", None)
+
+    def _key(self, query: str, date: DateRange | None, k: int) -> Key:
+        return (self.fingerprint, query, k, None if date is None else (date.start, date.end))
+
+    def search(
+        self, queries: Sequence[str], k: int, *, dates: Sequence[DateRange | None] | None = None
+    ) -> list[Ranking]:
+        if dates is not None and len(dates) != len(queries):
+            raise ValueError(
+                f"dates must give one range (or None) per query: {len(dates)} for {len(queries)}"
+            )
+        searches = list(zip(queries, dates if dates is not None else [None] * len(queries)))
+        found: dict[tuple[str, DateRange | None], Ranking] = {}
+        missing: list[tuple[str, DateRange | None]] = []
+        for search in dict.fromkeys(searches):  # unique, in first-seen order
+            key = self._key(*search, k)
             cached = self._memory.get(key)
             if cached is None and self._disk is not None:
                 cached = self._disk.get(key)
                 if cached is not None:
                     self._memory[key] = cached
             if cached is None:
-                missing.append(query)
+                missing.append(search)
             else:
-                found[query] = cached
+                found[search] = cached
         self.hits += len(found)
         self.misses += len(missing)
         if missing:
-            for query, result in zip(missing, self.inner.search(missing, k)):
-                key = (self.fingerprint, query, k)
-                self._memory[key] = result
-                if self._disk is not None:
-                    self._disk.set(key, result)
-                found[query] = result
-        return [found[query] for query in queries]
+            ranges = [date for _, date in missing]
+            limits = {"dates": ranges} if any(date is not None for date in ranges) else {}
+            for search, ranking in zip(missing, self.inner.search([q for q, _ in missing], k, **limits)):
+                found[search] = ranking
+                if not ranking.failed:
+                    key = self._key(*search, k)
+                    self._memory[key] = ranking
+                    if self._disk is not None:
+                        self._disk.set(key, ranking)
+        return [found[search] for search in searches]
 
     def text(self, doc_id: str) -> str:
         return self.inner.text(doc_id)
 
+    def analyze(self, text: str) -> list[str]:
+        return self.inner.analyze(text)
+
     def close(self) -> None:
         if self._disk is not None:
             self._disk.close()
+        self.inner.close()

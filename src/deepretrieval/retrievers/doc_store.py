@@ -1,77 +1,69 @@
-"""Document texts on disk, read one at a time (so indexes never hold the collection in memory)."""
+"""Document texts inside an index version, memory-mapped and read one at a time (indexes never hold the
+collection in memory, and a rebuild of the folder never pulls the text from under a reader)."""
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
-import os
-from collections.abc import Iterator, Sequence
+import mmap
+from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
-from deepretrieval.retrievers.corpus import Corpus
+from deepretrieval.retrievers.corpus import Corpus, document_line
+from deepretrieval.retrievers.index_store import IndexVersion
 
-TEXTS = "docs.jsonl"
-OFFSETS = "docs.offsets.npy"
-IDS = "docs.ids.json"
-DIGEST = "docs.sha256"
-
-
-@contextlib.contextmanager
-def atomic_write(path: Path) -> Iterator[BinaryIO]:
-    """Write to ``path`` through a temporary file renamed at the end, so readers (and memory maps of
-    the previous file) never see a half-written one."""
-    partial = path.with_name(path.name + ".partial")
-    try:
-        with partial.open("wb") as handle:
-            yield handle
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+TEXTS = "docs.jsonl"  # one document_line per document, in row order
+OFFSETS = "docs.offsets.npy"  # int64 [n + 1]: byte offset of every line, then the file size
+IDS = "docs.ids.json"  # document ids in row order
 
 
 class DocStore(Sequence[str]):
-    """``docs.jsonl`` (one ``{"id", "text"}`` per line) plus a byte-offset table for random access.
-    Indexing by row gives the text of that row; :meth:`text` looks a document up by id."""
+    """Indexing by row gives the text of that row; :meth:`text` looks a document up by id."""
 
-    def __init__(self, folder: Path, ids: list[str], offsets: np.ndarray, digest: str):
-        self.folder = folder
+    def __init__(self, ids: list[str], offsets: np.ndarray, texts: mmap.mmap):
         self.ids = ids
-        self.digest = digest
         self._offsets = offsets
-        self._row = {doc_id: row for row, doc_id in enumerate(ids)}
+        self._texts = texts
 
-    @classmethod
-    def write(cls, folder: Path, corpus: Corpus) -> DocStore:
+    @staticmethod
+    def write(folder: Path, corpus: Corpus) -> None:
+        """Write the three files of ``corpus`` into ``folder`` (a version being built)."""
         offsets = np.zeros(len(corpus) + 1, dtype=np.int64)
-        digest = hashlib.sha256()
-        with atomic_write(folder / TEXTS) as handle:
+        with (folder / TEXTS).open("wb") as handle:
             for row, (doc_id, text) in enumerate(zip(corpus.ids, corpus.texts, strict=True)):
-                line = json.dumps({"id": doc_id, "text": text}, ensure_ascii=False).encode() + b"\n"
+                line = document_line(doc_id, text)
                 handle.write(line)
-                digest.update(line)
                 offsets[row + 1] = offsets[row] + len(line)
-        with atomic_write(folder / OFFSETS) as handle:
-            np.save(handle, offsets)
-        with atomic_write(folder / IDS) as handle:
-            handle.write(json.dumps(corpus.ids).encode())
-        with atomic_write(folder / DIGEST) as handle:
-            handle.write(digest.hexdigest().encode())
-        return cls.open(folder)
+        np.save(folder / OFFSETS, offsets)
+        (folder / IDS).write_text(json.dumps(corpus.ids, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
-    def open(cls, folder: Path) -> DocStore:
-        for name in (TEXTS, OFFSETS, IDS, DIGEST):
-            if not (folder / name).is_file():
-                raise FileNotFoundError(f"{folder}: missing {name}; not a complete document store")
-        offsets = np.load(folder / OFFSETS, mmap_mode="r")
-        ids = json.loads((folder / IDS).read_text())
-        if len(offsets) != len(ids) + 1:
-            raise ValueError(f"{folder}: {OFFSETS} and {IDS} disagree on the number of documents")
-        return cls(folder, ids, offsets, (folder / DIGEST).read_text().strip())
+    def open(cls, version: IndexVersion) -> DocStore:
+        """Open and check the store of ``version``: ids (checksummed), offsets consistent with them and
+        with the text file's size, so every row reads exactly its own line."""
+        count = version.documents
+        ids = version.read_json(IDS)
+        if not isinstance(ids, list) or len(ids) != count or not all(isinstance(i, str) for i in ids):
+            raise version.fail(f"{IDS} does not list the {count} document ids")
+        offsets = version.load_array(OFFSETS, mmap_mode="r")
+        size = version.manifest["files"][TEXTS]["size"]
+        if (
+            offsets.dtype != np.int64
+            or offsets.shape != (count + 1,)
+            or offsets[0] != 0
+            or offsets[-1] != size
+            or not bool(np.all(offsets[1:] > offsets[:-1]))
+        ):
+            raise version.fail(f"{OFFSETS} does not match {IDS} and {TEXTS}")
+        with version.path(TEXTS).open("rb") as handle:
+            texts = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        return cls(ids, offsets, texts)
+
+    @cached_property
+    def _row(self) -> dict[str, int]:
+        return {doc_id: row for row, doc_id in enumerate(self.ids)}
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -79,18 +71,18 @@ class DocStore(Sequence[str]):
     def __getitem__(self, row):  # type: ignore[override]
         if isinstance(row, slice):
             return [self[i] for i in range(*row.indices(len(self)))]
+        if row < 0:
+            row += len(self)
+        if not 0 <= row < len(self):
+            raise IndexError(f"row {row} out of range for {len(self)} documents")
         start, end = int(self._offsets[row]), int(self._offsets[row + 1])
-        with (self.folder / TEXTS).open("rb") as handle:
-            handle.seek(start)
-            return json.loads(handle.read(end - start))["text"]
-
-    def __iter__(self) -> Iterator[str]:
-        with (self.folder / TEXTS).open("rb") as handle:
-            for line in handle:
-                yield json.loads(line)["text"]
+        return json.loads(self._texts[start:end])["text"]
 
     def text(self, doc_id: str) -> str:
         row = self._row.get(doc_id)
         if row is None:
-            raise KeyError(f"unknown document id {doc_id!r}")
+            raise KeyError(f"unknown document id {doc_id!r} (index has {len(self.ids)} documents)")
         return self[row]
+
+    def close(self) -> None:
+        self._texts.close()

@@ -5,18 +5,30 @@ Defence in depth; each layer alone stops most attacks:
 1. a lexical gate (:func:`single_statement`): exactly one statement, and it must start with SELECT, WITH or
    VALUES; string literals, quoted identifiers and comments are tokenized, never split naively on ``;``;
 2. the database is opened read-only (URI ``mode=ro``) with ``PRAGMA query_only=1``;
-3. an authorizer allows only reads: SELECT, READ, RECURSIVE and functions other than ``load_extension``;
-   every write, ATTACH/DETACH, PRAGMA, transaction, VACUUM, REINDEX, ANALYZE... is denied;
+3. an authorizer allows only reads: SELECT, READ, RECURSIVE, functions other than ``load_extension``, and the
+   catalogue pragmas of :data:`READ_ONLY_PRAGMAS` (as table-valued functions: ``pragma_table_info('t')``);
+   every write, ATTACH/DETACH, other PRAGMA, transaction, VACUUM, REINDEX, ANALYZE... is denied. The
+   eponymous virtual tables it allows (``json_each``, ``json_tree``, those pragmas) are connected before the
+   authorizer is installed, because their first use makes SQLite authorize an internal UPDATE of
+   ``sqlite_master`` that the authorizer must go on refusing to everything else;
 4. resource limits: ``SQLITE_LIMIT_LENGTH`` (``randomblob(1e9)``, ``zeroblob(1e9)``, giant concatenations),
    SQL length, LIKE pattern length, no attached databases, ``PRAGMA hard_heap_limit``, ``RLIMIT_AS`` and
-   ``RLIMIT_FSIZE`` for the worker, and a cap on the rows and bytes fetched;
-5. time: SQLite's progress handler interrupts a statement at its deadline; a worker stuck inside a single
-   VM step past ``timeout_s + kill_grace_s`` (``printf('%.*c', 2e9, 'x')`` fills its buffer for seconds
-   before the length check) is killed by the parent and replaced;
+   ``RLIMIT_FSIZE`` for the worker, and caps on what comes back to the caller: rows, cells (rows x columns)
+   and the Python memory the rows take once unpickled in the caller, estimated with ``sys.getsizeof`` of
+   every row and value (about 60 bytes for a 2-character text cell, where SQLite counts 2). The cell and
+   memory caps hold per statement and per :meth:`SqlExecutorPool.run` batch, so the caller holds at most
+   ``max_batch_bytes`` of rows (plus one answer being unpickled); a result over a cap is ``truncated``
+   (``rows`` holds the prefix that fits, possibly none) and can never match;
+5. time: ``timeout_s`` covers the whole round trip, execute + fetch in the worker, transfer and unpickling.
+   SQLite's progress handler interrupts a statement at its deadline, the worker checks it again between
+   fetched chunks, and the caller reports every answer it holds later than ``timeout_s`` after dispatch as
+   ``timeout``, never ``ok``. A worker stuck inside a single VM step past ``timeout_s + kill_grace_s``
+   (``printf('%.*c', 2e9, 'x')`` fills its buffer for seconds before the length check) is killed by the
+   parent and replaced;
 6. isolation: statements run in worker processes, so a crash or a hang costs one result, never the caller.
 
 Every failure becomes an :class:`ExecutionResult` with a status; :meth:`SqlExecutorPool.run` never raises
-because of what the SQL says.
+because of what a job holds (a non-string SQL or database path is that job's ``rejected`` result).
 """
 
 from __future__ import annotations
@@ -32,7 +44,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -43,10 +55,34 @@ from tqdm import tqdm
 
 Status = Literal["ok", "error", "timeout", "crash", "rejected"]
 Rows = tuple[tuple[Any, ...], ...]
+Answer = tuple[Status, Rows, str, bool, int]  # a worker's reply: status, rows, error, truncated, size_bytes
 
 MiB = 1024 * 1024
 ALLOWED_FIRST_WORDS = frozenset({"SELECT", "WITH", "VALUES"})
 DENIED_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer"})
+# Pragmas that only describe the schema or the engine; their argument (if any) names a table or index, never a
+# setting. Allowed as table-valued functions (``SELECT * FROM pragma_table_info('t')``); every other pragma,
+# including the harmless-looking reads of settings, stays denied.
+READ_ONLY_PRAGMAS = frozenset(
+    {
+        "table_info",
+        "table_xinfo",
+        "table_list",
+        "index_info",
+        "index_xinfo",
+        "index_list",
+        "foreign_key_list",
+        "collation_list",
+        "function_list",
+        "module_list",
+        "pragma_list",
+    }
+)
+READ_ONLY_EPONYMOUS_TABLES = (
+    "json_each",
+    "json_tree",
+    *(f"pragma_{name}" for name in sorted(READ_ONLY_PRAGMAS)),
+)
 WORKER_START_TIMEOUT_S = 60.0
 DEFAULT_MAX_SQL_CHARS = 100_000
 
@@ -59,16 +95,22 @@ class UnsafeSqlError(ValueError):
 class ExecutionLimits:
     """Per-statement limits of the sandbox.
 
-    ``timeout_s`` is enforced inside the worker by the progress handler; a worker that has not answered
-    ``kill_grace_s`` later (one VM step that never returns) is killed. ``heap_limit_bytes`` is SQLite's
-    hard heap limit, ``address_space_bytes`` the worker's ``RLIMIT_AS`` on top of what it uses at start,
-    ``temp_file_bytes`` its ``RLIMIT_FSIZE`` (sorter spill files). ``None`` disables an OS limit.
+    ``timeout_s`` bounds the round trip from dispatch to the answer unpickled in the caller (later answers are
+    ``timeout``); a worker that has not answered ``kill_grace_s`` after it (one VM step that never returns)
+    is killed. A statement keeps at most ``max_rows`` rows, ``max_cells`` cells and ``max_result_bytes`` of
+    estimated Python memory in the caller; a batch (one :meth:`SqlExecutorPool.run`) at most
+    ``max_batch_cells`` and ``max_batch_bytes`` in all. ``heap_limit_bytes`` is SQLite's hard heap limit,
+    ``address_space_bytes`` the worker's ``RLIMIT_AS`` on top of what it uses at start, ``temp_file_bytes``
+    its ``RLIMIT_FSIZE`` (sorter spill files). ``None`` disables an OS limit.
     """
 
     timeout_s: float = 5.0
     kill_grace_s: float = 0.5
     max_rows: int = 10_000
+    max_cells: int = 1_000_000
     max_result_bytes: int = 32 * MiB
+    max_batch_cells: int = 8_000_000
+    max_batch_bytes: int = 256 * MiB
     max_value_bytes: int = 4 * MiB
     max_sql_chars: int = DEFAULT_MAX_SQL_CHARS
     heap_limit_bytes: int = 512 * MiB
@@ -82,7 +124,16 @@ class ExecutionLimits:
                 raise ValueError(
                     f"ExecutionLimits.{name} must be a positive number of seconds, got {value!r}"
                 )
-        for name in ("max_rows", "max_result_bytes", "max_value_bytes", "max_sql_chars", "heap_limit_bytes"):
+        for name in (
+            "max_rows",
+            "max_cells",
+            "max_result_bytes",
+            "max_batch_cells",
+            "max_batch_bytes",
+            "max_value_bytes",
+            "max_sql_chars",
+            "heap_limit_bytes",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"ExecutionLimits.{name} must be a positive integer, got {value!r}")
@@ -101,8 +152,10 @@ class ExecutionLimits:
 class ExecutionResult:
     """What one statement did. ``rows`` are SQLite's values (int, float, str, bytes, None).
 
-    ``truncated``: the result had more than ``max_rows`` rows or ``max_result_bytes`` bytes and ``rows``
-    holds only a prefix. ``elapsed_s``: seconds between dispatch to a worker and its answer (or its kill).
+    ``truncated``: the result went over a row, cell or memory cap (the statement's or what was left of the
+    batch's) and ``rows`` holds only the prefix that fit. ``elapsed_s``: seconds between dispatch to a worker
+    and its answer in hand (or its kill). ``size_bytes``: the estimated Python memory of ``rows``, what the
+    batch budget was charged.
     """
 
     status: Status
@@ -110,6 +163,7 @@ class ExecutionResult:
     error: str = ""
     truncated: bool = False
     elapsed_s: float = 0.0
+    size_bytes: int = 0
 
     @property
     def ok(self) -> bool:
@@ -200,10 +254,12 @@ def single_statement(sql: object, max_chars: int = DEFAULT_MAX_SQL_CHARS) -> str
 
 
 def _authorize(action: int, arg1: str | None, arg2: str | None, db: str | None, trigger: str | None) -> int:
-    """SQLite authorizer: reads only."""
+    """SQLite authorizer: reads only. For SQLITE_PRAGMA ``arg1`` is the pragma's name."""
     if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE):
         return sqlite3.SQLITE_OK
     if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() not in DENIED_FUNCTIONS:
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in READ_ONLY_PRAGMAS:
         return sqlite3.SQLITE_OK
     return sqlite3.SQLITE_DENY
 
@@ -234,13 +290,49 @@ def _lower_rlimit(which: int, value: int) -> None:
         resource.setrlimit(which, (value, hard))
 
 
-def _row_bytes(row: tuple[Any, ...]) -> int:
-    return 16 + sum(len(v) if isinstance(v, (str, bytes)) else 8 for v in row)
+# Bytes charged on top of sys.getsizeof: the row's pointer in the result tuple and the allocator's header
+# of the row tuple, and per value the rounding of every allocation up to 16 bytes (a 2-character str is 51
+# bytes by getsizeof and takes 64 in pymalloc).
+ROW_OVERHEAD_BYTES = 8 + 16
+VALUE_OVERHEAD_BYTES = 16
+
+
+def row_cost(row: tuple[Any, ...]) -> int:
+    """Estimated bytes ``row`` takes once unpickled in a Python process. Shared objects (``None``, small
+    ints) are charged too, so the estimate errs high."""
+    return (
+        ROW_OVERHEAD_BYTES
+        + sys.getsizeof(row)
+        + sum(map(sys.getsizeof, row))
+        + VALUE_OVERHEAD_BYTES * len(row)
+    )
+
+
+def take_within(
+    rows: Iterable[tuple[Any, ...]], max_rows: int, max_cells: int, max_bytes: int
+) -> tuple[list[tuple[Any, ...]], bool, int]:
+    """The longest prefix of ``rows`` within the caps, whether rows were left out, and its estimated bytes.
+    Stops reading ``rows`` at the first row that does not fit."""
+    kept: list[tuple[Any, ...]] = []
+    cells = size = 0
+    for row in rows:
+        cost = row_cost(row)
+        if len(kept) >= max_rows or cells + len(row) > max_cells or size + cost > max_bytes:
+            return kept, True, size
+        kept.append(row)
+        cells += len(row)
+        size += cost
+    return kept, False, size
+
+
+class _PastDeadline(Exception):
+    """The worker's deadline passed while fetching (between two SQLite steps)."""
 
 
 def open_readonly(db_path: str | os.PathLike[str], limits: ExecutionLimits) -> sqlite3.Connection:
     """A connection to an existing database file that can only read: URI ``mode=ro``, ``query_only``,
-    the read-only authorizer, no extensions, SQLite's length, SQL-length, LIKE-pattern and attach limits.
+    the read-only authorizer, no extensions, SQLite's length, SQL-length, LIKE-pattern and attach limits,
+    the read-only eponymous virtual tables (``json_each``, ``pragma_table_info``...) connected beforehand.
 
     No time limit (the caller installs a progress handler) and no heap limit (process-wide, so set only
     in workers). Raises ``FileNotFoundError`` for a missing file.
@@ -258,11 +350,26 @@ def open_readonly(db_path: str | os.PathLike[str], limits: ExecutionLimits) -> s
         conn.setlimit(sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 10_000)
         if hasattr(conn, "enable_load_extension"):  # absent when Python's sqlite3 lacks extension support
             conn.enable_load_extension(False)
+        _connect_eponymous_tables(conn)
         conn.set_authorizer(_authorize)
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _connect_eponymous_tables(conn: sqlite3.Connection) -> None:
+    """Connect the allowed eponymous virtual tables once, before the authorizer is installed.
+
+    Their first use on a connection makes SQLite authorize an UPDATE of ``sqlite_master`` (it declares the
+    virtual table); after it, using them asks only for SELECT, READ and, for pragmas, SQLITE_PRAGMA. A table
+    this build lacks (no JSON1) is skipped: using it fails as "no such table".
+    """
+    for table in READ_ONLY_EPONYMOUS_TABLES:
+        try:
+            conn.execute(f"SELECT * FROM {table} LIMIT 0").close()
+        except sqlite3.OperationalError:
+            pass
 
 
 class _StatementRunner:
@@ -294,39 +401,44 @@ class _StatementRunner:
         if conn is not None:
             conn.close()
 
-    def _fetch(self, cursor: sqlite3.Cursor) -> tuple[list[tuple[Any, ...]], bool]:
-        rows: list[tuple[Any, ...]] = []
-        size = 0
+    def _fetched(self, cursor: sqlite3.Cursor) -> Iterator[tuple[Any, ...]]:
+        """The cursor's rows, checking the deadline between chunks: the progress handler sees only SQLite's
+        steps, not the Python work of building rows."""
         while chunk := cursor.fetchmany(256):
-            for row in chunk:
-                size += _row_bytes(row)
-                if len(rows) >= self.limits.max_rows or size > self.limits.max_result_bytes:
-                    return rows, True
-                rows.append(row)
-        return rows, False
+            if self._past_deadline():
+                raise _PastDeadline
+            yield from chunk
 
-    def run(self, db_path: str, sql: object) -> tuple[Status, Rows, str, bool]:
+    def run(self, db_path: str, sql: object, max_cells: int, max_bytes: int) -> Answer:
+        """Execute ``sql`` and keep at most ``max_cells`` cells and ``max_bytes`` estimated bytes of rows."""
         try:
             statement = single_statement(sql, self.limits.max_sql_chars)
         except UnsafeSqlError as err:
-            return "rejected", (), str(err), False
+            return "rejected", (), str(err), False, 0
         cursor = None
+        late = "timeout", (), f"statement ran past its {self.limits.timeout_s:g} s limit", False, 0
         try:
-            conn = self._open(db_path)
             self._deadline = time.monotonic() + self.limits.timeout_s
+            conn = self._open(db_path)
             cursor = conn.execute(statement)
-            rows, truncated = self._fetch(cursor)
-            return "ok", tuple(rows), "", truncated
+            rows, truncated, size = take_within(
+                self._fetched(cursor), self.limits.max_rows, max_cells, max_bytes
+            )
+            if self._past_deadline():
+                return late
+            return "ok", tuple(rows), "", truncated, size
+        except _PastDeadline:
+            return late
         except sqlite3.OperationalError as err:
             if str(err) == "interrupted" and self._past_deadline():
-                return "timeout", (), f"statement ran past its {self.limits.timeout_s:g} s limit", False
-            return "error", (), f"OperationalError: {err}", False
+                return late
+            return "error", (), f"OperationalError: {err}", False, 0
         except MemoryError:
             cursor = None  # the connection may be unusable after SQLITE_NOMEM: start afresh
             self._forget(db_path)
-            return "error", (), "MemoryError: out of memory", False
+            return "error", (), "MemoryError: out of memory", False, 0
         except Exception as err:  # noqa: BLE001 - any failure of untrusted SQL is a defined outcome
-            return "error", (), f"{type(err).__name__}: {err}", False
+            return "error", (), f"{type(err).__name__}: {err}", False, 0
         finally:
             if cursor is not None:
                 try:
@@ -337,7 +449,7 @@ class _StatementRunner:
 
 def _worker_main(fd: int) -> None:
     """Entry point of a worker process on socket ``fd``: receive the limits, then answer
-    ``(db_path, sql)`` jobs until ``None`` or EOF (the parent is gone)."""
+    ``(db_path, sql, max_cells, max_bytes)`` jobs until ``None`` or EOF (the parent is gone)."""
     channel = Connection(fd)
     limits = channel.recv()
     _apply_process_limits(limits)
@@ -467,38 +579,41 @@ class SqlExecutorPool:
         """Run one statement."""
         return self.run([(db_path, sql)])[0]
 
-    def run(
-        self, jobs: Sequence[tuple[str | os.PathLike[str], object]], progress: str | None = None
-    ) -> list[ExecutionResult]:
+    def run(self, jobs: Sequence[object], progress: str | None = None) -> list[ExecutionResult]:
         """Run every ``(db_path, sql)`` job in parallel; results in job order. ``progress`` names a tqdm bar.
 
-        SQL refused by the lexical gate is answered here without a round trip (the worker checks again).
+        A job whose SQL the lexical gate refuses, or whose path is not a ``str`` / ``os.PathLike``, is
+        answered ``rejected`` here without a round trip (the worker checks the SQL again). The batch's rows
+        share one cell and memory budget (``max_batch_cells``, ``max_batch_bytes``).
         """
         results: list[ExecutionResult | None] = [None] * len(jobs)
-        payloads: list[tuple[str, str]] = []
+        payloads: list[tuple[str, str]] = [("", "")] * len(jobs)
         pending: deque[int] = deque()
-        for index, (db_path, sql) in enumerate(jobs):
-            try:
-                payloads.append((os.fspath(db_path), single_statement(sql, self.limits.max_sql_chars)))
+        for index, job in enumerate(jobs):
+            checked = _check_job(job, self.limits.max_sql_chars)
+            if isinstance(checked, ExecutionResult):
+                results[index] = checked
+            else:
+                payloads[index] = checked
                 pending.append(index)
-            except UnsafeSqlError as err:
-                payloads.append(("", ""))
-                results[index] = ExecutionResult("rejected", error=str(err))
         with self._lock, tqdm(total=len(jobs), desc=progress, disable=progress is None) as bar:
             bar.update(len(jobs) - len(pending))
-            if pending:
+            batch = _Batch(
+                results, payloads, pending, self.limits.max_batch_cells, self.limits.max_batch_bytes, bar
+            )
+            if batch.pending:
                 self._fill()
             try:
-                while pending or any(w.job is not None for w in self._workers):
+                while batch.pending or any(w.job is not None for w in self._workers):
                     for worker in self._workers:
-                        if worker.ready and worker.job is None and pending:
-                            self._dispatch(worker, pending.popleft(), payloads, pending)
-                    self._collect(results, bar)
+                        if worker.ready and worker.job is None and batch.pending:
+                            self._dispatch(worker, batch)
+                    self._collect(batch)
             except BaseException:  # e.g. KeyboardInterrupt: busy workers' answers belong to this batch
                 for worker in [w for w in self._workers if w.job is not None]:
                     self._replace(worker)
                 raise
-        return results  # type: ignore[return-value]
+        return batch.results  # type: ignore[return-value]
 
     def _fill(self) -> None:
         """Replace dead workers and start missing ones."""
@@ -511,19 +626,21 @@ class SqlExecutorPool:
         worker.kill()
         self._workers[self._workers.index(worker)] = _Worker(self.limits)
 
-    def _dispatch(
-        self, worker: _Worker, index: int, payloads: list[tuple[str, str]], pending: deque[int]
-    ) -> None:
+    def _dispatch(self, worker: _Worker, batch: _Batch) -> None:
+        """Send the next pending job, with what is left of the batch budget as its caps."""
+        index = batch.pending.popleft()
+        max_cells = min(self.limits.max_cells, batch.cells_left)
+        max_bytes = min(self.limits.max_result_bytes, batch.bytes_left)
         try:
-            worker.channel.send(payloads[index])
+            worker.channel.send((*batch.payloads[index], max_cells, max_bytes))
         except OSError:  # the worker died while idle: the job goes to a fresh one
-            pending.appendleft(index)
+            batch.pending.appendleft(index)
             self._replace(worker)
             return
         worker.job = index
         worker.dispatched = time.monotonic()
 
-    def _collect(self, results: list[ExecutionResult | None], bar: tqdm) -> None:
+    def _collect(self, batch: _Batch) -> None:
         """Wait for answers, then kill workers past their deadline."""
         now = time.monotonic()
         deadlines = [w.dispatched + self.limits.kill_after_s for w in self._workers if w.job is not None]
@@ -532,14 +649,12 @@ class SqlExecutorPool:
         ready = set(wait([w.channel for w in self._workers], timeout))
         for worker in list(self._workers):
             if worker.channel in ready:
-                self._receive(worker, results, bar)
+                self._receive(worker, batch)
         now = time.monotonic()
         for worker in list(self._workers):
             if worker.job is not None and now >= worker.dispatched + self.limits.kill_after_s:
-                self._finish(
+                batch.finish(
                     worker,
-                    results,
-                    bar,
                     ExecutionResult(
                         "timeout",
                         error=f"worker killed: no answer {self.limits.kill_after_s:g} s after dispatch",
@@ -550,7 +665,7 @@ class SqlExecutorPool:
             elif not worker.ready and now >= worker.started + WORKER_START_TIMEOUT_S:
                 raise RuntimeError(f"an SQL worker process did not start within {WORKER_START_TIMEOUT_S:g} s")
 
-    def _receive(self, worker: _Worker, results: list[ExecutionResult | None], bar: tqdm) -> None:
+    def _receive(self, worker: _Worker, batch: _Batch) -> None:
         try:
             message = worker.channel.recv()
         except (EOFError, OSError):
@@ -560,10 +675,8 @@ class SqlExecutorPool:
             elapsed = time.monotonic() - worker.dispatched
             self._replace(worker)  # reaps it, so its exit code is known
             if worker.job is not None:
-                self._finish(
+                batch.finish(
                     worker,
-                    results,
-                    bar,
                     ExecutionResult(
                         "crash",
                         error=f"worker process died (exit code {worker.process.returncode})",
@@ -574,15 +687,66 @@ class SqlExecutorPool:
         if message == "ready":
             worker.ready = True
             return
-        status, rows, error, truncated = message
-        elapsed = time.monotonic() - worker.dispatched
-        self._finish(worker, results, bar, ExecutionResult(status, rows, error, truncated, elapsed))
+        elapsed = time.monotonic() - worker.dispatched  # the answer is unpickled: the round trip is over
+        status, rows, error, truncated, size = message
+        if status == "ok" and elapsed > self.limits.timeout_s:
+            result = ExecutionResult(
+                "timeout",
+                error=f"answer complete {elapsed:.2f} s after dispatch, past the {self.limits.timeout_s:g} s "
+                "limit (fetching and transfer count)",
+                elapsed_s=elapsed,
+            )
+        elif status == "ok":
+            result = batch.charge(rows, truncated, size, elapsed)
+        else:
+            result = ExecutionResult(status, (), error, False, elapsed)
+        batch.finish(worker, result)
 
-    @staticmethod
-    def _finish(
-        worker: _Worker, results: list[ExecutionResult | None], bar: tqdm, result: ExecutionResult
-    ) -> None:
+
+@dataclass(slots=True)
+class _Batch:
+    """One :meth:`SqlExecutorPool.run` call: its results, the jobs still to send, what is left of its budget."""
+
+    results: list[ExecutionResult | None]
+    payloads: list[tuple[str, str]]
+    pending: deque[int]
+    cells_left: int
+    bytes_left: int
+    bar: tqdm
+
+    def charge(self, rows: Rows, truncated: bool, size: int, elapsed: float) -> ExecutionResult:
+        """An ``ok`` result charged to the budget; rows beyond what is left of it are cut off here (other
+        answers may have used the budget since this job was sent with its caps)."""
+        cells = sum(map(len, rows))
+        if cells > self.cells_left or size > self.bytes_left:
+            kept, _, size = take_within(rows, len(rows), self.cells_left, self.bytes_left)
+            rows, truncated, cells = tuple(kept), True, sum(map(len, kept))
+        self.cells_left -= cells
+        self.bytes_left -= size
+        return ExecutionResult("ok", rows, "", truncated, elapsed, size)
+
+    def finish(self, worker: _Worker, result: ExecutionResult) -> None:
         assert worker.job is not None
-        results[worker.job] = result
+        self.results[worker.job] = result
         worker.job = None
-        bar.update(1)
+        self.bar.update(1)
+
+
+def _check_job(job: object, max_sql_chars: int) -> tuple[str, str] | ExecutionResult:
+    """``(database path, statement)`` of a well-formed job, or its ``rejected`` result saying what is wrong."""
+    if not isinstance(job, Sequence) or isinstance(job, (str, bytes)) or len(job) != 2:
+        return ExecutionResult("rejected", error=f"a job must be a (db_path, sql) pair, got {job!r:.80}")
+    db_path, sql = job
+    try:
+        path = os.fspath(db_path) if isinstance(db_path, (str, os.PathLike)) else None
+    except TypeError:  # __fspath__ returned neither str nor bytes
+        path = None
+    if not isinstance(path, str):
+        return ExecutionResult(
+            "rejected",
+            error=f"the database path must be a str or os.PathLike of str, got {type(db_path).__name__}",
+        )
+    try:
+        return path, single_statement(sql, max_sql_chars)
+    except UnsafeSqlError as err:
+        return ExecutionResult("rejected", error=str(err))

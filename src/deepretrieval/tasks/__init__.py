@@ -1,28 +1,132 @@
-"""Task families: data + prompts + how an answer is judged. ``load_task(name, data, **options)``."""
+"""Task families: data + prompts + how an answer is judged. One constructor: :func:`load_task`.
+
+A family is one module listed in :data:`TASKS` that exposes ``FAMILY`` (a :class:`TaskFamily`): its
+options schema, where its retriever's corpus is (if it is judged by a retriever at all) and how to build
+the task. Adding a family is one new module plus one line here.
+"""
 
 from __future__ import annotations
 
+import difflib
 import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from deepretrieval.tasks.base import Example, Outcome, Task
+from pydantic import ValidationError
 
-__all__ = ["TASKS", "Example", "Outcome", "Task", "load_task"]
+from deepretrieval.config import RetrieverConfig, TaskConfig
+from deepretrieval.retrievers import open_retriever
+from deepretrieval.retrievers.base import Retriever
+from deepretrieval.retrievers.cache import CachedRetriever
+from deepretrieval.tasks.base import Example, Outcome, Task, TaskOptions
 
-# name -> module exposing ``load(data, **options) -> Task``; imported lazily so that e.g. the SQL
-# task's dependencies are never needed by a BM25 user.
+__all__ = ["TASKS", "Example", "Outcome", "Task", "TaskFamily", "TaskOptions", "load_task", "task_family"]
+
+# name -> module exposing FAMILY; imported lazily so that e.g. the SQL task's dependencies are never
+# needed by a BM25 user.
 TASKS = {
     "beir": "deepretrieval.tasks.beir",
     "demo": "deepretrieval.tasks.demo",
     "evidence": "deepretrieval.tasks.evidence",
+    "literature": "deepretrieval.tasks.literature",
     "sql": "deepretrieval.tasks.sql",
 }
 
 
-def load_task(name: str, data: str | Path | None = None, **options: object) -> Task:
+@dataclass(frozen=True)
+class TaskFamily:
+    """How one family is configured and built.
+
+    ``corpus(data, options)`` gives the collection its retriever indexes (None from the function: an engine
+    without local documents, e.g. a search API; no function at all: the family is judged without a
+    retriever, e.g. by a database, and a retriever section is refused); ``build(data, options, retriever)``
+    makes the task; ``retriever`` is the retriever kind used when the config names none.
+    ``needs_data``: whether ``task.data`` is required.
+    """
+
+    options: type[TaskOptions]
+    build: Callable[[Path | None, Any, Retriever | None], Task]
+    corpus: Callable[[Path | None, Any], Path | None] | None = None
+    retriever: str = "bm25"
+    needs_data: bool = True
+
+
+def task_family(name: str) -> TaskFamily:
+    """The family registered as ``name`` (one-line error listing the known ones)."""
     if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}")
-    module = importlib.import_module(TASKS[name])
-    if data is None and name != "demo":
-        raise ValueError(f"task {name!r} needs a data folder (--data)")
-    return module.load(data, **options) if data is not None else module.load(**options)
+        close = difflib.get_close_matches(name, TASKS, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ValueError(f"unknown task {name!r}{hint}; known tasks: {', '.join(TASKS)}")
+    return importlib.import_module(TASKS[name]).FAMILY
+
+
+def _options(name: str, family: TaskFamily, raw: dict[str, Any]) -> TaskOptions:
+    try:
+        return family.options.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = ".".join(str(p) for p in error["loc"])
+            if error["type"] == "extra_forbidden":
+                known = list(family.options.model_fields)
+                close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
+                hint = f"did you mean {close[0]}?" if close else f"expected one of: {', '.join(known)}"
+                problems.append(f"task.options.{key}: unknown option of task {name!r} ({hint})")
+            else:
+                message = error["msg"].removeprefix("Value error, ")
+                problems.append(f"task.options.{key}: {message}")
+        raise ValueError("; ".join(problems)) from None
+
+
+def load_task(
+    task: TaskConfig | str,
+    data: str | Path | None = None,
+    *,
+    retriever: RetrieverConfig | Retriever | None = None,
+    **options: Any,
+) -> Task:
+    """Build a task from its config (or ``name, data, **options``) and its judge.
+
+    The retriever comes from ``retriever`` (a config section, or an opened retriever to reuse), opened
+    through the retriever registry over the family's corpus, and wrapped here in a deduplicating cache
+    (plus the on-disk result cache when the section names one). Used by the CLI, training and the
+    quickstart alike.
+    """
+    spec = task if isinstance(task, TaskConfig) else TaskConfig(name=task, data=_str(data), options=options)
+    if isinstance(task, TaskConfig) and (data is not None or options):
+        raise TypeError("load_task(TaskConfig) takes no data or options arguments: put them in the config")
+    family = task_family(spec.name)
+    if family.needs_data and spec.data is None:
+        raise ValueError(f"task {spec.name!r} needs a data folder (task.data, --data)")
+    data_path = Path(spec.data) if spec.data is not None else None
+    opts = _options(spec.name, family, dict(spec.options))
+    if family.corpus is None:
+        if isinstance(retriever, Retriever) or (retriever is not None and retriever != RetrieverConfig()):
+            raise ValueError(
+                f"task {spec.name!r} is judged without a retriever: remove the retriever section / options"
+            )
+        return family.build(data_path, opts, None)
+    return family.build(data_path, opts, _open_judge(family, data_path, opts, retriever))
+
+
+def _open_judge(
+    family: TaskFamily, data: Path | None, options: TaskOptions, retriever: RetrieverConfig | Retriever | None
+) -> CachedRetriever:
+    if isinstance(retriever, CachedRetriever):
+        return retriever
+    if isinstance(retriever, Retriever):
+        return CachedRetriever(retriever)
+    section = retriever or RetrieverConfig()
+    opened = open_retriever(
+        section.kind or family.retriever,
+        corpus=family.corpus(data, options),
+        index_dir=section.index,
+        **section.options,
+    )
+    return CachedRetriever(opened, disk_dir=section.cache)
+
+
+def _str(data: str | Path | None) -> str | None:
+    return None if data is None else str(data)

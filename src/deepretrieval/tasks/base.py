@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
 
 
 @dataclass(frozen=True)
@@ -28,24 +30,54 @@ Outcome = dict[str, float]
 """Measured result of one answer, keyed by lower-case metric names (``ndcg@10``, ``rank``, ``ex``...)."""
 
 
+class TaskOptions(BaseModel):
+    """Base of every task family's options (``task.options`` in a run config): unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@runtime_checkable
 class Task(Protocol):
-    """A task family instance bound to its data and its judge (retriever or database)."""
+    """A task family instance bound to its data and its judge (retriever or database).
+
+    ``metrics`` are the reported metrics (table columns); ``outcome_keys`` every key ``measure`` fills
+    (the metrics plus extras such as ``rank`` or ``executed``), so a reward scheme can be checked against
+    them before a run starts. ``default_reward`` is the family's reward scheme as data
+    (``{"kind": "metric", "metric": "ndcg@10"}``), resolved by ``deepretrieval.rewards``.
+    """
 
     name: str
     answer_key: str  # the JSON key an answer may carry: "query" or "sql"
     primary_metric: str  # e.g. "ndcg@10", "recall@3000", "hits@20", "ex"
+    metrics: Sequence[str]
+    outcome_keys: frozenset[str]
+    default_reward: Mapping[str, Any]
+    default_split: str
+    fingerprint: str  # identifies the judge (index contents and settings, or the databases)
+
+    @property
+    def splits(self) -> list[str]: ...
 
     def examples(self, split: str) -> list[Example]: ...
 
-    def messages(self, example: Example, reasoning: bool = True) -> list[dict[str, str]]:
-        """Chat messages for the policy (system + user); rendered later by the tokenizer's template."""
+    def messages(
+        self, example: Example, reasoning: bool = True, template: str | None = None
+    ) -> list[dict[str, str]]:
+        """Chat messages for the policy (system + user), with the task's prompt template or the one named
+        (a trained policy is prompted with its own); rendered later by the tokenizer's chat template."""
         ...
 
-    def default_scheme(self) -> Any:
-        """The task family's reward scheme with the seed's values (see ``deepretrieval.rewards``)."""
+    def analyze(self, answer: str) -> list[str]:
+        """The terms of ``answer`` as the judge counts them (for the repetition guard); ``[]`` when
+        repeating a term cannot inflate the outcome (SQL)."""
         ...
 
-    def measure(self, answers: Sequence[str], examples: Sequence[Example]) -> list[Outcome]:
-        """Judge a batch of parsed answers, one outcome per (answer, example) pair, in one batched
-        call to the retriever/database. Must not raise on any answer text."""
+    def measure(self, answers: Sequence[str], examples: Sequence[Example]) -> list[Outcome | None]:
+        """Judge a batch of parsed answers, one outcome per (answer, example) pair, in one batched call
+        to the retriever/database. Must not raise on any answer text. ``None`` means the answer could not
+        be judged (a search API that kept failing): it says nothing about the answer's quality."""
+        ...
+
+    def close(self) -> None:
+        """Release the judge (executor processes, HTTP sessions, caches)."""
         ...

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from deepretrieval.retrievers import open_retriever
+from pydantic import Field, field_validator
+
+from deepretrieval.metrics import parse_metrics
 from deepretrieval.retrievers.base import Retriever
-from deepretrieval.tasks.base import Example
+from deepretrieval.tasks import TaskFamily
+from deepretrieval.tasks.base import Example, TaskOptions
+from deepretrieval.tasks.prompts import prompt_template
 from deepretrieval.tasks.retrieval import RetrievalTask
 
 T = TypeVar("T")
@@ -24,15 +27,28 @@ class DataError(ValueError):
 def read_jsonl(path: Path, fields: Callable[[dict], T], expected: str) -> list[T]:
     """``fields(record)`` for every non-blank line; a bad line raises :class:`DataError` naming file and line."""
     items = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                items.append(fields(json.loads(line)))
-            except (ValueError, KeyError, TypeError) as err:
-                raise DataError(f"{path}:{line_no}: expected {expected} ({err})") from None
+    for line_no, line in _text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            items.append(fields(json.loads(line)))
+        except (ValueError, KeyError, TypeError) as err:
+            raise DataError(f"{path}:{line_no}: expected {expected} ({err})") from None
     return items
+
+
+def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Numbered lines of a UTF-8 text file; a line that is not UTF-8 is a :class:`DataError` naming it."""
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    with path.open("rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                yield line_no, raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(
+                    f"{path}:{line_no}: not UTF-8 text ({err.reason} at byte {err.start})"
+                ) from None
 
 
 def read_queries(path: Path) -> dict[str, str]:
@@ -43,17 +59,18 @@ def read_queries(path: Path) -> dict[str, str]:
 def read_qrels(path: Path) -> dict[str, dict[str, int]]:
     """``{query id: {doc id: grade}}`` from a TSV with header ``query-id corpus-id score``."""
     qrels: dict[str, dict[str, int]] = defaultdict(dict)
-    with path.open(encoding="utf-8", newline="") as handle:
-        rows = csv.reader(handle, delimiter="\t")
-        for line_no, row in enumerate(rows, start=1):
-            if line_no == 1 and row and not row[-1].lstrip("-").isdigit():
-                continue  # header
-            if len(row) < 3:
-                raise DataError(f"{path}:{line_no}: expected query-id<TAB>corpus-id<TAB>score, got {row}")
-            try:
-                qrels[row[0]][row[1]] = int(row[2])
-            except ValueError:
-                raise DataError(f"{path}:{line_no}: score {row[2]!r} is not an integer") from None
+    for line_no, line in _text_lines(path):
+        row = line.rstrip("\r\n").split("\t")
+        if line_no == 1 and row and not row[-1].lstrip("-").isdigit():
+            continue  # header
+        if row == [""]:
+            continue
+        if len(row) < 3:
+            raise DataError(f"{path}:{line_no}: expected query-id<TAB>corpus-id<TAB>score, got {row}")
+        try:
+            qrels[row[0]][row[1]] = int(row[2])
+        except ValueError:
+            raise DataError(f"{path}:{line_no}: score {row[2]!r} is not an integer") from None
     return dict(qrels)
 
 
@@ -83,20 +100,48 @@ def load_beir_splits(data_dir: str | Path) -> dict[str, list[Example]]:
     return splits
 
 
-def load(
-    data: str | Path,
-    *,
-    retriever: str | Retriever = "bm25",
-    index_dir: str | Path | None = None,
-    metrics: Sequence[str] = ("ndcg@10", "recall@100"),
-    template: str = "classic_ir",
-    cache_dir: str | Path | None = None,
-    name: str | None = None,
-    retriever_options: dict | None = None,
-) -> RetrievalTask:
-    """A classic-IR task over a BEIR folder, judged by BM25 (default) or a dense retriever."""
+class BeirOptions(TaskOptions):
+    """``task.options`` of a BEIR-layout collection."""
+
+    metrics: tuple[str, ...] = ("ndcg@10", "recall@100")
+    template: str = "classic_ir"
+    ignore_identical_ids: bool = Field(
+        True, description="drop a retrieved document whose id equals the query id (BEIR's evaluator default)"
+    )
+    name: str | None = None
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(str(metric) for metric in parse_metrics(value))
+
+    @field_validator("template")
+    @classmethod
+    def _known_template(cls, value: str) -> str:
+        return prompt_template(value).name
+
+
+def corpus_path(data: Path | None, options: BeirOptions) -> Path:
+    """``corpus.jsonl`` of a BEIR folder (the layout is checked first, so a wrong folder says so)."""
     data = Path(data)
-    splits = load_beir_splits(data)
-    if isinstance(retriever, str):
-        retriever = open_retriever(retriever, corpus=data, index_dir=index_dir, **(retriever_options or {}))
-    return RetrievalTask(name or data.name, splits, retriever, metrics, template, cache_dir)
+    if not (data / "corpus.jsonl").is_file() or not (data / "queries.jsonl").is_file():
+        raise DataError(
+            f"{data} is not a BEIR folder: needs queries.jsonl, corpus.jsonl and qrels/<split>.tsv"
+        )
+    return data / "corpus.jsonl"
+
+
+def build(data: Path | None, options: BeirOptions, retriever: Retriever) -> RetrievalTask:
+    """A classic-IR task over a BEIR folder, judged by ``retriever``."""
+    data = Path(data)
+    return RetrievalTask(
+        options.name or data.name,
+        load_beir_splits(data),
+        retriever,
+        options.metrics,
+        options.template,
+        ignore_identical_ids=options.ignore_identical_ids,
+    )
+
+
+FAMILY = TaskFamily(options=BeirOptions, build=build, corpus=corpus_path)

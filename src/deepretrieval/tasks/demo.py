@@ -4,13 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deepretrieval.tasks import beir
+from deepretrieval.data.demo import demo_dir
+from deepretrieval.retrievers.base import Retriever
+from deepretrieval.tasks import TaskFamily, beir
 from deepretrieval.tasks.retrieval import RetrievalTask
 
 
-def load(data: str | Path | None = None, **options: object) -> RetrievalTask:
-    """The bundled demo collection (or a BEIR folder given as ``data``) with BM25 and NDCG@10."""
-    from deepretrieval.data.demo import demo_dir
+def _folder(data: Path | None) -> Path:
+    return Path(data) if data is not None else demo_dir()
 
-    options.setdefault("name", "demo")
-    return beir.load(data or demo_dir(), **options)
+
+def build(data: Path | None, options: beir.BeirOptions, retriever: Retriever) -> RetrievalTask:
+    """The bundled demo collection (or a BEIR folder given as ``data``), named ``demo``."""
+    named = options if options.name else options.model_copy(update={"name": "demo"})
+    return beir.build(_folder(data), named, retriever)
+
+
+FAMILY = TaskFamily(
+    options=beir.BeirOptions,
+    build=build,
+    corpus=lambda data, options: beir.corpus_path(_folder(data), options),
+    needs_data=False,
+)

@@ -1,9 +1,14 @@
 """Evidence seeking (open-domain QA retrieval): a passage is relevant when it contains an answer string.
 
 Data: SQuAD v1.1 JSON (its paragraphs become the passage collection), or question/answer JSONL
-(NQ-open style ``{"question", "answer": [...]}``) together with a passage collection given as ``corpus``
-(e.g. DPR's Wikipedia passages converted to JSONL). Answer matching follows DPR's ``has_answer``:
-Unicode-normalised, lower-cased token sequences, so "Paris" matches "... in Paris." but not "Parisian".
+(NQ-open style ``{"question", "answer": [...]}``; ``answers`` is accepted too) together with a passage
+collection given as ``corpus`` (e.g. DPR's Wikipedia passages converted to JSONL). Answer matching follows
+DPR's ``has_answer``: Unicode-normalised, lower-cased token sequences, so "Paris" matches "... in Paris."
+but not "Parisian".
+
+The reward follows the seed's ``nq_serini.py`` / ``triviaqa.py``: the top 3,000 BM25 hits are scanned for
+the first answer-bearing passage and its rank is rewarded in tiers (``RankTiers``); a miss costs -3.5
+(-2.5 on SQuAD, as in the seed's SQuAD recipe).
 """
 
 from __future__ import annotations
@@ -16,13 +21,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cachetools import LRUCache
+from pydantic import Field, field_validator
 
+from deepretrieval.files import atomic_write
 from deepretrieval.paths import cache_dir
-from deepretrieval.retrievers import open_retriever
-from deepretrieval.retrievers.base import Ranking, Retriever
-from deepretrieval.tasks.base import Example, Outcome
+from deepretrieval.retrievers.base import Retriever
+from deepretrieval.tasks import TaskFamily
+from deepretrieval.tasks.base import Example, Outcome, TaskOptions
 from deepretrieval.tasks.beir import DataError, read_jsonl
 from deepretrieval.tasks.retrieval import RetrievalTask
+
+DEFAULT_DEPTH = 3000
+SQUAD_MISS = -2.5
 
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
@@ -37,29 +47,30 @@ class EvidenceTask(RetrievalTask):
     """Questions with answer strings as truth; the outcome of a query is the rank of the first passage
     containing an answer (``rank``, 0 when none in the top ``depth``) and ``hits@k`` derived from it."""
 
-    extra_outcomes = ("rank",)
-
     def __init__(
         self,
         name: str,
         splits: dict[str, list[Example]],
         retriever: Retriever,
         metrics: Sequence[str] = ("hits@1", "hits@5", "hits@20"),
-        depth: int = 100,
+        depth: int = DEFAULT_DEPTH,
+        miss_reward: float | None = None,
     ):
-        super().__init__(name, splits, retriever, metrics, template="evidence")
+        super().__init__(name, splits, retriever, metrics, template="evidence", ignore_identical_ids=False)
         if any(not m.startswith("hits@") for m in self.metrics):
             raise ValueError(f"evidence seeking reports hits@k only, got {', '.join(self.metrics)}")
         self._cutoffs = [int(m.split("@")[1]) for m in self.metrics]
         self.primary_metric = self.metrics[-1]
+        self.outcome_keys = frozenset({*self.metrics, "rank"})
         self.depth = max(depth, self.depth)
+        self.miss_reward = miss_reward
         # normalised passage text, read on demand and kept for the passages that keep coming back
         self._passages: LRUCache = LRUCache(maxsize=100_000)
 
-    def default_scheme(self):
-        from deepretrieval.rewards import RankTiers
-
-        return RankTiers()
+    @property
+    def default_reward(self) -> dict[str, object]:
+        """Rank tiers of the seed (see ``deepretrieval.rewards.RankTiers``), SQuAD's smaller miss penalty."""
+        return {"kind": "rank_tiers"} | ({} if self.miss_reward is None else {"miss": self.miss_reward})
 
     def _passage(self, doc_id: str) -> str:
         text = self._passages.get(doc_id)
@@ -67,8 +78,7 @@ class EvidenceTask(RetrievalTask):
             text = self._passages[doc_id] = normalize(self.retriever.text(doc_id))
         return text
 
-    def first_answer_rank(self, ranking: Sequence, answers: Sequence[str]) -> int:
-        doc_ids = ranking.doc_ids if isinstance(ranking, Ranking) else [hit.doc_id for hit in ranking]
+    def first_answer_rank(self, doc_ids: Sequence[str], answers: Sequence[str]) -> int:
         norms = [n for n in map(normalize, answers) if len(n) > 2]
         for rank, doc_id in enumerate(doc_ids, start=1):
             passage = self._passage(doc_id)
@@ -76,10 +86,13 @@ class EvidenceTask(RetrievalTask):
                 return rank
         return 0
 
-    def measure(self, answers: Sequence[str], examples: Sequence[Example]) -> list[Outcome]:
-        outcomes = []
+    def measure(self, answers: Sequence[str], examples: Sequence[Example]) -> list[Outcome | None]:
+        outcomes: list[Outcome | None] = []
         for ranking, example in zip(self.retriever.search(list(answers), self.depth), examples):
-            rank = self.first_answer_rank(ranking, example.truth)
+            if ranking.failed:
+                outcomes.append(None)
+                continue
+            rank = self.first_answer_rank(ranking.doc_ids, example.truth)
             outcome: Outcome = {name: float(1 <= rank <= k) for name, k in zip(self.metrics, self._cutoffs)}
             outcome["rank"] = float(rank)
             outcomes.append(outcome)
@@ -119,47 +132,72 @@ def _squad(path: Path) -> tuple[list[dict], dict[str, list[Example]]]:
 
 def _qa_jsonl(path: Path) -> dict[str, list[Example]]:
     def example(record: dict) -> Example:
-        question, answers = record["question"], list(record["answer"])
+        question = record["question"]
+        answers = record["answer"] if "answer" in record else record["answers"]
+        if isinstance(answers, str) or not all(isinstance(a, str) for a in answers):
+            raise ValueError(f"answers must be a list of strings, got {answers!r:.80}")
         qid = str(record.get("id", question))
-        return Example(id=qid, fields={"query": question}, truth=answers, original=question)
+        return Example(id=qid, fields={"query": question}, truth=list(answers), original=question)
 
-    return {path.stem: read_jsonl(path, example, '{"question", "answer": [...]}')}
+    return {path.stem: read_jsonl(path, example, '{"question", "answer" (or "answers"): [...]}')}
 
 
-def load(
-    data: str | Path,
-    *,
-    corpus: str | Path | None = None,
-    retriever: str | Retriever = "bm25",
-    index_dir: str | Path | None = None,
-    metrics: Sequence[str] = ("hits@1", "hits@5", "hits@20"),
-    depth: int = 100,
-    name: str | None = None,
-) -> EvidenceTask:
-    """SQuAD JSON (file or folder with ``dev-v1.1.json``) or QA JSONL + ``corpus``, judged by answer matching."""
-    data = Path(data)
-    if data.is_dir():
-        data = data / "dev-v1.1.json"
-    if not data.is_file():
+class EvidenceOptions(TaskOptions):
+    """``task.options`` of evidence seeking."""
+
+    corpus: str | None = Field(None, description="passage collection (JSONL) for question/answer JSONL data")
+    metrics: tuple[str, ...] = ("hits@1", "hits@5", "hits@20")
+    depth: int = Field(DEFAULT_DEPTH, gt=0, description="hits scanned for an answer-bearing passage")
+    name: str | None = None
+
+    @field_validator("metrics")
+    @classmethod
+    def _hits_only(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or any(not m.strip().lower().startswith("hits@") for m in value):
+            raise ValueError(f"evidence seeking reports hits@k only, got {value}")
+        return value
+
+
+def _data_file(data: Path) -> Path:
+    path = data / "dev-v1.1.json" if data.is_dir() else data
+    if not path.is_file():
         raise DataError(
-            f"no evidence-seeking data at {data}: give a SQuAD JSON file or a question/answer JSONL"
+            f"no evidence-seeking data at {path}: give a SQuAD JSON file or a question/answer JSONL"
         )
-    if data.suffix == ".json":
-        passages, splits = _squad(data)
-        if corpus is None:
-            digest = hashlib.sha256(data.read_bytes()).hexdigest()[:12]
-            corpus = cache_dir() / "corpora" / f"squad-{digest}.jsonl"
-            if not corpus.is_file():
-                corpus.parent.mkdir(parents=True, exist_ok=True)
-                corpus.write_text(
-                    "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in passages), encoding="utf-8"
-                )
-    else:
-        splits = _qa_jsonl(data)
-        if corpus is None and isinstance(retriever, str) and index_dir is None:
-            raise DataError(
-                f"{data} has questions only: pass a passage collection with corpus=PATH (or an index_dir)"
-            )
-    if isinstance(retriever, str):
-        retriever = open_retriever(retriever, corpus=corpus, index_dir=index_dir)
-    return EvidenceTask(name or data.stem, splits, retriever, metrics, depth)
+    return path
+
+
+def corpus_path(data: Path | None, options: EvidenceOptions) -> Path:
+    """The passage collection: ``options.corpus``, or the paragraphs of a SQuAD file (written once into
+    the cache, atomically)."""
+    path = _data_file(Path(data))
+    if options.corpus is not None:
+        return Path(options.corpus)
+    if path.suffix != ".json":
+        raise DataError(f"{path} has questions only: pass a passage collection with task.options.corpus=PATH")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    corpus = cache_dir() / "corpora" / f"squad-{digest}.jsonl"
+    if not corpus.is_file():
+        corpus.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(corpus) as out:
+            for passage in _squad(path)[0]:
+                out.write((json.dumps(passage, ensure_ascii=False) + "\n").encode())
+    return corpus
+
+
+def build(data: Path | None, options: EvidenceOptions, retriever: Retriever) -> EvidenceTask:
+    """SQuAD JSON (file or folder with ``dev-v1.1.json``) or QA JSONL, judged by answer matching."""
+    path = _data_file(Path(data))
+    squad = path.suffix == ".json"
+    splits = _squad(path)[1] if squad else _qa_jsonl(path)
+    return EvidenceTask(
+        options.name or path.stem,
+        splits,
+        retriever,
+        options.metrics,
+        options.depth,
+        miss_reward=SQUAD_MISS if squad else None,
+    )
+
+
+FAMILY = TaskFamily(options=EvidenceOptions, build=build, corpus=corpus_path)

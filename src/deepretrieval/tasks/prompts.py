@@ -23,8 +23,10 @@ NO_REASONING_FORMAT = (
 @dataclass(frozen=True)
 class PromptTemplate:
     """A system message, a user message with ``{field}`` slots, what the search should find, and the
-    instructions on the answer format appended to the user message (with and without reasoning)."""
+    instructions on the answer format appended to the user message (with and without reasoning).
+    ``name`` is the key it is registered under in :data:`TEMPLATES` (recorded in policy cards)."""
 
+    name: str
     system: str
     user: str
     target: str
@@ -49,6 +51,7 @@ TEMPLATES: dict[str, PromptTemplate] = {
     # Classic IR in as few tokens as possible: on a CPU the GRPO update runs over the whole prompt, so
     # every instruction token costs training time (the quickstart uses this one).
     "keywords": PromptTemplate(
+        name="keywords",
         system="You write keyword search queries.",
         user="Request: {query}\nRewrite it with the formal terms and synonyms that relevant documents use.",
         target="documents",
@@ -56,6 +59,7 @@ TEMPLATES: dict[str, PromptTemplate] = {
         plain_format="Answer in <answer> </answer>.",
     ),
     "classic_ir": PromptTemplate(
+        name="classic_ir",
         system="You are an expert at writing search queries for a keyword (BM25) search engine.",
         user=(
             "Rewrite the user's request into a better keyword query that finds the relevant documents. "
@@ -64,6 +68,7 @@ TEMPLATES: dict[str, PromptTemplate] = {
         target="documents",
     ),
     "evidence": PromptTemplate(
+        name="evidence",
         system="You are an expert at writing search queries that find passages answering a question.",
         user=(
             "Write a keyword query for a BM25 search over Wikipedia-style passages that finds a passage "
@@ -72,6 +77,7 @@ TEMPLATES: dict[str, PromptTemplate] = {
         target="passages",
     ),
     "literature": PromptTemplate(
+        name="literature",
         system="You are an expert medical librarian who writes Boolean search queries.",
         user=(
             "Write a Boolean query (AND, OR, parentheses) for {engine} that retrieves the studies matching this "
@@ -80,6 +86,15 @@ TEMPLATES: dict[str, PromptTemplate] = {
         target="studies",
     ),
 }
+
+
+def prompt_template(template: PromptTemplate | str) -> PromptTemplate:
+    """A template by name (one-line error listing the known names) or as given."""
+    if isinstance(template, PromptTemplate):
+        return template
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown prompt template {template!r}; known: {', '.join(TEMPLATES)}")
+    return TEMPLATES[template]
 
 
 def render_prompt(tokenizer: Any, messages: list[dict[str, str]], prefill: str = "") -> str:

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
+from typing import Any
 
 from deepretrieval.metrics import Metric, parse_metrics
 from deepretrieval.retrievers.base import Ranking, Retriever
-from deepretrieval.retrievers.cache import CachedRetriever
 from deepretrieval.tasks.base import Example, Outcome
-from deepretrieval.tasks.prompts import TEMPLATES, PromptTemplate
+from deepretrieval.tasks.prompts import PromptTemplate, prompt_template
+
+
+def pick_default_split(splits: Sequence[str]) -> str:
+    """``test`` when there is one (evaluation's usual target), else ``dev``, else the first split."""
+    return next((s for s in ("test", "dev") if s in splits), min(splits))
 
 
 class RetrievalTask:
     """Examples with qrels as truth; an answer is a query whose hits are scored with standard metrics.
 
-    ``measure`` sends every answer of a batch to the retriever in one call through a
-    :class:`CachedRetriever` (dedupe + LRU), retrieving to the deepest cutoff any metric needs.
+    ``measure`` sends every answer of a batch to the retriever in ONE call (the retriever handed in by
+    :func:`deepretrieval.tasks.load_task` deduplicates and caches), retrieving to the deepest cutoff any
+    metric needs. With ``ignore_identical_ids`` (BEIR's evaluator default), a retrieved document whose id
+    equals the query id is dropped before scoring: in collections whose queries are themselves documents
+    (ArguAna, Quora) the query would otherwise retrieve itself.
     """
 
     answer_key = "query"
@@ -28,47 +35,84 @@ class RetrievalTask:
         retriever: Retriever,
         metrics: Sequence[str] = ("ndcg@10", "recall@100"),
         template: PromptTemplate | str = "classic_ir",
-        cache_dir: str | Path | None = None,
+        *,
+        ignore_identical_ids: bool = True,
     ):
         if not metrics:
             raise ValueError("a retrieval task needs at least one metric")
+        if not splits:
+            raise ValueError(f"task {name!r} has no splits")
         self.name = name
         self._splits = splits
         self._metrics: list[Metric] = parse_metrics(metrics)
-        self.metrics = [str(m) for m in self._metrics]
+        self.metrics = tuple(str(m) for m in self._metrics)
+        self.outcome_keys = frozenset(self.metrics)
         self.primary_metric = self.metrics[0]
         self.depth = max(m.k for m in self._metrics)
-        self.retriever = (
-            retriever
-            if isinstance(retriever, CachedRetriever)
-            else CachedRetriever(retriever, disk_dir=cache_dir)
-        )
-        self.template = TEMPLATES[template] if isinstance(template, str) else template
+        self.retriever = retriever
+        self.ignore_identical_ids = ignore_identical_ids
+        self.template = prompt_template(template)
+        self.default_split = pick_default_split(list(splits))
 
     @property
     def splits(self) -> list[str]:
         return sorted(self._splits)
 
-    def default_scheme(self):
-        """NDCG-style reward on the primary metric with the classic-IR format bonus (seed defaults)."""
-        from deepretrieval.rewards import MetricReward
+    @property
+    def fingerprint(self) -> str:
+        return self.retriever.fingerprint
 
-        return MetricReward(metric=self.primary_metric)
+    @property
+    def default_reward(self) -> dict[str, Any]:
+        """NDCG-style reward on the primary metric with the classic-IR format bonus (seed defaults)."""
+        return {"kind": "metric", "metric": self.primary_metric}
 
     def examples(self, split: str) -> list[Example]:
         if split not in self._splits:
             raise KeyError(f"task {self.name!r} has no split {split!r}; available: {', '.join(self.splits)}")
         return self._splits[split]
 
-    def messages(self, example: Example, reasoning: bool = True) -> list[dict[str, str]]:
-        return self.template.messages(example.fields, reasoning)
+    def messages(
+        self, example: Example, reasoning: bool = True, template: str | None = None
+    ) -> list[dict[str, str]]:
+        chosen = self.template if template is None else prompt_template(template)
+        return chosen.messages(example.fields, reasoning)
 
-    def measure(self, answers: Sequence[str], examples: Sequence[Example]) -> list[Outcome]:
-        rankings = self.retriever.search(list(answers), self.depth)
-        outcomes = []
-        for hits, example in zip(rankings, examples):
-            ranked = hits.doc_ids if isinstance(hits, Ranking) else [hit.doc_id for hit in hits]
+    def analyze(self, answer: str) -> list[str]:
+        return self.retriever.analyze(answer)
+
+    def rankings(self, answers: Sequence[str], examples: Sequence[Example], depth: int) -> list[Ranking]:
+        """One batched search; with ``ignore_identical_ids`` one extra hit is fetched so that dropping
+        the query's own document still leaves ``depth`` hits."""
+        if not self.ignore_identical_ids:
+            return self.retriever.search(list(answers), depth)
+        rankings = self.retriever.search(list(answers), depth + 1)
+        return [_without(ranking, example.id, depth) for ranking, example in zip(rankings, examples)]
+
+    def measure(self, answers: Sequence[str], examples: Sequence[Example]) -> list[Outcome | None]:
+        outcomes: list[Outcome | None] = []
+        for ranking, example in zip(self.rankings(answers, examples, self.depth), examples):
+            if ranking.failed:
+                outcomes.append(None)
+                continue
             outcomes.append(
-                {name: metric(ranked, example.truth) for name, metric in zip(self.metrics, self._metrics)}
+                {
+                    name: metric(ranking.doc_ids, example.truth)
+                    for name, metric in zip(self.metrics, self._metrics)
+                }
             )
         return outcomes
+
+    def close(self) -> None:
+        self.retriever.close()
+
+
+def _without(ranking: Ranking, doc_id: str, depth: int) -> Ranking:
+    """``ranking`` minus the document ``doc_id``, cut to ``depth`` hits."""
+    if doc_id in ranking.doc_ids:
+        keep = [i for i, d in enumerate(ranking.doc_ids) if d != doc_id][:depth]
+        total = None if ranking.total is None else ranking.total - 1
+        return Ranking([ranking.doc_ids[i] for i in keep], ranking.scores[keep], total=total)
+    if len(ranking) <= depth:
+        return ranking
+    return Ranking(ranking.doc_ids[:depth], ranking.scores[:depth], total=ranking.total)

@@ -14,20 +14,24 @@ Examples whose database file is absent are skipped with one warning that counts 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
 from cachetools import LRUCache
+from pydantic import Field
 
-from deepretrieval.sql.compare import DIALECTS, Dialect, results_match
+from deepretrieval.sql.compare import DIALECTS, Compat, Dialect, check_compat, execution_sql, results_match
 from deepretrieval.sql.executor import ExecutionLimits, ExecutionResult, SqlExecutorPool
 from deepretrieval.sql.hardness import spider_hardness
 from deepretrieval.sql.schema import describe_database
-from deepretrieval.tasks.base import Example, Outcome
+from deepretrieval.tasks import TaskFamily
+from deepretrieval.tasks.base import Example, Outcome, TaskOptions
 from deepretrieval.tasks.prompts import PromptTemplate
 
 logger = logging.getLogger(__name__)
@@ -38,7 +42,7 @@ SPIDER_SPLIT_FILES = {
     "test": ("test.json",),
 }
 SPIDER_DATABASE_DIRS = {"test": "test_database"}
-GOLD_CACHE_SIZE = 50_000
+GOLD_CACHE_BYTES = 256 * 1024 * 1024
 PROGRESS_MIN_JOBS = 256
 CACHEABLE = ("ok", "error", "rejected")  # deterministic outcomes; a timeout or crash may not repeat
 
@@ -56,6 +60,7 @@ NO_REASONING_FORMAT = (
     '<answer>{{"sql": "SELECT ..."}}</answer>'
 )
 SQL_TEMPLATE = PromptTemplate(
+    name="sql",
     system=SYSTEM_PROMPT,
     user="Database schema:\n{schema}\n\n{knowledge}Question: {question}",
     target="rows",
@@ -108,6 +113,8 @@ class SqlTask:
     name = "sql"
     answer_key = "sql"
     primary_metric = "ex"
+    metrics = ("ex", "executed")
+    outcome_keys = frozenset({"ex", "executed", "timeout"})
 
     def __init__(
         self,
@@ -119,6 +126,7 @@ class SqlTask:
         limits: ExecutionLimits | None = None,
         workers: int | None = None,
         pool: SqlExecutorPool | None = None,
+        compat: Compat = "keep_distinct",
     ):
         self.data_dir = Path(data_dir)
         if not self.data_dir.is_dir():
@@ -128,6 +136,7 @@ class SqlTask:
         if not isinstance(sample_rows, int) or isinstance(sample_rows, bool) or sample_rows < 0:
             raise ValueError(f"sample_rows must be a non-negative integer, got {sample_rows!r}")
         self.dialect: Dialect = dialect or detect_dialect(self.data_dir)
+        self.compat = check_compat(compat, self.dialect)
         self.split = split
         self.sample_rows = sample_rows
         self._pool = pool
@@ -135,7 +144,10 @@ class SqlTask:
         self._limits = limits
         self._workers = workers
         self._examples: dict[str, list[Example]] = {}
-        self._gold_cache: LRUCache[tuple[str, str], ExecutionResult] = LRUCache(GOLD_CACHE_SIZE)
+        # gold results by (database, SQL), bounded by their size in the caller's memory
+        self._gold_cache: LRUCache[tuple[str, str], ExecutionResult] = LRUCache(
+            GOLD_CACHE_BYTES, getsizeof=lambda result: max(result.size_bytes, 1)
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -157,11 +169,44 @@ class SqlTask:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def default_scheme(self):
+    @property
+    def default_reward(self) -> dict[str, object]:
         """Execution reward: Spider 1/0; BIRD's recipe gives 0.3 to SQL that runs but is wrong."""
-        from deepretrieval.rewards import ExecutionReward
+        return {"kind": "execution", "wrong": 0.3 if self.dialect == "bird" else 0.0}
 
-        return ExecutionReward(wrong=0.3 if self.dialect == "bird" else 0.0)
+    @property
+    def default_split(self) -> str:
+        return self.split
+
+    @property
+    def splits(self) -> list[str]:
+        """Splits whose question file is present (Spider: ``dev.json``...; BIRD: ``<split>.json`` beside
+        ``<split>_databases/``, in the data folder or in ``<data>/<split>/``)."""
+        if self.dialect == "spider":
+            return [
+                split
+                for split, names in SPIDER_SPLIT_FILES.items()
+                if any((self.data_dir / name).is_file() for name in names)
+            ]
+        databases = [*self.data_dir.glob("*_databases"), *self.data_dir.glob("*/*_databases")]
+        return sorted(
+            {
+                d.name.removesuffix("_databases")
+                for d in databases
+                if (d.parent / f"{d.name[:-10]}.json").is_file()
+            }
+        )
+
+    @property
+    def fingerprint(self) -> str:
+        """The dialect and the database files (path, size, modification time) of the examples' split."""
+        databases = sorted({ex.meta["db_path"] for ex in self.examples()})
+        stats = [(path, os.stat(path).st_size, os.stat(path).st_mtime_ns) for path in databases]
+        return hashlib.sha256(json.dumps([self.dialect, stats]).encode()).hexdigest()[:16]
+
+    def analyze(self, answer: str) -> list[str]:
+        """No repetition guard for SQL: repeating a column name cannot inflate execution accuracy."""
+        return []
 
     # ------------------------------------------------------------------ data
 
@@ -245,8 +290,12 @@ class SqlTask:
 
     # ------------------------------------------------------------------ prompts
 
-    def messages(self, example: Example, reasoning: bool = True) -> list[dict[str, str]]:
+    def messages(
+        self, example: Example, reasoning: bool = True, template: str | None = None
+    ) -> list[dict[str, str]]:
         """[system, user]: the schema as CREATE TABLE statements, BIRD evidence, the question, the format."""
+        if template not in (None, SQL_TEMPLATE.name):
+            raise ValueError(f"the sql task has one prompt template, {SQL_TEMPLATE.name!r}; got {template!r}")
         fields = example.fields
         knowledge = f"External knowledge: {fields['evidence']}\n\n" if fields.get("evidence") else ""
         return SQL_TEMPLATE.messages({**fields, "knowledge": knowledge}, reasoning)
@@ -261,8 +310,15 @@ class SqlTask:
             raise ValueError(
                 "SqlTask.measure needs examples made by SqlTask.examples (meta['db_path'] missing)"
             )
-        preds = [(ex.meta["db_path"], a if isinstance(a, str) else "") for a, ex in zip(answers, examples)]
-        golds = [(ex.meta["db_path"], ex.truth) for ex in examples]
+        # the SQL as executed: in ``official`` mode rewritten as Spider's evaluator does (DISTINCT removed...)
+        preds = [
+            (
+                ex.meta["db_path"],
+                execution_sql(a, compat=self.compat, prediction=True) if isinstance(a, str) else "",
+            )
+            for a, ex in zip(answers, examples)
+        ]
+        golds = [(ex.meta["db_path"], execution_sql(ex.truth, compat=self.compat)) for ex in examples]
         jobs = list(
             dict.fromkeys(
                 [p for p in preds if p[1].strip() and p not in self._gold_cache]
@@ -273,7 +329,8 @@ class SqlTask:
             zip(jobs, self.pool.run(jobs, "executing SQL" if len(jobs) >= PROGRESS_MIN_JOBS else None))
         )
         for key in golds:
-            if key in results and results[key].status in CACHEABLE:
+            # a truncated result may be cut elsewhere next time (the batch budget): never cached
+            if key in results and results[key].status in CACHEABLE and not results[key].truncated:
                 self._gold_cache[key] = results[key]
 
         def lookup(key: tuple[str, str]) -> ExecutionResult | None:
@@ -292,7 +349,9 @@ class SqlTask:
                 and gold.ok
                 and not pred.truncated
                 and not gold.truncated
-                and results_match(gold.rows, pred.rows, dialect=self.dialect, gold_sql=gold_key[1])
+                and results_match(
+                    gold.rows, pred.rows, dialect=self.dialect, gold_sql=gold_key[1], compat=self.compat
+                )
             )
             outcomes.append(
                 {
@@ -313,27 +372,38 @@ class SqlTask:
         return outcomes
 
 
-def load(
-    data: str | Path,
-    *,
-    dialect: Dialect | None = None,
-    split: str = "dev",
-    sample_rows: int | str = 0,
-    workers: int | str | None = None,
-    timeout_s: float | str | None = None,
-    max_rows: int | str | None = None,
-) -> SqlTask:
-    """Task ``sql``: Spider or BIRD (detected from the files unless ``dialect`` says), with optional
-    sample rows in the prompt and the executor's worker count, per-statement time limit and row cap."""
+class SqlOptions(TaskOptions):
+    """``task.options`` of text-to-SQL: the dialect (detected when absent), sample rows in the prompt, and
+    the sandbox's worker count, per-statement time limit and row cap."""
+
+    dialect: Dialect | None = None
+    split: str = "dev"
+    sample_rows: int = Field(0, ge=0)
+    workers: int | None = Field(None, gt=0)
+    timeout_s: float | None = Field(None, gt=0)
+    max_rows: int | None = Field(None, gt=0)
+    compat: Compat = Field(
+        "keep_distinct",
+        description="keep_distinct: Spider's evaluator with --keep_distinct (our default); official: its "
+        "default verdicts (DISTINCT removed from both queries before executing)",
+    )
+
+
+def build(data: Path | None, options: SqlOptions, retriever: None) -> SqlTask:
+    """Task ``sql``: Spider or BIRD, judged by the sandboxed executor pool."""
     limits = ExecutionLimits(
-        **({"timeout_s": float(timeout_s)} if timeout_s is not None else {}),
-        **({"max_rows": int(max_rows)} if max_rows is not None else {}),
+        **({"timeout_s": options.timeout_s} if options.timeout_s is not None else {}),
+        **({"max_rows": options.max_rows} if options.max_rows is not None else {}),
     )
     return SqlTask(
         data,
-        dialect,
-        split,
-        sample_rows=int(sample_rows),
+        options.dialect,
+        options.split,
+        sample_rows=options.sample_rows,
         limits=limits,
-        workers=int(workers) if workers else None,
+        workers=options.workers,
+        compat=options.compat,
     )
+
+
+FAMILY = TaskFamily(options=SqlOptions, build=build)

@@ -122,3 +122,15 @@ class TimeBudget(TrainerCallback):
             )
             control.should_training_stop = True
         return control
+
+
+class CardOnSave(TrainerCallback):
+    """Writes the policy card into every checkpoint, so any checkpoint evaluates as it was trained."""
+
+    def __init__(self, card: Any) -> None:
+        self.card = card
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if state.is_world_process_zero and folder.is_dir():
+            self.card.write(folder)

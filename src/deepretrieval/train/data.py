@@ -4,41 +4,32 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from datasets import Dataset
 
 from deepretrieval.config import RunConfig
+from deepretrieval.rewards import BatchReward, Guards, task_scheme
+from deepretrieval.tasks import load_task
 from deepretrieval.tasks.base import Example, Task
 from deepretrieval.tasks.prompts import render_prompt
 
 
 def build_task(config: RunConfig) -> Task:
-    """Load the configured task; the retriever section travels as ``load_task`` options."""
-    from deepretrieval.tasks import load_task
-
-    options: dict[str, Any] = {"retriever": config.retriever.kind}
-    if config.retriever.index is not None:
-        options["index_dir"] = config.retriever.index
-    if config.retriever.options:
-        options["retriever_options"] = config.retriever.options
-    if config.task.name == "sql":  # judged by a database, not a retriever
-        options = {}
-    return load_task(config.task.name, config.task.data, **options, **config.task.options)
+    """The configured task with its judge (the one constructor the CLI and the quickstart use too)."""
+    return load_task(config.task, retriever=config.retriever)
 
 
-def build_batch_reward(config: RunConfig, task: Task):
-    """The same ``BatchReward`` the evaluation uses: the configured scheme (default: the task's own),
-    with the config's overrides validated by the scheme's schema, and the anti-hacking guards."""
-    from deepretrieval.rewards import BatchReward, Guards, make_scheme
-
-    overrides = dict(config.reward.overrides)
-    if config.reward.scheme is None:
-        default = task.default_scheme()
-        scheme = type(default)(**{**default.model_dump(), **overrides})
-    else:
-        scheme = make_scheme(config.reward.scheme, **overrides)
-    return BatchReward(task, scheme, reasoning=config.reasoning, guards=Guards(**config.reward.guards))
+def build_batch_reward(config: RunConfig, task: Task) -> BatchReward:
+    """The same ``BatchReward`` the evaluation's parse path uses: the configured scheme (default: the
+    task's own), with the config's overrides validated by the scheme's schema, and the guards."""
+    scheme = task_scheme(task, config.reward.scheme, **config.reward.overrides)
+    return BatchReward(
+        task,
+        scheme,
+        reasoning=config.reasoning,
+        guards=Guards(**config.reward.guards),
+        query_mode=config.task.query_mode,
+    )
 
 
 def training_examples(task: Task, config: RunConfig) -> list[Example]:

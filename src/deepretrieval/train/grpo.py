@@ -11,6 +11,8 @@ Run directory layout::
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import importlib.metadata
 import importlib.util
 import json
@@ -26,11 +28,12 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
-from deepretrieval.config import RunConfig
-from deepretrieval.policies.hf import POLICY_META
-from deepretrieval.train.callbacks import JsonlMetrics, SigintCheckpoint, StepProfiler, TimeBudget
+from deepretrieval.config import ConfigError, RunConfig
+from deepretrieval.default_model import resolve_model
+from deepretrieval.policies.card import PolicyCard
+from deepretrieval.tasks.base import Task
+from deepretrieval.train.callbacks import CardOnSave, JsonlMetrics, SigintCheckpoint, StepProfiler, TimeBudget
 from deepretrieval.train.data import build_batch_reward, build_task, prompt_dataset, training_examples
-from deepretrieval.train.default_model import resolve_model
 from deepretrieval.train.rewards_adapter import TRLBatchReward
 
 _VERSIONED = (
@@ -73,40 +76,95 @@ def _report_to(config: RunConfig) -> list[str] | str:
     return ["wandb"]
 
 
+# Where each ``rl.*`` field goes. Every field is listed (a test checks the table against RLConfig and
+# GRPOConfig field by field), so a new TRL default can never silently override one of ours.
+RL_TO_TRL: dict[str, str] = {
+    "num_generations": "num_generations",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "max_completion_length": "max_completion_length",
+    "learning_rate": "learning_rate",
+    "lr_scheduler": "lr_scheduler_type",
+    "warmup_steps": "warmup_steps",
+    "beta": "beta",
+    "max_steps": "max_steps",  # None -> -1 (no step limit)
+    "epochs": "num_train_epochs",
+    "per_device_train_batch_size": "per_device_train_batch_size",
+    "gradient_accumulation_steps": "gradient_accumulation_steps",
+    "num_iterations": "num_iterations",
+    "max_grad_norm": "max_grad_norm",
+    "precision": "bf16/fp16",  # auto: bf16 on a bf16-capable GPU, else fp32
+    "gradient_checkpointing": "activation_checkpointing",  # gradient_checkpointing before transformers 5.2x
+    "loss_type": "loss_type",
+    "scale_rewards": "scale_rewards",
+    "epsilon": "epsilon",
+    "seed": "seed/data_seed",
+    "trl": "(passed through)",
+}
+# Fields that are ours alone: they never reach GRPOConfig.
+RL_HANDLED_HERE = {
+    "max_prompt_length": "prompts longer than this are dropped when the dataset is built",
+    "time_budget_s": "the TimeBudget callback",
+    "lora": "the peft_config given to GRPOTrainer",
+}
+
+
 def grpo_args(config: RunConfig, run_dir: Path, use_vllm: bool):
-    """Map our config onto TRL's ``GRPOConfig``."""
+    """Map our config onto TRL's ``GRPOConfig``: every ``rl`` field explicitly (see :data:`RL_TO_TRL`),
+    then ``rl.trl`` passed through after checking its keys against GRPOConfig's own fields."""
     from trl import GRPOConfig
 
     rl = config.rl
-    return GRPOConfig(
-        output_dir=str(run_dir / "checkpoints"),
-        num_generations=rl.num_generations,
-        temperature=rl.temperature,
-        top_p=rl.top_p,
-        max_completion_length=rl.max_completion_length,
-        learning_rate=rl.learning_rate,
-        lr_scheduler_type=rl.lr_scheduler,
-        warmup_steps=rl.warmup_steps,
-        beta=rl.beta,
-        max_steps=rl.max_steps or -1,
-        num_train_epochs=rl.epochs,
-        per_device_train_batch_size=rl.per_device_train_batch_size,
-        gradient_accumulation_steps=rl.gradient_accumulation_steps,
-        num_iterations=rl.num_iterations,
-        max_grad_norm=rl.max_grad_norm,
-        seed=rl.seed,
-        data_seed=rl.seed,
-        logging_steps=config.logging.steps,
-        save_steps=config.checkpointing.save_steps,
-        save_total_limit=config.checkpointing.keep,
-        report_to=_report_to(config),
-        use_vllm=use_vllm,
-        vllm_mode="colocate",
-        use_cpu=not torch.cuda.is_available(),
-        dataloader_num_workers=0,
-        **({"gradient_checkpointing": True} if rl.gradient_checkpointing else {}),
-        **_precision(rl.precision),
+    known = {f.name for f in dataclasses.fields(GRPOConfig)}
+    checkpointing = (
+        "activation_checkpointing" if "activation_checkpointing" in known else "gradient_checkpointing"
     )
+    ours: dict[str, Any] = {
+        "num_generations": rl.num_generations,
+        "temperature": rl.temperature,
+        "top_p": rl.top_p,
+        "max_completion_length": rl.max_completion_length,
+        "learning_rate": rl.learning_rate,
+        "lr_scheduler_type": rl.lr_scheduler,
+        "warmup_steps": rl.warmup_steps,
+        "beta": rl.beta,
+        "max_steps": rl.max_steps or -1,
+        "num_train_epochs": rl.epochs,
+        "per_device_train_batch_size": rl.per_device_train_batch_size,
+        "gradient_accumulation_steps": rl.gradient_accumulation_steps,
+        "num_iterations": rl.num_iterations,
+        "max_grad_norm": rl.max_grad_norm,
+        **_precision(rl.precision),
+        checkpointing: rl.gradient_checkpointing,
+        "loss_type": rl.loss_type,
+        "scale_rewards": rl.scale_rewards,
+        "epsilon": rl.epsilon,
+        "seed": rl.seed,
+        "data_seed": rl.seed,
+        # run plumbing
+        "output_dir": str(run_dir / "checkpoints"),
+        "logging_steps": config.logging.steps,
+        "save_steps": config.checkpointing.save_steps,
+        "save_total_limit": config.checkpointing.keep,
+        "report_to": _report_to(config),
+        "use_vllm": use_vllm,
+        "vllm_mode": "colocate",
+        "use_cpu": not torch.cuda.is_available(),
+        "dataloader_num_workers": 0,
+    }
+    for key in rl.trl:
+        if key in ours:
+            owner = next((f for f, t in RL_TO_TRL.items() if key in t.split("/")), None)
+            where = f"rl.{owner}" if owner else "deepretrieval (from the run config)"
+            raise ConfigError(f"rl.trl.{key}: set by {where}; set it there instead")
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"rl.trl.{key}: not an argument of trl.GRPOConfig {_version('trl')}{hint}")
+    try:
+        return GRPOConfig(**ours, **rl.trl)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"rl.trl: TRL rejected the settings: {err}") from None
 
 
 def _peft_config(config: RunConfig):
@@ -131,13 +189,12 @@ def _version(package: str) -> str | None:
         return None
 
 
-def write_manifest(run_dir: Path, config: RunConfig, task: Any, model_path: str, world_size: int) -> None:
-    retriever = getattr(task, "retriever", None)
+def write_manifest(run_dir: Path, config: RunConfig, task: Task, model_path: str, world_size: int) -> None:
     manifest = {
         "seed": config.rl.seed,
         "model": model_path,
         "task": config.task.name,
-        "index_fingerprint": getattr(retriever, "fingerprint", None),
+        "judge_fingerprint": task.fingerprint,
         "world_size": world_size,
         "python": platform.python_version(),
         "packages": {name: _version(name) for name in _VERSIONED},
@@ -159,11 +216,15 @@ def build_trainer(config: RunConfig, run_dir: Path, extra_callbacks: Sequence[Tr
     from trl import GRPOTrainer
 
     set_seed(config.rl.seed)
+    # Fail fast on what needs no work: the model must be reachable and the TRL settings valid before
+    # an index is built.
+    model_path = resolve_model(config.model)
+    use_vllm = should_use_vllm(config.use_vllm)
+    args = grpo_args(config, run_dir, use_vllm)
     with PartialState().main_process_first():  # one process builds (and caches) the index, the others load it
         task = build_task(config)
     batch_reward = build_batch_reward(config, task)
     examples = training_examples(task, config)
-    model_path = resolve_model(config.model)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -176,12 +237,10 @@ def build_trainer(config: RunConfig, run_dir: Path, extra_callbacks: Sequence[Tr
         max_prompt_tokens=config.rl.max_prompt_length,
     )
     reward_fn = TRLBatchReward(batch_reward, examples, prefill=config.prompt_prefill)
-    use_vllm = should_use_vllm(config.use_vllm)
-    args = grpo_args(config, run_dir, use_vllm)
     # fp32 master weights; rl.precision bf16/fp16 runs the maths in mixed precision (autocast), so small
     # learning-rate updates are not rounded away as they would be on bf16 weights.
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-    callbacks: list[TrainerCallback] = list(extra_callbacks)
+    callbacks: list[TrainerCallback] = [*extra_callbacks, CardOnSave(policy_card(config))]
     if config.rl.time_budget_s is not None:
         callbacks.append(TimeBudget(config.rl.time_budget_s))
     if config.logging.backend == "tensorboard":
@@ -213,12 +272,19 @@ def save_policy(trainer, config: RunConfig, target: Path) -> None:
         trainer.save_model(str(target))
     if trainer.accelerator.is_main_process:
         trainer.processing_class.save_pretrained(target)
-        meta = {
-            "reasoning": config.reasoning,
-            "prompt_prefill": config.prompt_prefill,
-            "task": config.task.name,
-        }
-        (target / POLICY_META).write_text(json.dumps(meta, indent=2) + "\n")
+        policy_card(config).write(target)
+
+
+def policy_card(config: RunConfig) -> PolicyCard:
+    """How the trained policy must be prompted: read back by evaluation, the rewrite API and the server."""
+    return PolicyCard(
+        reasoning=config.reasoning,
+        prompt_prefill=config.prompt_prefill,
+        task=config.task.name,
+        template=config.task.options.get("template"),
+        query_mode=config.task.query_mode,
+        base_model=config.model,
+    )
 
 
 def train(config: RunConfig, resume: bool = False, callbacks: Sequence[TrainerCallback] = ()) -> Path:

@@ -9,53 +9,27 @@ import sys
 import time
 from pathlib import Path
 
-from deepretrieval.config import RunConfig, parse_config
+from deepretrieval.config import RunConfig, load_config
 
-# Mirrors configs/quickstart-cpu.yaml (a test keeps the two equal); see that file for the reasoning.
-QUICKSTART = {
-    "task": {"name": "demo", "split": "train", "eval_split": "test"},
-    "retriever": {"kind": "bm25"},
-    "reward": {
-        "scheme": "metric",
-        "overrides": {"metric": "ndcg@10", "format_bonus": 0.1, "format_penalty": -1.0},
-    },
-    "model": None,
-    "reasoning": False,
-    "prompt_prefill": "<answer>",
-    "rl": {
-        "num_generations": 8,
-        "temperature": 1.0,
-        "max_prompt_length": 256,
-        "max_completion_length": 20,
-        "learning_rate": 2.0e-5,
-        "beta": 0.0,
-        "max_steps": 38,
-        "time_budget_s": 780,
-        "per_device_train_batch_size": 16,
-        "gradient_accumulation_steps": 1,
-        "seed": 0,
-    },
-    "logging": {"backend": "tensorboard"},
-    "checkpointing": {"save_steps": 20, "keep": 1},
-    "output_dir": "runs/quickstart/run",
-}
+QUICKSTART_CONFIG = Path(__file__).resolve().parents[1] / "data" / "quickstart.yaml"
 
 
 def quickstart_config(out: Path, seed: int = 0, overrides: list[str] | None = None) -> RunConfig:
-    raw = json.loads(json.dumps(QUICKSTART))
-    raw["output_dir"] = str(out / "run")
-    raw["rl"]["seed"] = seed
-    return parse_config(raw, overrides or [], source="quickstart")
+    """The shipped quickstart recipe (``deepretrieval/data/quickstart.yaml``) writing into ``out/run``."""
+    return load_config(
+        QUICKSTART_CONFIG,
+        [f"output_dir={json.dumps(str(out / 'run'))}", f"rl.seed={seed}", *(overrides or [])],
+    )
 
 
 def run(out: Path, seed: int = 0, overrides: list[str] | None = None) -> dict:
     """Train, evaluate the three policies on the demo's held-out split, print one table, write quickstart.json."""
+    from deepretrieval.default_model import resolve_model
     from deepretrieval.evaluate import evaluate, format_table
     from deepretrieval.policies.baselines import OriginalQuery
     from deepretrieval.policies.hf import HFPolicy
     from deepretrieval.report import plot_run
     from deepretrieval.train.data import build_task
-    from deepretrieval.train.default_model import resolve_model
     from deepretrieval.train.grpo import train
 
     started = time.perf_counter()
@@ -77,6 +51,7 @@ def run(out: Path, seed: int = 0, overrides: list[str] | None = None) -> dict:
     results = [
         evaluate(task, policy, split, reasoning=config.reasoning, progress=False) for policy in policies
     ]
+    task.close()
     plot = plot_run(run_dir)
     metric = task.primary_metric
     figures = {

@@ -20,11 +20,13 @@ def completion_text(completion: Any) -> str:
     return str(completion)
 
 
-def mean_group_std(rewards: Sequence[float], example_ids: Sequence[str]) -> float:
-    """Mean over prompts of the reward std within each prompt's group of generations (0 = no signal)."""
+def mean_group_std(rewards: Sequence[float | None], example_ids: Sequence[str]) -> float:
+    """Mean over prompts of the reward std within each prompt's group of generations (0 = no signal);
+    samples the judge could not score (``None``) are left out."""
     groups: dict[str, list[float]] = defaultdict(list)
     for reward, example_id in zip(rewards, example_ids):
-        groups[example_id].append(reward)
+        if reward is not None:
+            groups[example_id].append(reward)
     stds = [pstdev(values) for values in groups.values() if len(values) > 1]
     return sum(stds) / len(stds) if stds else 0.0
 
@@ -34,7 +36,9 @@ class TRLBatchReward:
 
     Maps the ``example_id`` column back to :class:`Example` objects, prepends the assistant prefill the
     prompt ended with (so the parser sees the whole assistant turn), scores the batch with ONE
-    ``BatchReward.score`` call and reports its summary through TRL's ``log_metric`` hook.
+    ``BatchReward.score`` call and reports its summary through TRL's ``log_metric`` hook. A sample the
+    judge could not score is returned as ``None``: TRL leaves it out of the group baseline and gives it
+    no advantage, so a failing search API never teaches the policy anything.
     ``seconds`` accumulates the time spent scoring (for profiling).
     """
 
@@ -55,7 +59,7 @@ class TRLBatchReward:
         example_id: Sequence[str],
         log_metric: Callable[[str, float], None] | None = None,
         **_: Any,
-    ) -> list[float]:
+    ) -> list[float | None]:
         start = time.perf_counter()
         try:
             examples = [self.examples[i] for i in example_id]
@@ -63,7 +67,7 @@ class TRLBatchReward:
             raise KeyError(f"reward got example_id {exc.args[0]!r} that is not in the training set") from None
         texts = [self.prefill + completion_text(c) for c in completions]
         batch = self.batch_reward.score(texts, examples)
-        rewards = [float(r) for r in batch.rewards]
+        rewards = [None if r is None else float(r) for r in batch.rewards]
         if log_metric is not None:
             for name, value in batch.summary().items():
                 log_metric(f"task/{name}", float(value))

@@ -7,6 +7,7 @@ so every consumer (training, evaluation, serving) just loads a folder.
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import sys
 import tempfile
@@ -81,8 +82,55 @@ def ensure_default_model(root: Path | None = None) -> Path:
     return target
 
 
-def resolve_model(name_or_path: str | None) -> str:
-    """``None`` -> the embedded default folder; Hugging Face ids and local paths pass through."""
+class ModelNotFoundError(FileNotFoundError):
+    """A model that is neither a local folder, nor in the Hugging Face cache, nor reachable on the hub."""
+
+
+def resolve_model(name_or_path: str | None, *, hub_timeout_s: float = 5.0) -> str:
+    """``None`` -> the embedded default folder; a local folder or a Hugging Face id passes through.
+
+    Fails fast, before anything is loaded or trained, when the model cannot be had: a path that does not
+    exist, or a hub id that is not in the local Hugging Face cache while the hub is offline
+    (``HF_HUB_OFFLINE=1``) or unreachable (checked with one request of at most ``hub_timeout_s``)."""
     if name_or_path is None:
         return str(ensure_default_model())
+    path = Path(name_or_path).expanduser()
+    if path.exists() or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
+        if not path.is_dir():
+            raise ModelNotFoundError(f"model folder not found: {path}")
+        return str(path)
+    _check_hub_model(name_or_path, hub_timeout_s)
     return name_or_path
+
+
+def _check_hub_model(repo_id: str, timeout_s: float) -> None:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        snapshot_download(repo_id, local_files_only=True)
+        return
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        pass
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        raise ModelNotFoundError(
+            f"model {repo_id!r} is not a local folder and not in the Hugging Face cache, and HF_HUB_OFFLINE is "
+            "set: download it first (huggingface-cli download) or give a local folder"
+        )
+    import httpx
+
+    try:
+        response = httpx.head(
+            f"{_hub_endpoint()}/api/models/{repo_id}", timeout=timeout_s, follow_redirects=True
+        )
+    except httpx.HTTPError as err:
+        raise ModelNotFoundError(
+            f"model {repo_id!r} is not a local folder nor in the Hugging Face cache, and the hub cannot be "
+            f"reached ({type(err).__name__}): download it on a connected machine or give a local folder"
+        ) from None
+    if response.status_code == 404:
+        raise ModelNotFoundError(f"model {repo_id!r} does not exist on the Hugging Face hub (404)")
+
+
+def _hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")

@@ -1,0 +1,146 @@
+"""``open_retriever``: a retriever by kind, its index loaded, checked against the corpus, or built."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from deepretrieval.paths import cache_dir
+from deepretrieval.retrievers.base import Retriever, SettingsError
+from deepretrieval.retrievers.corpus import (
+    Corpus,
+    corpus_file,
+    corpus_fingerprint,
+    known_fingerprint,
+    load_corpus,
+)
+from deepretrieval.retrievers.index_store import (
+    FORMAT_VERSION,
+    BadIndexError,
+    IndexMismatchError,
+    check_index_path,
+    has_index,
+    rebuild_hint,
+)
+from deepretrieval.retrievers.registry import is_indexed, retriever_class
+
+logger = logging.getLogger(__name__)
+
+
+def open_retriever(
+    kind: str = "bm25",
+    *,
+    corpus: str | Path | None = None,
+    index_dir: str | Path | None = None,
+    show_progress: bool = True,
+    **options: Any,
+) -> Retriever:
+    """The retriever registered as ``kind`` (see ``registry``), ready to search.
+
+    Index-backed kinds load the index in ``index_dir`` if one is there, else build it from ``corpus`` (into
+    ``index_dir``, or into a cache folder keyed by the corpus contents and the settings). ``options`` are
+    the kind's settings and runtime options. An index in a given ``index_dir`` that was built from another
+    corpus than ``corpus``, or with other settings than those given, raises :class:`IndexMismatchError`;
+    a damaged one raises :class:`BadIndexError`. A damaged cached index is rebuilt (it is only a cache).
+    Search engines (no index) take only ``options``."""
+    cls = retriever_class(kind)
+    if not is_indexed(cls):
+        if corpus is not None or index_dir is not None:
+            raise ValueError(
+                f"the {kind} retriever is a search engine with no index: it takes no corpus or index_dir"
+            )
+        return cls(**options)
+    chosen, runtime = _split_options(cls, kind, options)
+    settings = cls.settings_type(**chosen)
+    corpus_path = corpus_file(corpus) if corpus is not None else None
+    loaded: Corpus | None = None
+    cached = index_dir is None
+    if index_dir is None:
+        if corpus_path is None:
+            raise ValueError("open_retriever needs a corpus or an index_dir")
+        fingerprint = known_fingerprint(corpus_path)
+        if fingerprint is None:  # read it once: the build below needs the documents anyway
+            loaded = load_corpus(corpus_path)
+            fingerprint = loaded.fingerprint
+        index_dir = _cache_folder(kind, corpus_path, fingerprint, settings.model_dump())
+    index_dir = Path(index_dir)
+    check_index_path(index_dir)
+    index_dir.parent.mkdir(parents=True, exist_ok=True)
+    # Several processes (ranks of a distributed run, parallel evaluations) may open the same index at
+    # once: the first builds it under the lock, the others wait and then load what it wrote.
+    with FileLock(f"{index_dir}.lock"):
+        if has_index(index_dir):
+            try:
+                retriever = cls.load(index_dir, **runtime)
+            except BadIndexError as err:
+                if not cached:
+                    raise
+                logger.warning("rebuilding the cached index %s: %s", index_dir, err)
+            else:
+                try:
+                    _check_match(retriever, index_dir, corpus_path, settings, set(chosen))
+                except IndexMismatchError as err:
+                    retriever.close()
+                    if not cached:
+                        raise
+                    logger.warning("rebuilding the cached index %s: %s", index_dir, err)
+                else:
+                    return retriever
+        if corpus_path is None:
+            raise BadIndexError(f"no {kind} index in {index_dir} and no corpus given to build one")
+        return cls.build(
+            loaded or load_corpus(corpus_path), index_dir, settings, show_progress=show_progress, **runtime
+        )
+
+
+def _split_options(cls: type, kind: str, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Settings (they decide the index) apart from runtime options (keyword-only arguments of ``load``)."""
+    fields = set(cls.settings_type.model_fields)
+    runtime_names = {
+        name
+        for name, parameter in inspect.signature(cls.load).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    unknown = sorted(set(options) - fields - runtime_names)
+    if unknown:
+        raise SettingsError(
+            f"unknown {kind} option {unknown[0]!r}; settings: {', '.join(cls.settings_type.model_fields)}; "
+            f"runtime options: {', '.join(sorted(runtime_names))}"
+        )
+    chosen = {key: value for key, value in options.items() if key in fields}
+    return chosen, {key: value for key, value in options.items() if key in runtime_names}
+
+
+def _cache_folder(kind: str, corpus_path: Path, fingerprint: str, settings: dict[str, Any]) -> Path:
+    key = json.dumps([FORMAT_VERSION, kind, fingerprint, settings], sort_keys=True)
+    name = f"{kind}-{corpus_path.parent.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    return cache_dir() / "indexes" / name
+
+
+def _check_match(
+    retriever: Any, index_dir: Path, corpus_path: Path | None, settings: Any, chosen: set[str]
+) -> None:
+    """Refuse an index built from another corpus than ``corpus_path`` or with other explicit settings."""
+    kind = retriever.kind
+    if corpus_path is not None:
+        wanted = corpus_fingerprint(corpus_path)
+        if wanted != retriever.corpus_fingerprint:
+            raise IndexMismatchError(
+                f"index {index_dir} was built from another corpus than {corpus_path} (corpus fingerprint "
+                f"{retriever.corpus_fingerprint[:12]}, not {wanted[:12]}); "
+                f"{rebuild_hint(index_dir, kind, str(corpus_path))}"
+            )
+    asked = settings.model_dump(include=chosen)
+    built = retriever.settings.model_dump(include=chosen)
+    for key in sorted(asked):
+        if asked[key] != built[key]:
+            raise IndexMismatchError(
+                f"index {index_dir} was built with {key}={built[key]!r}, not {asked[key]!r}; leave {key} "
+                f"out to use the index as built, or build another index with {key}={asked[key]!r}"
+            )

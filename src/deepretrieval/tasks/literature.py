@@ -1,0 +1,158 @@
+"""Literature search (systematic reviews): the policy writes a Boolean query for a search engine from a
+review description (a PICO statement, or a review title and objective); recall of the review's included
+studies among the top K results is the outcome (the seed's headline task).
+
+Data: BEIR-style folders (``queries.jsonl`` with ``metadata``, ``qrels/<split>.tsv``, ``corpus.jsonl``
+when the documents are local), e.g. ``literature/pubmed-pico``, ``ctgov-pico``, ``clef-tar-2017``. The
+engine is the retriever: ``pubmed`` or ``ctgov`` (live APIs, or a stand-in / mirror through
+``engine_url``) or ``boolean`` (the local engine over the folder's corpus). On engines that can filter
+by date, each review is searched up to its own publication date (``metadata.pub_date``), so a policy can
+never find studies from the review's future.
+
+Outcomes: ``recall@K`` (K = 3,000 by default, as in the seed), ``precision`` (relevant among the results
+returned, at most K) and ``retrieved`` (how many documents the query matched: a Boolean query can
+match 5 or 50,000). Reward: the seed's recall tiers (see ``deepretrieval.rewards.RecallTiers``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from deepretrieval.metrics import Metric
+from deepretrieval.retrievers.base import DateRange, Retriever
+from deepretrieval.tasks import TaskFamily
+from deepretrieval.tasks.base import Example, Outcome, TaskOptions
+from deepretrieval.tasks.beir import DataError, read_jsonl, read_qrels
+from deepretrieval.tasks.retrieval import RetrievalTask
+
+DATE_ENGINES = frozenset({"pubmed", "ctgov"})
+ENGINE_NAMES = {"pubmed": "PubMed", "ctgov": "ClinicalTrials.gov"}
+
+
+class LiteratureOptions(TaskOptions):
+    """``task.options`` of literature search."""
+
+    k: int = Field(3000, gt=0, description="results scanned for recall (the seed: 3,000)")
+    date_limits: bool | None = Field(
+        None, description="search each review up to its publication date (default: on engines that can)"
+    )
+    template: str = "literature"
+    name: str | None = None
+
+
+class LiteratureTask(RetrievalTask):
+    """Reviews with included studies as truth; an answer is a Boolean query for the engine."""
+
+    def __init__(
+        self,
+        name: str,
+        splits: dict[str, list[Example]],
+        retriever: Retriever,
+        k: int = 3000,
+        template: str = "literature",
+        date_limits: bool | None = None,
+    ):
+        super().__init__(name, splits, retriever, (f"recall@{k}",), template, ignore_identical_ids=False)
+        self.k = k
+        self._recall = Metric("recall", k)
+        self.metrics = (str(self._recall), "precision", "retrieved")
+        self.outcome_keys = frozenset(self.metrics)
+        self.date_limits = retriever.kind in DATE_ENGINES if date_limits is None else date_limits
+
+    @property
+    def default_reward(self) -> dict[str, Any]:
+        return {"kind": "recall_tiers", "metric": str(self._recall)}
+
+    def messages(
+        self, example: Example, reasoning: bool = True, template: str | None = None
+    ) -> list[dict[str, str]]:
+        engine = ENGINE_NAMES.get(self.retriever.kind, "PubMed")  # the local engine speaks PubMed syntax
+        fields = {**example.fields, "engine": engine}
+        return super().messages(
+            Example(example.id, fields, example.truth, example.original), reasoning, template
+        )
+
+    def measure(self, answers: Sequence[str], examples: Sequence[Example]) -> list[Outcome | None]:
+        dates = [_review_dates(example) for example in examples] if self.date_limits else None
+        rankings = self.retriever.search(list(answers), self.k, dates=dates)
+        outcomes: list[Outcome | None] = []
+        for ranking, example in zip(rankings, examples):
+            if ranking.failed:
+                outcomes.append(None)
+                continue
+            relevant = sum(1 for doc in ranking.doc_ids if example.truth.get(doc, 0) > 0)
+            outcomes.append(
+                {
+                    str(self._recall): self._recall(ranking.doc_ids, example.truth),
+                    "precision": relevant / len(ranking) if len(ranking) else 0.0,
+                    "retrieved": float(len(ranking) if ranking.total is None else ranking.total),
+                }
+            )
+        return outcomes
+
+
+def _review_dates(example: Example) -> DateRange | None:
+    date = example.meta.get("pub_date")
+    return DateRange(end=date) if date else None
+
+
+def _example(record: dict) -> tuple[str, Example]:
+    """A review: the description goes to the prompt (title + objective when there is no PICO); the
+    expert strategy and the date travel in ``meta``."""
+    meta = record.get("metadata") or {}
+    text = record["text"]
+    description = (
+        text if "\nI:" in text or not meta.get("objective") else f"{text}\nObjective: {meta['objective']}"
+    )
+    kept = {k: meta[k] for k in ("pub_date", "boolean_query", "ovid_query", "query_syntax") if meta.get(k)}
+    example = Example(
+        id=str(record["_id"]), fields={"query": description}, truth={}, original=text, meta=kept
+    )
+    return example.id, example
+
+
+def load_splits(data: Path) -> dict[str, list[Example]]:
+    """Every ``qrels/<split>.tsv`` of a literature folder as examples (truth = the split's judgments)."""
+    queries_path, qrels_dir = data / "queries.jsonl", data / "qrels"
+    if not queries_path.is_file() or not qrels_dir.is_dir():
+        raise DataError(f"{data} is not a literature folder: needs queries.jsonl and qrels/<split>.tsv")
+    reviews = dict(read_jsonl(queries_path, _example, '{"_id", "text", "metadata": {...}}'))
+    splits = {}
+    for path in sorted(qrels_dir.glob("*.tsv")):
+        judged = read_qrels(path)
+        missing = [qid for qid in judged if qid not in reviews]
+        if missing:
+            raise DataError(f"{path}: {len(missing)} query ids not in queries.jsonl, e.g. {missing[:3]}")
+        splits[path.stem] = [
+            Example(r.id, r.fields, judged[r.id], r.original, r.meta)
+            for r in reviews.values()
+            if r.id in judged
+        ]
+    if not splits:
+        raise DataError(f"{qrels_dir} holds no <split>.tsv files")
+    return splits
+
+
+def corpus_path(data: Path | None, options: LiteratureOptions) -> Path | None:
+    """The folder's documents for the local engine; None for a folder searched on a live engine."""
+    corpus = Path(data) / "corpus.jsonl"
+    return corpus if corpus.is_file() else None
+
+
+def build(data: Path | None, options: LiteratureOptions, retriever: Retriever) -> LiteratureTask:
+    data = Path(data)
+    return LiteratureTask(
+        options.name or data.name,
+        load_splits(data),
+        retriever,
+        options.k,
+        options.template,
+        options.date_limits,
+    )
+
+
+FAMILY = TaskFamily(options=LiteratureOptions, build=build, corpus=corpus_path, retriever="boolean")
