@@ -31,6 +31,7 @@ from pathlib import Path
 from deepretrieval.paths import shared_data_dir
 from deepretrieval.retrievers.boolean import BooleanRetriever
 from deepretrieval.retrievers.boolean.pubmed_parser import STOPWORDS
+from deepretrieval.retrievers.corpus import load_corpus
 
 
 def topic_words(topic: dict) -> list[str]:
@@ -132,7 +133,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="boolean-bench-") as tmp:
         index_dir = Path(tmp) / "index"
-        build_s, retriever = timed(BooleanRetriever.build, args.data, index_dir, show_progress=False)
+        build_s, retriever = timed(
+            BooleanRetriever.build, load_corpus(args.data), index_dir, show_progress=False
+        )
         size = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file())
         experts = [t["metadata"]["boolean_query"] or t["metadata"]["ovid_query"] for t in topics]
         experts_s, expert_rankings = timed(retriever.search, experts, 30_000)

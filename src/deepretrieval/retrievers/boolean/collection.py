@@ -1,17 +1,15 @@
-"""Reading a literature collection: BEIR-style JSONL records with a title, an abstract and maybe a date."""
+"""A literature collection as the Boolean engine indexes it: title, abstract and publication date kept
+apart (a :class:`~deepretrieval.retrievers.corpus.Corpus` holds them joined, and no date)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from deepretrieval.retrievers.boolean.syntax import ParseError, normalize_date
-from deepretrieval.retrievers.corpus import CorpusError
+from deepretrieval.retrievers.corpus import ID_KEYS, TEXT_KEYS, Corpus, CorpusError
 
-ID_KEYS = ("_id", "id", "doc_id", "docid", "pmid")
-ABSTRACT_KEYS = ("text", "abstract")
 DATE_KEYS = ("pub_date", "date")
 
 
@@ -25,54 +23,43 @@ class Record:
     date: int | None
 
 
-def corpus_file(path: str | Path) -> Path:
-    """A folder means ``<folder>/corpus.jsonl`` (BEIR layout); the file must exist."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "corpus.jsonl"
-    if not path.is_file():
-        raise CorpusError(f"corpus file not found: {path}")
-    return path
-
-
-def read_records(path: Path, feed: Callable[[bytes], object] | None = None) -> Iterator[Record]:
-    """Records in file order. Each line is an object with an id (``_id``/``id``/``doc_id``/``docid``/
-    ``pmid``), a ``title`` and/or an abstract (``text`` or ``abstract``), and optionally a publication
-    date ``YYYY/MM/DD`` (or ``YYYY/MM``, ``YYYY``) in ``metadata.pub_date``, ``metadata.date``,
-    ``pub_date`` or ``date``. Bad lines raise :class:`CorpusError` naming the file and line. ``feed``
-    (a digest's ``update``), when given, receives every byte read: it fingerprints exactly what was read."""
-    seen: set[str] = set()
-    with path.open("rb") as handle:
+def records(corpus: Corpus) -> Iterator[Record]:
+    """The corpus's documents with title, abstract and date read back from the file it came from
+    (``title``; the text key ``load_corpus`` used, e.g. ``text`` or ``abstract``; a publication date
+    ``YYYY/MM/DD``, ``YYYY/MM`` or ``YYYY`` in ``metadata.pub_date``, ``metadata.date``, ``pub_date`` or
+    ``date``). Every record must be the document the corpus holds at that row. A corpus made in memory
+    has no file: its texts are abstracts, with no title and no date."""
+    if corpus.source is None:
+        for doc_id, text in zip(corpus.ids, corpus.texts, strict=True):
+            yield Record(doc_id, "", text, None)
+        return
+    row = 0
+    with corpus.source.open("rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
-            if feed is not None:
-                feed(raw)
             if not raw.strip():
                 continue
-            where = f"{path}:{line_no}"
+            where = f"{corpus.source}:{line_no}"
             try:
                 record = json.loads(raw)
-            except (ValueError, UnicodeDecodeError) as err:
-                raise CorpusError(f"{where}: not valid JSON ({err})") from None
-            if not isinstance(record, dict):
-                raise CorpusError(f"{where}: expected a JSON object, got {type(record).__name__}")
-            doc_id = _first(record, ID_KEYS)
-            abstract = _first(record, ABSTRACT_KEYS)
-            title = record.get("title")
-            if doc_id is None or (title is None and abstract is None):
+                doc_id, title = str(_first(record, ID_KEYS)), str(record.get("title") or "")
+                abstract = str(_first(record, TEXT_KEYS) or "")
+            except (ValueError, AttributeError):  # not a JSON object: the file changed since it was read
+                record, doc_id, title, abstract = {}, "", "", ""
+            joined = f"{title} {abstract}".strip() if title else abstract
+            if row >= len(corpus) or corpus.ids[row] != doc_id or corpus.texts[row] != joined:
                 raise CorpusError(
-                    f"{where}: needs an id ({'/'.join(ID_KEYS)}) and a title or abstract "
-                    f"({'/'.join(ABSTRACT_KEYS)}); keys present: {sorted(record)}"
+                    f"{where}: not the document the corpus read there (the file changed since, or was read "
+                    f"with other id/text keys); load the corpus again with the default keys"
                 )
-            doc_id = str(doc_id)
-            if doc_id in seen:
-                raise CorpusError(f"{where}: duplicate document id {doc_id!r}")
-            seen.add(doc_id)
-            yield Record(doc_id, str(title or ""), str(abstract or ""), _date(record, where))
+            yield Record(doc_id, title, abstract, _date(record, where))
+            row += 1
+    if row != len(corpus):
+        raise CorpusError(f"{corpus.source}: {row} documents, the corpus read {len(corpus)}; load it again")
 
 
 def _first(record: dict, keys: tuple[str, ...]) -> object:
     for key in keys:
-        if record.get(key) is not None:
+        if key in record:
             return record[key]
     return None
 
@@ -86,4 +73,4 @@ def _date(record: dict, where: str) -> int | None:
     try:
         return int(normalize_date(str(value), end=False).replace("/", ""))
     except ParseError as err:
-        raise CorpusError(f"{where}: publication date {err}") from None
+        raise CorpusError(f"{where}: publication {err}") from None

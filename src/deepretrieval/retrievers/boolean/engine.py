@@ -1,10 +1,9 @@
 """A local Boolean search engine over a literature collection, on tantivy: PubMed and Ovid syntax in,
 documents matching the Boolean query out, ranked by BM25, with the match count as ``Ranking.total``.
 
-Index layout (``index_dir``): ``deepretrieval_boolean.json`` names the generation folder that holds the
-tantivy index and the document ids. A build writes a new generation folder, then replaces the manifest
-with ``os.replace``: a reader sees the old index or the new one, never a mix, and files it has open are
-never rewritten. The generation a build replaces is kept (a reader may still use it); older ones go.
+Files of an index version (published and verified by ``index_store``): tantivy's segment files and
+``meta.json``, and ``ids.json`` (the document id of every row). Title and abstract are indexed apart,
+each twice (stemmed and exact, see ``compile``), with the publication date when the corpus has one.
 """
 
 from __future__ import annotations
@@ -14,22 +13,21 @@ import importlib.metadata
 import json
 import os
 import re
-import shutil
 import threading
-import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import tantivy
+from pydantic import field_validator
 from tqdm import tqdm
 
-from deepretrieval.retrievers.base import DateRange, Ranking
+from deepretrieval.retrievers.base import DateRange, Ranking, RetrieverSettings
 from deepretrieval.retrievers.boolean.approximate import NOTHING, Core, approximate
-from deepretrieval.retrievers.boolean.collection import corpus_file, read_records
+from deepretrieval.retrievers.boolean.collection import records
 from deepretrieval.retrievers.boolean.compile import EXACT, Compiler
 from deepretrieval.retrievers.boolean.parse import parse_query
 from deepretrieval.retrievers.boolean.syntax import (
@@ -40,91 +38,96 @@ from deepretrieval.retrievers.boolean.syntax import (
     Strategy,
     normalize_date,
 )
+from deepretrieval.retrievers.corpus import Corpus
+from deepretrieval.retrievers.index_store import IndexVersion, IndexWriter, load_index
 
-MANIFEST = "deepretrieval_boolean.json"
-FORMAT = 1
 IDS = "ids.json"
 TEXT_FIELDS = ("title", "abstract")
 MIN_QUERIES_PER_THREAD = 4
 _EXACT_ANALYZER = "dr_exact"
+_BRACKETS = re.compile(r"\[[^\]]*\]")
+
+
+class BooleanSettings(RetrieverSettings):
+    """What decides the index contents: ``stemmer``, the Snowball language of the stemmed title and
+    abstract fields (``None`` indexes exact words only)."""
+
+    stemmer: str | None = "english"
+
+    @field_validator("stemmer")
+    @classmethod
+    def _known_stemmer(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                _analyzer(value)
+            except ValueError:
+                raise ValueError("unknown stemmer; use a Snowball language such as 'english'") from None
+        return value
 
 
 @dataclass(frozen=True)
-class BooleanSettings:
-    """Analysis (fixed when the index is built) and query handling (may change when loading).
+class QueryOptions:
+    """How queries are read (they change results, not the index; given to ``load``):
 
-    - ``stemmer``: Snowball language of the stemmed title/abstract fields; ``None`` indexes exact words only.
-    - ``syntax``: how queries are read: ``pubmed``, ``ovid``, or ``auto`` (Ovid when the text carries more of
-      Ovid's markers than of PubMed's; see :func:`~deepretrieval.retrievers.boolean.parse.detect_syntax`).
+    - ``syntax``: ``pubmed``, ``ovid``, or ``auto`` (Ovid when the text carries more of Ovid's markers than
+      of PubMed's; see :func:`~deepretrieval.retrievers.boolean.parse.detect_syntax`);
     - ``headings``: MeSH headings are searched as a ``phrase`` of their words in title/abstract, or
-      ``ignore``d (they then match nothing).
-    - ``max_expansions``: index terms one truncated or wildcard word may expand to (the most frequent ones).
-    - ``max_terms``: index terms one query may use in all (expansions included); more is a bad query.
-    - ``max_query_chars``, ``max_depth``, ``max_leaves``: longest query text, deepest nesting (parentheses,
-      and line references once expanded), and most search terms once line references are expanded;
-      beyond them a query is a bad query.
+      ``ignore``\\ d (they then match nothing);
+    - ``max_expansions``: index terms one truncated or wildcard word expands to (the most frequent ones);
+    - ``max_terms``: index terms one query may use in all, expansions included (more: a bad query).
     """
 
-    stemmer: str | None = "english"
     syntax: Literal["auto", "pubmed", "ovid"] = "auto"
     headings: Literal["phrase", "ignore"] = "phrase"
     max_expansions: int = 600
     max_terms: int = 100_000
-    max_query_chars: int = 50_000
-    max_depth: int = 64
-    max_leaves: int = 5_000
-
-    INDEX_FIELDS: ClassVar[tuple[str, ...]] = ("stemmer",)
 
     def __post_init__(self) -> None:
         if self.syntax not in ("auto", "pubmed", "ovid"):
             raise ValueError(f"syntax must be auto, pubmed or ovid, got {self.syntax!r}")
         if self.headings not in ("phrase", "ignore"):
             raise ValueError(f"headings must be phrase or ignore, got {self.headings!r}")
-        for name in ("max_expansions", "max_terms", "max_query_chars", "max_depth", "max_leaves"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        if self.stemmer is not None:
-            try:
-                tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).filter(
-                    tantivy.Filter.stemmer(self.stemmer)
-                ).build()
-            except ValueError:
-                raise ValueError(
-                    f"unknown stemmer {self.stemmer!r}; use a Snowball language such as 'english'"
-                ) from None
-
-    @property
-    def limits(self) -> Limits:
-        return Limits(max_chars=self.max_query_chars, max_depth=self.max_depth, max_leaves=self.max_leaves)
+        for name in ("max_expansions", "max_terms"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 class BooleanRetriever:
     """PubMed- and Ovid-syntax Boolean search over a tantivy index of titles and abstracts."""
 
-    kind = "boolean"
+    kind: ClassVar[str] = "boolean"
+    settings_type: ClassVar[type[RetrieverSettings]] = BooleanSettings
 
-    def __init__(self, index_dir: Path, manifest: dict, settings: BooleanSettings, threads: int | None):
-        generation = index_dir / manifest["generation"]
-        self.index_dir = index_dir
-        self.settings = settings
-        self.corpus_fingerprint: str = manifest["corpus_sha256"]
-        self.dated_documents: int = manifest["dated_documents"]
-        self.fingerprint = _fingerprint(settings, self.corpus_fingerprint)
+    def __init__(
+        self,
+        version: IndexVersion,
+        index: tantivy.Index,
+        ids: list[str],
+        options: QueryOptions,
+        threads: int | None,
+        limits: Limits,
+    ):
+        self.index_dir = version.root
+        self.settings = version.settings(BooleanSettings)
+        self.options = options
+        self.limits = limits
+        self.corpus_fingerprint: str = version.manifest["corpus"]["fingerprint"]
+        self.dated_documents: int = version.info["dated_documents"]
+        payload = json.dumps({"index": version.manifest["fingerprint"], "options": asdict(options)})
+        self.fingerprint = hashlib.sha256(payload.encode()).hexdigest()[:16]  # the options change results
         self.threads = max(1, threads or os.cpu_count() or 1)
-        self._ids: list[str] = json.loads((generation / IDS).read_text())
-        self._index = tantivy.Index.open(str(generation))
-        exact, stemmed = _register_analyzers(self._index, settings.stemmer)
-        self._exact = exact
-        self._stemmed = stemmed
-        self._searcher = self._index.searcher()
+        self._ids = ids
+        self._index = index
+        self._exact, self._stemmed = _register_analyzers(index, self.settings.stemmer)
+        self._searcher = index.searcher()
         self._compiler = Compiler(
-            self._index.schema,
+            index.schema,
             self._searcher,
-            exact,
-            stemmed,
-            max_expansions=settings.max_expansions,
-            max_terms=settings.max_terms,
+            self._exact,
+            self._stemmed,
+            max_expansions=options.max_expansions,
+            max_terms=options.max_terms,
         )
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -134,77 +137,62 @@ class BooleanRetriever:
     @classmethod
     def build(
         cls,
-        corpus_path: str | Path,
+        corpus: Corpus,
         index_dir: str | Path,
         settings: BooleanSettings | None = None,
         *,
         show_progress: bool = True,
+        **runtime: Any,
     ) -> BooleanRetriever:
-        """Index the BEIR-style JSONL corpus (a file, or a folder holding ``corpus.jsonl``) into
-        ``index_dir`` and open it. A previous index there stays readable until the new one is published."""
+        """Index ``corpus`` (titles, abstracts and dates are read back from its file), publish the index in
+        ``index_dir`` (see ``index_store``) and load it with the ``runtime`` options of :meth:`load`."""
         settings = settings or BooleanSettings()
-        source = corpus_file(corpus_path)
-        index_dir = Path(index_dir)
-        index_dir.mkdir(parents=True, exist_ok=True)
-        name = f"gen-{uuid.uuid4().hex[:12]}"
-        staging = index_dir / f".{name}.partial"
-        staging.mkdir()
-        try:
-            documents, dated, ids_sha, corpus_sha = _write_index(
-                source, staging, settings.stemmer, show_progress
+        writer = IndexWriter(index_dir, cls.kind)
+        with writer:
+            dated = _write_index(corpus, writer.folder, settings.stemmer, show_progress)
+            (writer.folder / IDS).write_text(json.dumps(corpus.ids, ensure_ascii=False), encoding="utf-8")
+            for hidden in writer.folder.glob(".*"):  # tantivy's lock and bookkeeping files: not index data
+                hidden.unlink()
+            writer.publish(
+                corpus,
+                settings=settings.model_dump(),
+                fingerprint=_fingerprint(settings, corpus.fingerprint),
+                info={"tantivy": importlib.metadata.version("tantivy"), "dated_documents": dated},
             )
-            os.replace(staging, index_dir / name)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        manifest = {
-            "format": FORMAT,
-            "kind": cls.kind,
-            "generation": name,
-            "settings": asdict(settings),
-            "documents": documents,
-            "dated_documents": dated,
-            "ids_sha256": ids_sha,
-            "corpus_sha256": corpus_sha,
-            "corpus_path": str(source.resolve()),
-            "tantivy": importlib.metadata.version("tantivy"),
-        }
-        previous = _generation_in(index_dir)
-        partial = index_dir / f".{MANIFEST}.{name}.partial"
-        partial.write_text(json.dumps(manifest, indent=2))
-        os.replace(partial, index_dir / MANIFEST)
-        for folder in index_dir.glob("gen-*"):
-            if folder.name not in (name, previous):
-                shutil.rmtree(folder, ignore_errors=True)
-        return cls.load(index_dir, settings)
+            return cls.load(index_dir, **runtime)
 
     @classmethod
     def load(
-        cls, index_dir: str | Path, settings: BooleanSettings | None = None, *, threads: int | None = None
+        cls,
+        index_dir: str | Path,
+        *,
+        threads: int | None = None,
+        syntax: Literal["auto", "pubmed", "ovid"] = "auto",
+        headings: Literal["phrase", "ignore"] = "phrase",
+        max_expansions: int = 600,
+        max_terms: int = 100_000,
+        verify: bool = False,
     ) -> BooleanRetriever:
-        """Open an index written by :meth:`build`, checking it is whole. ``settings`` may change how
-        queries are handled, not how the index was analysed (that needs a rebuild)."""
-        index_dir = Path(index_dir)
-        manifest = _read_manifest(index_dir)
-        built = BooleanSettings(**manifest["settings"])
-        settings = settings or built
-        for name in BooleanSettings.INDEX_FIELDS:
-            if getattr(settings, name) != getattr(built, name):
-                raise ValueError(
-                    f"{index_dir} was built with {name}={getattr(built, name)!r}, not "
-                    f"{getattr(settings, name)!r}; rebuild it with those settings"
-                )
-        try:
-            retriever = cls(index_dir, manifest, settings, threads)
-        except (OSError, ValueError) as err:
-            raise ValueError(f"{index_dir}: the tantivy index cannot be opened ({err}); {_REBUILD}") from None
-        held = retriever._searcher.num_docs
-        if len(retriever._ids) != manifest["documents"] or held != manifest["documents"]:
-            retriever.close()
-            raise ValueError(
-                f"{index_dir} is torn: the manifest lists {manifest['documents']} documents but the index "
-                f"holds {held}; {_REBUILD}"
-            )
-        return retriever
+        """Open the published index in ``index_dir``: ``threads`` search a batch, the other options say how
+        queries are read (:class:`QueryOptions`); ``verify`` also checks every file's checksum."""
+        options = QueryOptions(syntax, headings, max_expansions, max_terms)
+
+        def open_files(version: IndexVersion) -> BooleanRetriever:
+            ids = version.read_json(IDS)
+            if not isinstance(ids, list) or len(ids) != version.documents:
+                raise version.fail(f"{IDS} does not list the {version.documents} documents")
+            try:
+                index = tantivy.Index.open(str(version.folder))
+            except ValueError as err:
+                raise version.fail(f"tantivy cannot open it ({err})") from None
+            retriever = cls(version, index, ids, options, threads, Limits())
+            if retriever._searcher.num_docs != version.documents:
+                held = retriever._searcher.num_docs
+                retriever.close()
+                raise version.fail(f"tantivy holds {held} documents, the manifest {version.documents}")
+            return retriever
+
+        return load_index(index_dir, cls.kind, open_files, verify=verify)
 
     def close(self) -> None:
         """Release the index; the retriever cannot search afterwards."""
@@ -226,11 +214,11 @@ class BooleanRetriever:
 
     def parse(self, query: str) -> Strategy:
         """The query as the engine reads it; raises :class:`ParseError` saying why when it does not parse."""
-        return parse_query(query, self.settings.syntax, self.settings.limits)
+        return parse_query(query, self.options.syntax, self.limits)
 
     def explain(self, query: str) -> Core:
         """What the query becomes on this collection, every approximation applied."""
-        return approximate(self.parse(query), has_dates=self.has_dates, headings=self.settings.headings)
+        return approximate(self.parse(query), has_dates=self.has_dates, headings=self.options.headings)
 
     def search(
         self, queries: Sequence[str], k: int, *, dates: Sequence[DateRange | None] | None = None
@@ -245,7 +233,7 @@ class BooleanRetriever:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         if dates is not None and len(dates) != len(queries):
             raise ValueError(
-                f"{len(queries)} queries but {len(dates)} date ranges; give one per query (or None)"
+                f"dates must give one range (or None) per query: {len(dates)} for {len(queries)}"
             )
         bounds = [self._bounds(d) for d in dates] if dates is not None else [None] * len(queries)
         k = min(k, len(self._ids))  # tantivy sizes its top-k collector by k
@@ -280,8 +268,8 @@ class BooleanRetriever:
             return None
         if not self.has_dates:
             raise ValueError(
-                f"{self.index_dir} has no publication dates (its corpus has no metadata.pub_date or date); "
-                f"search it without date limits, or build it from a corpus with dates"
+                f"index {self.index_dir} has no publication dates (its corpus has no metadata.pub_date or "
+                f"date); search it without date limits, or build it from a corpus with dates"
             )
         try:
             low = int(normalize_date(limit.start, end=False).replace("/", "")) if limit.start else 0
@@ -327,28 +315,28 @@ class BooleanRetriever:
         return terms
 
 
-_REBUILD = "rebuild it with BooleanRetriever.build(corpus, index_dir)"
+def _analyzer(stemmer: str | None) -> tantivy.TextAnalyzer:
+    """Split on non-alphanumerics, drop tokens over 40 bytes, lower-case, fold accents, maybe stem."""
+    builder = (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(40))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.ascii_fold())
+    )
+    return (builder.filter(tantivy.Filter.stemmer(stemmer)) if stemmer else builder).build()
 
 
-_BRACKETS = re.compile(r"\[[^\]]*\]")
-
-
-def _register_analyzers(index: tantivy.Index, stemmer: str | None) -> tuple:
-    def analyzer(stem: str | None) -> tantivy.TextAnalyzer:
-        builder = (
-            tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
-            .filter(tantivy.Filter.remove_long(40))
-            .filter(tantivy.Filter.lowercase())
-            .filter(tantivy.Filter.ascii_fold())
-        )
-        return (builder.filter(tantivy.Filter.stemmer(stem)) if stem else builder).build()
-
-    exact = analyzer(None)
+def _register_analyzers(
+    index: tantivy.Index, stemmer: str | None
+) -> tuple[tantivy.TextAnalyzer, tantivy.TextAnalyzer | None]:
+    """The exact and stemmed analysers, registered under the names the schema uses (tantivy keeps
+    analysers in memory only: every opening of the index registers them again)."""
+    exact = _analyzer(None)
     index.register_tokenizer(_EXACT_ANALYZER, exact)
-    stemmed = None
-    if stemmer:
-        stemmed = analyzer(stemmer)
-        index.register_tokenizer(_stem_analyzer(stemmer), stemmed)
+    if not stemmer:
+        return exact, None
+    stemmed = _analyzer(stemmer)
+    index.register_tokenizer(_stem_analyzer(stemmer), stemmed)
     return exact, stemmed
 
 
@@ -370,20 +358,14 @@ def _schema(stemmer: str | None) -> tantivy.Schema:
     return builder.build()
 
 
-def _write_index(
-    source: Path, folder: Path, stemmer: str | None, show_progress: bool
-) -> tuple[int, int, str, str]:
-    """Index every record into ``folder`` (one indexing thread: the same corpus always gives the same
-    segments, so ties rank the same); write the id list. Returns the number of documents and of dated
-    ones, and the sha256 of the id list and of the corpus bytes indexed."""
+def _write_index(corpus: Corpus, folder: Path, stemmer: str | None, show_progress: bool) -> int:
+    """Index every document into ``folder`` with one indexing thread (the same corpus always gives the
+    same segments, so equal scores rank the same). Returns how many documents have a date."""
     index = tantivy.Index(_schema(stemmer), path=str(folder))
     _register_analyzers(index, stemmer)
     writer = index.writer(heap_size=256_000_000, num_threads=1)
-    ids: list[str] = []
     dated = 0
-    corpus_digest = hashlib.sha256()
-    records = read_records(source, corpus_digest.update)
-    for row, record in enumerate(tqdm(records, disable=not show_progress, desc="indexing")):
+    for row, record in enumerate(tqdm(records(corpus), total=len(corpus), disable=not show_progress)):
         doc = tantivy.Document()
         doc.add_text("id", record.doc_id)
         for name, value in zip(TEXT_FIELDS, (record.title, record.abstract)):
@@ -395,57 +377,21 @@ def _write_index(
             doc.add_integer("date", record.date)
             dated += 1
         writer.add_document(doc)
-        ids.append(record.doc_id)
-    if not ids:
-        raise ValueError(f"{source}: no documents")
     writer.commit()
     writer.wait_merging_threads()
-    payload = json.dumps(ids).encode()
-    (folder / IDS).write_bytes(payload)
-    return len(ids), dated, hashlib.sha256(payload).hexdigest(), corpus_digest.hexdigest()
+    return dated
 
 
-def _generation_in(index_dir: Path) -> str | None:
-    try:
-        return json.loads((index_dir / MANIFEST).read_text()).get("generation")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-def _read_manifest(index_dir: Path) -> dict:
-    path = index_dir / MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(f"{index_dir} is not a Boolean index (no {MANIFEST}); {_REBUILD}")
-    try:
-        manifest = json.loads(path.read_text())
-        generation = index_dir / manifest["generation"]
-        ids_sha = manifest["ids_sha256"]
-        keys_ok = all(
-            key in manifest for key in ("settings", "documents", "dated_documents", "corpus_sha256")
-        )
-    except (ValueError, KeyError, TypeError):
-        raise ValueError(f"{path} is torn or not a Boolean index manifest; {_REBUILD}") from None
-    if manifest.get("format") != FORMAT or manifest.get("kind") != BooleanRetriever.kind or not keys_ok:
-        raise ValueError(
-            f"{path} has format {manifest.get('format')!r}, this version reads format {FORMAT}; {_REBUILD}"
-        )
-    ids_file = generation / IDS
-    if not ids_file.is_file() or hashlib.sha256(ids_file.read_bytes()).hexdigest() != ids_sha:
-        raise ValueError(f"{index_dir}: the index files do not match {MANIFEST} (torn or edited); {_REBUILD}")
-    return manifest
-
-
-def _fingerprint(settings: BooleanSettings, corpus_sha: str) -> str:
+def _fingerprint(settings: BooleanSettings, corpus_fingerprint: str) -> str:
     payload = json.dumps(
         {
             "kind": BooleanRetriever.kind,
-            "format": FORMAT,
             "tantivy": importlib.metadata.version("tantivy"),
-            "settings": {f.name: getattr(settings, f.name) for f in fields(settings)},
+            **settings.model_dump(),
         },
         sort_keys=True,
     )
-    return hashlib.sha256(f"{payload}|{corpus_sha}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{payload}|{corpus_fingerprint}".encode()).hexdigest()[:16]
 
 
 def _empty() -> Ranking:
