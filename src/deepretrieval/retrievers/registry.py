@@ -22,6 +22,7 @@ _KINDS: dict[str, str | type] = {
     "dense": "deepretrieval.retrievers.dense:DenseRetriever",
     "pubmed": "deepretrieval.retrievers.pubmed:PubMedRetriever",
     "ctgov": "deepretrieval.retrievers.ctgov:CTGovRetriever",
+    "remote": "deepretrieval.retrievers.remote:RemoteRetriever",
 }
 _KIND = re.compile(r"[a-z][a-z0-9_-]*")
 _TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
