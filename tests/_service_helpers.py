@@ -14,10 +14,11 @@ from deepretrieval.serve.retrieval_service import IndexSpec, RetrievalService, S
 class LiveService:
     """``with LiveService([IndexSpec(...)]) as live: live.url``; the indexes are closed on exit."""
 
-    def __init__(self, specs: Sequence[IndexSpec], limits: ServiceLimits | None = None):
+    def __init__(self, specs: Sequence[IndexSpec], limits: ServiceLimits | None = None, port: int = 0):
         self.service = RetrievalService(specs, limits)
         self._socket = socket.socket()
-        self._socket.bind(("127.0.0.1", 0))
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", port))
         self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
 
     def __enter__(self) -> Self:

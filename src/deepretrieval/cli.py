@@ -53,8 +53,8 @@ def _eval(args: argparse.Namespace) -> int:
             raise ValueError(
                 "--endpoint searches a retrieval service: drop --retriever/--engine/--engine-url"
             )
-        options = {"endpoint": args.endpoint} | ({"index": args.index} if args.index else {})
-        retriever = RetrieverConfig(kind="remote", options=options)
+        service = {"endpoint": args.endpoint} | ({"index": args.index} if args.index else {})
+        retriever = RetrieverConfig(kind="remote", options=service)
     elif kind or args.index or args.engine_url:
         engine_options = {"engine_url": args.engine_url} if args.engine_url else {}
         retriever = RetrieverConfig(kind=kind, index=args.index, options=engine_options)

@@ -53,7 +53,7 @@ class RemoteRetriever:
 
     def __init__(
         self,
-        endpoint: str,
+        endpoint: str | None = None,
         index: str | None = None,
         *,
         timeout_s: float = 60.0,
@@ -69,6 +69,8 @@ class RemoteRetriever:
             raise ValueError(
                 f"unknown remote retriever option {min(unknown)!r}; options: {', '.join(OPTIONS)}"
             )
+        if endpoint is None:
+            raise ValueError("the remote retriever needs the service's endpoint, e.g. http://host:8000")
         if not isinstance(endpoint, str) or not endpoint.startswith(("http://", "https://")):
             raise ValueError(f"remote retriever: endpoint must be an http(s) URL, got {endpoint!r}")
         _check_number("timeout_s", timeout_s, minimum=0.0, integer=False, strict=True)
