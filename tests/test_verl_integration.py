@@ -146,6 +146,21 @@ def test_export_refuses_what_verl_cannot_render(scifact_dir: Path, tmp_path: Pat
     assert "give --endpoint too" in capsys.readouterr().err
 
 
+def test_export_from_a_run_config(scifact_dir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        f"task: {{name: beir, data: {scifact_dir}, options: {{template: keywords}}}}\n"
+        "reward: {overrides: {format_bonus: 0.2}}\nreasoning: false\n"
+    )
+    out = tmp_path / "train.parquet"
+    assert main(["data", "export-verl", "--config", str(config), "--limit", "3", "--out", str(out)]) == 0
+    row = datasets.load_dataset("parquet", data_files=str(out))["train"][0]
+    assert row["extra_info"]["split"] == "train"  # the training split when the task has one
+    spec = parse_config(json.loads(row["extra_info"]["deepretrieval"]))
+    assert spec.reasoning is False and spec.reward.overrides == {"format_bonus": 0.2}
+    assert spec.task.options == {"template": "keywords"} and "<think>" not in row["prompt"][-1]["content"]
+
+
 def test_sql_tasks_export_their_gold_sql(spider_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "spider.parquet"
     assert (

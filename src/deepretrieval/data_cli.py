@@ -72,7 +72,10 @@ def run_data(args: argparse.Namespace) -> int:
         raise ValueError(f"--limit must be a positive integer, got {args.limit}")
     task = load_task(config.task, retriever=config.retriever)
     try:
-        split = args.split or ("train" if "train" in task.splits else task.default_split)
+        default = (
+            config.task.split if args.config else ("train" if "train" in task.splits else task.default_split)
+        )
+        split = args.split or default
         rows = verl_rows(task, config, split, args.limit)
     finally:
         task.close()
