@@ -144,6 +144,26 @@ def test_unreachable_service_fails_clearly_then_gives_failures(scifact_bm25, cla
     client.close()
 
 
+def test_an_endpoint_that_is_not_a_retrieval_service_is_named() -> None:
+    class Other(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            body = b'{"indexes": "none here"}'
+            self.send_response(200)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Other)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    with pytest.raises(ValueError, match="does not answer GET /indexes as a deepretrieval retrieval service"):
+        open_retriever("remote", endpoint=url)
+    server.shutdown()
+
+
 class FlakyProxy:
     """Forwards to a service, answering the first ``failures`` searches with 503 (a busy service)."""
 

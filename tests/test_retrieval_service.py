@@ -4,6 +4,7 @@ index, coalesced concurrent searches, clear 4xx refusals, and the ``serve-retrie
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -85,6 +86,24 @@ def test_coalescer_sizes_items_and_reports_handler_failures() -> None:
     assert later.result() == 4
     with pytest.raises(ValueError, match="window_s >= 0 and max_size >= 1"):
         Coalescer(fail, window_s=0, max_size=0)
+
+
+def test_coalescer_works_in_a_forked_child() -> None:
+    """A process forked while the worker runs (a data loader, a pool) gets a fresh queue and worker."""
+    coalescer: Coalescer[int, int] = Coalescer(lambda items: [n * n for n in items], window_s=0, max_size=4)
+    assert coalescer(3) == 9  # the parent's worker thread is running now
+
+    def child() -> None:
+        sys.exit(0 if coalescer(4) == 16 else 1)
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(timeout=60)
+    if process.is_alive():
+        process.kill()
+    assert process.exitcode == 0
+    assert coalescer(5) == 25
+    coalescer.close()
 
 
 # --------------------------------------------------------------------------- index arguments

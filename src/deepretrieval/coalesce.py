@@ -6,8 +6,10 @@ gathers concurrent per-sample reward calls into one batched reward; both use :cl
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -43,12 +45,18 @@ class Coalescer(Generic[T, R]):
         self._max_size = max_size
         self._size = size
         self._name = name
+        self._closed = False
+        self._start_over()
+        self.batches = 0  # handled so far (for tests and benchmarks)
+        _LIVE.add(self)
+
+    def _start_over(self) -> None:
+        """An empty queue and no worker yet (also in a forked child: the parent's worker thread and
+        callers do not exist there, and its lock may have been held at the fork)."""
         self._pending: deque[tuple[T, Future, float]] = deque()
         self._pending_size = 0
         self._ready = threading.Condition()
-        self._closed = False
         self._worker: threading.Thread | None = None
-        self.batches = 0  # handled so far (for tests and benchmarks)
 
     @property
     def pending(self) -> int:
@@ -116,3 +124,7 @@ class Coalescer(Generic[T, R]):
                     future.set_exception(result)
                 else:
                     future.set_result(result)
+
+
+_LIVE: weakref.WeakSet[Coalescer] = weakref.WeakSet()
+os.register_at_fork(after_in_child=lambda: [coalescer._start_over() for coalescer in list(_LIVE)])

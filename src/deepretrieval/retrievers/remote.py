@@ -86,7 +86,13 @@ class RemoteRetriever:
         self._http = httpx.Client(timeout=timeout_s)
         try:
             described = self._request("GET", "/indexes")
-            self._bind(described, index, corpus)
+            try:
+                self._bind(described, index, corpus)
+            except (KeyError, TypeError, AttributeError):
+                raise ValueError(
+                    f"{self.endpoint} does not answer GET /indexes as a deepretrieval retrieval service does "
+                    "(`deepretrieval serve-retriever`); check the endpoint"
+                ) from None
         except BaseException:
             self._http.close()
             raise
