@@ -23,6 +23,7 @@ _KINDS: dict[str, str | type] = {
     "boolean": "deepretrieval.retrievers.boolean:BooleanRetriever",
     "pubmed": "deepretrieval.retrievers.pubmed:PubMedRetriever",
     "ctgov": "deepretrieval.retrievers.ctgov:CTGovRetriever",
+    "remote": "deepretrieval.retrievers.remote:RemoteRetriever",
 }
 _KIND = re.compile(r"[a-z][a-z0-9_-]*")
 _TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
