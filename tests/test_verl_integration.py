@@ -30,7 +30,9 @@ from deepretrieval.train.rewards_adapter import TRLBatchReward
 TESTS = Path(__file__).resolve().parent
 SRC = TESTS.parent / "src"
 REWARD_FILE = SRC / "deepretrieval" / "integrations" / "verl.py"
-VERL_SITE = Path(os.environ.get("DEEPRETRIEVAL_VERL_SITE", "/tmp/verl-site"))
+VERL_SITE = Path(
+    os.environ.get("DEEPRETRIEVAL_VERL_SITE", Path(__file__).resolve().parents[1] / ".venv" / "verl-site")
+)
 EXAMPLES = 50  # x 8 completions = 400 samples
 
 
