@@ -203,6 +203,10 @@ class BM25Retriever:
     def text(self, doc_id: str) -> str:
         return self.docs.text(doc_id)
 
+    def texts(self, doc_ids: Sequence[str]) -> list[str]:
+        """The texts of many documents, read from the document store in file order."""
+        return self.docs.texts(doc_ids)
+
     def close(self) -> None:
         self.docs.close()
 

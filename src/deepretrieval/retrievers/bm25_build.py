@@ -230,13 +230,8 @@ def _write_vocabulary(path: Path, names: list[str]) -> None:
     with path.open("w", encoding="utf-8") as handle:
         handle.write("{")
         for start in range(0, len(names), 100_000):
-            piece = names[start : start + 100_000]
-            handle.write(", " if start else "")
-            handle.write(
-                ", ".join(
-                    f"{json.dumps(name, ensure_ascii=False)}: {start + i}" for i, name in enumerate(piece)
-                )
-            )
+            piece = dict(zip(names[start : start + 100_000], range(start, start + 100_000)))
+            handle.write((", " if start else "") + json.dumps(piece, ensure_ascii=False)[1:-1])
         handle.write("}")
 
 

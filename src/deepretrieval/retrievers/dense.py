@@ -306,6 +306,10 @@ class DenseRetriever:
         """The document's text (title and body), read from the memory-mapped document store."""
         return self.docs.text(doc_id)
 
+    def texts(self, doc_ids: Sequence[str]) -> list[str]:
+        """The texts of many documents, read from the document store in file order."""
+        return self.docs.texts(doc_ids)
+
     def close(self) -> None:
         self.docs.close()
 
