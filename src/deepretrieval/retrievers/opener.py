@@ -13,13 +13,7 @@ from filelock import FileLock
 
 from deepretrieval.paths import cache_dir
 from deepretrieval.retrievers.base import Retriever, SettingsError
-from deepretrieval.retrievers.corpus import (
-    Corpus,
-    corpus_file,
-    corpus_fingerprint,
-    known_fingerprint,
-    load_corpus,
-)
+from deepretrieval.retrievers.corpus import CorpusFile, corpus_file, corpus_fingerprint, open_corpus
 from deepretrieval.retrievers.index_store import (
     FORMAT_VERSION,
     BadIndexError,
@@ -59,16 +53,13 @@ def open_retriever(
     chosen, runtime = _split_options(cls, kind, options)
     settings = cls.settings_type(**chosen)
     corpus_path = corpus_file(corpus) if corpus is not None else None
-    loaded: Corpus | None = None
+    stream: CorpusFile | None = None
     cached = index_dir is None
     if index_dir is None:
         if corpus_path is None:
             raise ValueError("open_retriever needs a corpus or an index_dir")
-        fingerprint = known_fingerprint(corpus_path)
-        if fingerprint is None:  # read it once: the build below needs the documents anyway
-            loaded = load_corpus(corpus_path)
-            fingerprint = loaded.fingerprint
-        index_dir = _cache_folder(kind, corpus_path, fingerprint, settings.model_dump())
+        stream = open_corpus(corpus_path)  # read as a stream: collections of any size fit in memory
+        index_dir = _cache_folder(kind, corpus_path, stream.fingerprint, settings.model_dump())
     index_dir = Path(index_dir)
     check_index_path(index_dir)
     index_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -95,7 +86,7 @@ def open_retriever(
         if corpus_path is None:
             raise BadIndexError(f"no {kind} index in {index_dir} and no corpus given to build one")
         return cls.build(
-            loaded or load_corpus(corpus_path), index_dir, settings, show_progress=show_progress, **runtime
+            stream or open_corpus(corpus_path), index_dir, settings, show_progress=show_progress, **runtime
         )
 
 
