@@ -48,7 +48,14 @@ def _eval(args: argparse.Namespace) -> int:
     if args.engine and args.retriever:
         raise ValueError("give --engine (literature search) or --retriever, not both")
     kind = ENGINES.get(args.engine, args.engine) if args.engine else args.retriever
-    if kind or args.index or args.engine_url:
+    if args.endpoint:  # a retrieval service; --index names one of its indexes
+        if kind not in (None, "remote") or args.engine_url:
+            raise ValueError(
+                "--endpoint searches a retrieval service: drop --retriever/--engine/--engine-url"
+            )
+        service = {"endpoint": args.endpoint} | ({"index": args.index} if args.index else {})
+        retriever = RetrieverConfig(kind="remote", options=service)
+    elif kind or args.index or args.engine_url:
         engine_options = {"engine_url": args.engine_url} if args.engine_url else {}
         retriever = RetrieverConfig(kind=kind, index=args.index, options=engine_options)
     task = load_task(TaskConfig(name=args.task, data=args.data, options=options), retriever=retriever)
@@ -160,6 +167,12 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="search API base URL (mirror, proxy or stand-in), e.g. https://eutils.ncbi.nlm.nih.gov/entrez/eutils",
     )
+    ev.add_argument(
+        "--endpoint",
+        default=None,
+        help="search an index of a retrieval service (`deepretrieval serve-retriever`), e.g. "
+        "http://host:8000; --index then names the served index",
+    )
     ev.add_argument("--metrics", default=None, help="comma-separated, e.g. ndcg@10,recall@100,mrr@10")
     ev.add_argument("--dialect", default=None, help="sql: spider | bird (default: detected)")
     ev.add_argument(
@@ -236,6 +249,17 @@ def build_parser() -> argparse.ArgumentParser:
         "deepretrieval.train.cli",
         "add_train_args",
         "run_train",
+    )
+    _add_lazy(
+        sub,
+        "serve-retriever",
+        "serve indexes over HTTP",
+        "deepretrieval.serve.retriever_cli",
+        "add_serve_retriever_args",
+        "run_serve_retriever",
+    )
+    _add_lazy(
+        sub, "data", "export task data (verl parquet)", "deepretrieval.data_cli", "add_data_args", "run_data"
     )
     _add_lazy(
         sub,

@@ -14,7 +14,7 @@ import hashlib
 import json
 import mmap
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -91,7 +91,7 @@ class BM25Retriever:
         self._term_doc = term_doc
         self._vocab = vocab
         self._doc_ids = np.asarray(docs.ids, dtype=object)
-        self._stemmer = Stemmer.Stemmer(self.settings.stemmer) if self.settings.stemmer else None
+        self._tokenize = _tokenizer(self.settings)
 
     def __len__(self) -> int:
         return len(self._doc_ids)
@@ -173,14 +173,12 @@ class BM25Retriever:
         repeats; a term absent from the collection is kept but scores nothing."""
         return self._tokenize([text])[0]
 
-    def _tokenize(self, texts: list[str]) -> list[list[str]]:
-        return bm25s.tokenize(
-            texts,
-            stopwords=self.settings.stopwords or [],
-            stemmer=self._stemmer,
-            return_ids=False,
-            show_progress=False,
-        )
+    @classmethod
+    def analyzer(cls, settings: BM25Settings) -> Callable[[str], list[str]]:
+        """``analyze`` of any index built with ``settings``, without the index: a remote client (see
+        ``retrievers.remote``) analyses text locally, exactly as the served index does."""
+        tokenize = _tokenizer(settings)
+        return lambda text: tokenize([text])[0]
 
     def _query_matrix(self, queries: Sequence[str]) -> scipy.sparse.csr_matrix:
         rows, cols = [], []
@@ -234,6 +232,18 @@ def _open_matrix(version: IndexVersion, mmap_mode: str | None) -> tuple[scipy.sp
         raise version.fail(f"{INDICES} holds document rows outside 0..{count - 1}")
     term_doc = scipy.sparse.csr_matrix((data, indices, indptr), shape=(len(vocab), count), copy=False)
     return term_doc, vocab
+
+
+def _tokenizer(settings: BM25Settings) -> Callable[[list[str]], list[list[str]]]:
+    """Texts -> analysed terms per text, as ``settings`` say (the one analysis of indexing and search)."""
+    stemmer = Stemmer.Stemmer(settings.stemmer) if settings.stemmer else None
+
+    def tokenize(texts: list[str]) -> list[list[str]]:
+        return bm25s.tokenize(
+            texts, stopwords=settings.stopwords or [], stemmer=stemmer, return_ids=False, show_progress=False
+        )
+
+    return tokenize
 
 
 def _fingerprint(settings: BM25Settings, corpus_fingerprint: str) -> str:

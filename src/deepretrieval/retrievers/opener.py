@@ -42,14 +42,16 @@ def open_retriever(
     the kind's settings and runtime options. An index in a given ``index_dir`` that was built from another
     corpus than ``corpus``, or with other settings than those given, raises :class:`IndexMismatchError`;
     a damaged one raises :class:`BadIndexError`. A damaged cached index is rebuilt (it is only a cache).
-    Search engines (no index) take only ``options``."""
+    Search engines (no index) take only ``options``, and the corpus when their constructor takes one (the
+    remote retriever checks that the served index was built from it)."""
     cls = retriever_class(kind)
     if not is_indexed(cls):
-        if corpus is not None or index_dir is not None:
+        takes_corpus = "corpus" in inspect.signature(cls).parameters
+        if (corpus is not None and not takes_corpus) or index_dir is not None:
             raise ValueError(
                 f"the {kind} retriever is a search engine with no index: it takes no corpus or index_dir"
             )
-        return cls(**options)
+        return cls(**options) if corpus is None else cls(corpus=corpus, **options)
     chosen, runtime = _split_options(cls, kind, options)
     settings = cls.settings_type(**chosen)
     corpus_path = corpus_file(corpus) if corpus is not None else None

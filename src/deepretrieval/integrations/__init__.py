@@ -1,0 +1,1 @@
+"""Bridges to other trainers: ``verl`` (the reward functions verl calls, and the parquet export)."""

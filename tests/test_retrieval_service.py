@@ -1,0 +1,312 @@
+"""The retrieval service over real indexes and real HTTP on loopback: answers equal to the in-process
+index, coalesced concurrent searches, clear 4xx refusals, and the ``serve-retriever`` command."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from _service_helpers import LiveService
+from deepretrieval.coalesce import Coalescer
+from deepretrieval.retrievers.bm25 import BM25Retriever
+from deepretrieval.retrievers.corpus import Corpus
+from deepretrieval.retrievers.index_store import BadIndexError
+from deepretrieval.serve.retrieval_service import IndexSpec, RetrievalService, ServiceLimits
+from deepretrieval.tasks.beir import read_queries
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+@pytest.fixture(scope="module")
+def claims(scifact_dir: Path) -> list[str]:
+    return list(read_queries(scifact_dir / "queries.jsonl").values())
+
+
+@pytest.fixture(scope="module")
+def live(scifact_bm25: BM25Retriever):
+    with LiveService([IndexSpec("scifact", scifact_bm25.index_dir)]) as service:
+        yield service
+
+
+@pytest.fixture(scope="module")
+def tiny_index(tmp_path_factory: pytest.TempPathFactory) -> BM25Retriever:
+    corpus = Corpus(["t1", "t2", "t3"], ["fever and pyrexia", "a flat tyre", "laptop battery fails"])
+    return BM25Retriever.build(corpus, tmp_path_factory.mktemp("tiny"), show_progress=False)
+
+
+# --------------------------------------------------------------------------- the coalescer
+
+
+def test_coalescer_batches_by_size_and_answers_each_caller() -> None:
+    seen: list[list[int]] = []
+
+    def square(items: list[int]) -> list[int | Exception]:
+        seen.append(items)
+        return [ValueError(f"no {n}") if n == 13 else n * n for n in items]
+
+    # A window far longer than the test: batches leave only because they reach max_size (or at close).
+    coalescer: Coalescer[int, int] = Coalescer(square, window_s=600, max_size=10)
+    futures = [coalescer.submit(n) for n in range(30)]
+    assert [f.result() for f in futures if not f.exception()] == [n * n for n in range(30) if n != 13]
+    with pytest.raises(ValueError, match="no 13"):
+        futures[13].result()
+    assert [len(batch) for batch in seen] == [10, 10, 10] and coalescer.batches == 3
+    tail = coalescer.submit(7)
+    coalescer.close()  # flushes what is pending without waiting out the window
+    assert tail.result() == 49 and seen[-1] == [7]
+    with pytest.raises(RuntimeError, match="closed"):
+        coalescer.submit(1)
+
+
+def test_coalescer_sizes_items_and_reports_handler_failures() -> None:
+    def fail(items: list[list[int]]) -> list[int]:
+        if any(9 in item for item in items):
+            raise RuntimeError("handler broke")
+        return [sum(item) for item in items]
+
+    coalescer: Coalescer[list[int], int] = Coalescer(fail, window_s=600, max_size=6, size=len)
+    first = [coalescer.submit([1, 2, 3]), coalescer.submit([4, 5, 6])]  # 3 + 3 = 6: one batch
+    assert [f.result() for f in first] == [6, 15] and coalescer.batches == 1
+    big = coalescer.submit(list(range(8)))  # larger than max_size: goes alone
+    assert big.result() == 28 and coalescer.batches == 2
+    broken = [coalescer.submit([9]), coalescer.submit([1] * 5)]
+    for future in broken:
+        with pytest.raises(RuntimeError, match="handler broke"):
+            future.result()
+    later = coalescer.submit([2, 2])  # the worker lives on after a failed batch
+    coalescer.close()
+    assert later.result() == 4
+    with pytest.raises(ValueError, match="window_s >= 0 and max_size >= 1"):
+        Coalescer(fail, window_s=0, max_size=0)
+
+
+def test_coalescer_works_in_a_forked_child() -> None:
+    """A process forked while the worker runs (a data loader, a pool) gets a fresh queue and worker."""
+    coalescer: Coalescer[int, int] = Coalescer(lambda items: [n * n for n in items], window_s=0, max_size=4)
+    assert coalescer(3) == 9  # the parent's worker thread is running now
+
+    def child() -> None:
+        sys.exit(0 if coalescer(4) == 16 else 1)
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(timeout=60)
+    if process.is_alive():
+        process.kill()
+    assert process.exitcode == 0
+    assert coalescer(5) == 25
+    coalescer.close()
+
+
+# --------------------------------------------------------------------------- index arguments
+
+
+def test_index_spec_forms(tmp_path: Path) -> None:
+    assert IndexSpec.parse(str(tmp_path / "scifact-bm25")) == IndexSpec(
+        "scifact-bm25", tmp_path / "scifact-bm25"
+    )
+    assert IndexSpec.parse("sf=runs/x") == IndexSpec("sf", Path("runs/x"))
+    assert IndexSpec.parse("sf=bm25:runs/x") == IndexSpec("sf", Path("runs/x"), "bm25")
+    assert IndexSpec.parse("sf=c:/data/x") == IndexSpec("sf", Path("c:/data/x"))  # not a kind
+    with pytest.raises(ValueError, match="index name 'a b'.*--index NAME=DIR"):
+        IndexSpec.parse("a b=runs/x")
+
+
+def test_service_refuses_bad_indexes(tmp_path: Path, tiny_index: BM25Retriever) -> None:
+    with pytest.raises(BadIndexError, match="holds no deepretrieval index .*deepretrieval index build"):
+        RetrievalService([IndexSpec("x", tmp_path)])
+    with pytest.raises(ValueError, match="two indexes are named 'x'"):
+        RetrievalService([IndexSpec("x", tiny_index.index_dir), IndexSpec("x", tiny_index.index_dir)])
+    with pytest.raises(ValueError, match="serve at least one index"):
+        RetrievalService([])
+    with pytest.raises(BadIndexError, match="it is a bm25 index, not dense"):
+        RetrievalService([IndexSpec("x", tiny_index.index_dir, "dense")])
+
+
+# --------------------------------------------------------------------------- answers
+
+
+def test_search_answers_equal_the_in_process_index(live: LiveService, scifact_bm25, claims) -> None:
+    queries = claims[:40] + ["", "the of and", claims[0]]  # empty, stop words only, a repeat
+    expected = scifact_bm25.search(queries, 25)
+    hits = httpx.post(f"{live.url}/search", json={"queries": queries, "k": 25}).json()
+    columns = httpx.post(f"{live.url}/search", json={"queries": queries, "k": 25, "columns": True}).json()
+    assert hits["index"] == "scifact" and hits["fingerprint"] == scifact_bm25.fingerprint
+    for ranking, by_hit, by_column in zip(expected, hits["results"], columns["results"], strict=True):
+        assert [h["doc_id"] for h in by_hit["hits"]] == ranking.doc_ids == by_column["doc_ids"]
+        assert [h["score"] for h in by_hit["hits"]] == ranking.scores.tolist() == by_column["scores"]
+        assert by_hit["total"] is None and by_column["total"] is None
+    assert hits["results"][-3]["hits"] == [] and hits["results"][-2]["hits"] == []
+
+    with_text = httpx.post(f"{live.url}/search", json={"queries": claims[:2], "k": 3, "text": True}).json()
+    for result in with_text["results"]:
+        assert [h["text"] for h in result["hits"]] == [scifact_bm25.text(h["doc_id"]) for h in result["hits"]]
+
+
+def test_texts_analyze_indexes_and_health(live: LiveService, scifact_bm25) -> None:
+    ids = scifact_bm25.docs.ids[:5]
+    assert httpx.post(f"{live.url}/texts", json={"ids": ids}).json()["texts"] == [
+        scifact_bm25.text(i) for i in ids
+    ]
+    missing = httpx.post(f"{live.url}/texts", json={"ids": [ids[0], "no-such-doc"]})
+    assert missing.status_code == 404 and "unknown document id 'no-such-doc'" in missing.json()["detail"]
+    texts = ["Running dogs ran", "the of and", "", "Ünïcode naïve café, résumé"]
+    terms = httpx.post(f"{live.url}/analyze", json={"texts": texts}).json()["terms"]
+    assert terms == [scifact_bm25.analyze(text) for text in texts]
+
+    described = httpx.get(f"{live.url}/indexes").json()
+    (info,) = described["indexes"]
+    on_disk = json.loads((scifact_bm25.index_dir / "index.json").read_text())
+    assert info["name"] == "scifact" and info["kind"] == "bm25" and info["analyzer"] == "local"
+    assert info["fingerprint"] == scifact_bm25.fingerprint
+    assert info["corpus_fingerprint"] == scifact_bm25.corpus_fingerprint
+    assert info["documents"] == len(scifact_bm25) == 5183
+    version = scifact_bm25.index_dir / on_disk["version"]
+    assert info["bytes"] == sum(p.stat().st_size for p in version.iterdir()) > 0
+    assert info["settings"] == scifact_bm25.settings.model_dump()
+    assert described["limits"]["max_k"] == 10_000
+    assert httpx.get(f"{live.url}/health").json() == {"status": "ok", "indexes": ["scifact"]}
+
+
+def test_concurrent_requests_are_coalesced_into_one_search(scifact_bm25, claims) -> None:
+    """16 clients x 4 queries, with a batch window far longer than the test: the worker waits until the
+    64 queries are there (max_batch_queries) and answers all 16 requests with ONE deduplicated search."""
+    limits = ServiceLimits(batch_window_ms=600_000, max_batch_queries=64)
+    batches = [claims[4 * i : 4 * i + 4] for i in range(15)] + [claims[:4]]  # the last repeats the first
+    with LiveService([IndexSpec("scifact", scifact_bm25.index_dir)], limits) as live:
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(
+                pool.map(
+                    lambda qs: httpx.post(f"{live.url}/search", json={"queries": qs, "k": 10}, timeout=60),
+                    batches,
+                )
+            )
+        assert live.service.indexes["scifact"].searcher.batches == 1
+    for queries, answer in zip(batches, answers):
+        expected = scifact_bm25.search(queries, 10)
+        assert [r["hits"] for r in answer.json()["results"]] == [
+            [{"doc_id": d, "score": s} for d, s in zip(r.doc_ids, r.scores.tolist())] for r in expected
+        ]
+
+
+def test_several_indexes_are_served_by_name(scifact_bm25, tiny_index) -> None:
+    specs = [IndexSpec("scifact", scifact_bm25.index_dir), IndexSpec("tiny", tiny_index.index_dir)]
+    with LiveService(specs) as live:
+        unnamed = httpx.post(f"{live.url}/search", json={"queries": ["fever"], "k": 2})
+        assert unnamed.status_code == 400 and "serves 'scifact', 'tiny': name one" in unnamed.json()["detail"]
+        tiny = httpx.post(f"{live.url}/search", json={"queries": ["fever"], "k": 2, "index": "tiny"}).json()
+        assert tiny["fingerprint"] == tiny_index.fingerprint
+        assert [h["doc_id"] for h in tiny["results"][0]["hits"]] == ["t1"]
+        assert [i["name"] for i in httpx.get(f"{live.url}/indexes").json()["indexes"]] == ["scifact", "tiny"]
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"queries": ["a"], "k": 0}, 400, "k must be an integer from 1 to 10000, got 0"),
+        ({"queries": ["a"], "k": 10_001}, 400, "k must be an integer from 1 to 10000"),
+        ({"queries": ["a"], "k": True}, 400, "k must be an integer"),
+        ({"queries": ["a"], "k": "5"}, 400, "k must be an integer"),
+        ({"queries": ["a"]}, 400, "k must be an integer"),
+        ({"queries": "a", "k": 5}, 400, "'queries' must be a list of strings"),
+        ({"queries": ["a", 3], "k": 5}, 400, "'queries' must be a list of strings"),
+        ({"queries": ["a"] * 9, "k": 5}, 413, "9 queries in one request; the limit is 8"),
+        ({"queries": ["a" * 101], "k": 5}, 413, "an entry of 'queries' has 101 characters; the limit is 100"),
+        (
+            {"queries": ["a"], "k": 5, "index": "nope"},
+            404,
+            "unknown index 'nope'; this service serves 'scifact'",
+        ),
+        ({"queries": ["a"], "k": 5, "top_k": 3}, 400, "unknown field 'top_k'; fields: queries, k, index"),
+        ({"queries": ["a"], "k": 5, "text": "yes"}, 400, "'text' must be true or false"),
+        ({"queries": ["a", "b"], "k": 5, "dates": [None]}, 400, "one entry (null or a range) per query (2)"),
+        ({"queries": ["a"], "k": 5, "dates": [{"from": "2001"}]}, 400, "a date range is null or"),
+        (
+            {"queries": ["a"], "k": 5, "dates": [{"end": "2001/01/01"}]},
+            400,
+            "bm25 retriever cannot filter by",
+        ),
+        ([1, 2], 400, "request body must be a JSON object, got list"),
+    ],
+)
+def test_bad_search_requests_get_a_clear_4xx(scifact_bm25, body, status, message, limited) -> None:
+    answer = httpx.post(f"{limited.url}/search", json=body)
+    assert answer.status_code == status
+    detail = answer.json()["detail"]
+    assert message in detail and "\n" not in detail
+
+
+@pytest.fixture(scope="module")
+def limited(scifact_bm25):
+    limits = ServiceLimits(max_queries=8, max_query_chars=100, max_body_bytes=4096)
+    with LiveService([IndexSpec("scifact", scifact_bm25.index_dir)], limits) as service:
+        yield service
+
+
+def test_oversized_and_malformed_bodies_are_refused_before_parsing(limited: LiveService) -> None:
+    huge = b"{" + b"x" * 10_000  # not JSON either: a 413, not a 400, shows it was never parsed
+    declared = httpx.post(f"{limited.url}/search", content=huge)
+    assert declared.status_code == 413 and "over the limit of 4096 bytes" in declared.json()["detail"]
+    streamed = httpx.post(f"{limited.url}/search", content=iter([huge[:3000], huge[3000:]]))  # chunked
+    assert streamed.status_code == 413 and "over the limit of 4096 bytes" in streamed.json()["detail"]
+    broken = httpx.post(f"{limited.url}/search", content=b'{"queries": ["a"], "k": ')
+    assert broken.status_code == 400 and "request body is not valid JSON" in broken.json()["detail"]
+    assert httpx.post(f"{limited.url}/texts", json={"ids": "x"}).status_code == 400
+    assert httpx.post(f"{limited.url}/analyze", json={"texts": ["a"], "x": 1}).status_code == 400
+
+
+def test_a_full_queue_answers_503(scifact_bm25) -> None:
+    with LiveService(
+        [IndexSpec("scifact", scifact_bm25.index_dir)], ServiceLimits(max_pending_queries=0)
+    ) as live:
+        busy = httpx.post(f"{live.url}/search", json={"queries": ["fever"], "k": 3})
+        assert busy.status_code == 503 and "too many queued searches; retry shortly" in busy.json()["detail"]
+        assert httpx.post(f"{live.url}/search", json={"queries": [], "k": 3}).json()["results"] == []
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_serve_retriever_command(scifact_bm25, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    command = [sys.executable, "-m", "deepretrieval.cli", "serve-retriever", "--port", "0"]
+    server = subprocess.Popen(
+        [*command, "--index", f"sf=bm25:{scifact_bm25.index_dir}", "--max-k", "50"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        line = server.stdout.readline()
+        assert line.startswith("retrieval service on http://127.0.0.1:") and "serving sf (bm25)" in line
+        url = line.split()[3]
+        answer = httpx.post(
+            f"{url}/search", json={"queries": ["vitamin D deficiency"], "k": 5}, timeout=60
+        ).json()
+        expected = scifact_bm25.search(["vitamin D deficiency"], 5)[0]
+        assert [h["doc_id"] for h in answer["results"][0]["hits"]] == expected.doc_ids
+        assert httpx.get(f"{url}/indexes").json()["limits"]["max_k"] == 50
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    bad = subprocess.run(
+        [*command, "--index", str(tmp_path)], check=False, capture_output=True, text=True, env=env
+    )
+    assert (
+        bad.returncode == 2
+        and bad.stderr.startswith("error: ")
+        and "holds no deepretrieval index" in bad.stderr
+    )
+    assert len(bad.stderr.strip().splitlines()) == 1
