@@ -73,6 +73,7 @@ class BM25Retriever:
 
     kind = "bm25"
     settings_type = BM25Settings
+    streams_corpus = True  # build reads a CorpusFile in batches (open_retriever passes one)
 
     def __init__(
         self,

@@ -163,6 +163,7 @@ class EmbeddingRetriever:
 
     kind: ClassVar[str]
     settings_type: ClassVar[type[DenseSettings]] = DenseSettings
+    streams_corpus: ClassVar[bool] = True  # build reads a CorpusFile in batches (open_retriever passes one)
 
     def __init__(self, version: IndexVersion, docs: DocStore, *, device: str | None, batch_size: int) -> None:
         self.index_dir = version.root
