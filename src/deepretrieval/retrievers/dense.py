@@ -21,6 +21,7 @@ import hashlib
 import importlib.util
 import json
 import operator
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -153,10 +154,10 @@ def fingerprint(
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
-class EmbeddingRetriever:
+class EmbeddingRetriever(ABC):
     """What dense retrievers share: the encoder, the document store, batched search over embedded queries
     and the build that embeds a corpus. Subclasses store the vectors and rank them (``_save_vectors``,
-    ``_open``, ``top_k``): :class:`DenseRetriever` exactly with numpy, ``FaissRetriever`` with FAISS.
+    ``load``, ``top_k``): :class:`DenseRetriever` exactly with numpy, ``FaissRetriever`` with FAISS.
 
     The encoder is loaded on the first search, so ``load`` and ``text`` stay cheap. ``device`` and
     ``batch_size`` are runtime options: they do not change the index."""
@@ -238,13 +239,14 @@ class EmbeddingRetriever:
             return cls.load(index_dir, device=device, batch_size=batch_size, verify=verify, **runtime_options)
 
     @classmethod
+    @abstractmethod
     def _save_vectors(cls, folder: Path, embeddings: np.ndarray, settings: DenseSettings) -> dict[str, Any]:
         """Write the searchable form of ``embeddings`` into ``folder``; returns facts for the manifest."""
-        raise NotImplementedError
 
     @classmethod
+    @abstractmethod
     def load(cls, index_dir: str | Path, **runtime_options: Any) -> Self:
-        raise NotImplementedError
+        """Open the published index in ``index_dir``."""
 
     def search(
         self, queries: Sequence[str], k: int, *, dates: Sequence[DateRange | None] | None = None
@@ -279,9 +281,9 @@ class EmbeddingRetriever:
             results[slot] = Ranking([self.ids[row] for row in kept], row_scores[: len(kept)])
         return results
 
+    @abstractmethod
     def top_k(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Rows (-1 past the last found) and scores of the best documents for every query vector."""
-        raise NotImplementedError
 
     def analyze(self, text: str) -> list[str]:
         """Lower-cased words (the model sees subword pieces of these)."""

@@ -47,8 +47,8 @@ class DocStoreWriter:
         if len(ends):
             self._size = int(ends[-1])
             self._ends.append(ends)
-        separator = b"," if self.count else b""
-        self._ids.write(separator + ",".join(json.dumps(i, ensure_ascii=False) for i in ids).encode())
+        separator = b", " if self.count else b""  # the bytes json.dumps writes for the whole list
+        self._ids.write(separator + ", ".join(json.dumps(i, ensure_ascii=False) for i in ids).encode())
         self.count += len(lines)
 
     def __exit__(self, *exc: object) -> None:
