@@ -12,7 +12,7 @@ from typing import BinaryIO, Self
 
 import numpy as np
 
-from deepretrieval.retrievers.corpus import Corpus, CorpusFile, document_line
+from deepretrieval.retrievers.corpus import document_line
 from deepretrieval.retrievers.index_store import IndexVersion
 
 TEXTS = "docs.jsonl"  # one document_line per document, in row order
@@ -68,13 +68,6 @@ class DocStore(Sequence[str]):
         self.ids = ids
         self._offsets = offsets
         self._texts = texts
-
-    @staticmethod
-    def write(folder: Path, corpus: Corpus | CorpusFile) -> None:
-        """Write the three files of ``corpus`` into ``folder`` (a version being built)."""
-        with DocStoreWriter(folder) as store:
-            for ids, texts in corpus.batches():
-                store.add(ids, texts)
 
     @classmethod
     def open(cls, version: IndexVersion) -> DocStore:
