@@ -75,7 +75,7 @@ class EvidenceTask(RetrievalTask):
         super().__init__(name, splits, retriever, metrics, template="evidence", ignore_identical_ids=False)
         if any(not m.startswith("hits@") for m in self.metrics):
             raise ValueError(f"evidence seeking reports hits@k only, got {', '.join(self.metrics)}")
-        self._cutoffs = [int(m.split("@")[1]) for m in self.metrics]
+        self._hits = [(m, int(m.split("@")[1])) for m in self.metrics]
         self.primary_metric = self.metrics[-1]
         self.metrics = (*self.metrics, ANSWER_IN_QUERY)
         self.outcome_keys = frozenset({*self.metrics, "rank"})
@@ -118,7 +118,7 @@ class EvidenceTask(RetrievalTask):
                 outcomes.append(None)
                 continue
             rank = self.first_answer_rank(ranking.doc_ids, example.truth)
-            outcome: Outcome = {name: float(1 <= rank <= k) for name, k in zip(self.metrics, self._cutoffs)}
+            outcome: Outcome = {name: float(1 <= rank <= k) for name, k in self._hits}
             outcome["rank"] = float(rank)
             query = normalize(answer)
             outcome[ANSWER_IN_QUERY] = float(any(p in query for p in answer_patterns(example.truth)))
