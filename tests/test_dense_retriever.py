@@ -142,7 +142,8 @@ def test_edge_case_queries_have_defined_results(retriever, scifact_slice):
 def test_settings_are_validated():
     assert DenseSettings(model="all-MiniLM-L6-v2").model == DEFAULT_MODEL
     with pytest.raises(
-        SettingsError, match="unknown key 'modle' \\(valid: model, query_prefix, doc_prefix, normalize\\)"
+        SettingsError,
+        match="unknown key 'modle' \\(valid: model, query_prefix, doc_prefix, normalize, backend\\)",
     ):
         DenseSettings(modle="x")
     with pytest.raises(SettingsError, match="model: Value error, model name is empty"):

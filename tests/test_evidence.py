@@ -7,9 +7,10 @@ import json
 import pytest
 
 from deepretrieval.config import RetrieverConfig
+from deepretrieval.evaluate import evaluate
 from deepretrieval.rewards import BatchReward, RankTiers, task_scheme
 from deepretrieval.tasks import load_task
-from deepretrieval.tasks.evidence import normalize
+from deepretrieval.tasks.evidence import EvidenceTask, normalize
 
 
 def test_answer_matching_respects_token_boundaries() -> None:
@@ -84,3 +85,83 @@ def test_qa_jsonl_accepts_answer_or_answers(tmp_path) -> None:
     outcomes = task.measure([ex.original for ex in examples], examples)
     assert [o["rank"] for o in outcomes] == [1.0, 1.0]
     assert task_scheme(task).miss == -3.5  # not SQuAD: the NQ / TriviaQA miss penalty
+
+
+class CountingReads:
+    """A real BM25 index that counts the passages read through it (to prove the scan stops early)."""
+
+    def __init__(self, inner):
+        self.inner, self.fingerprint, self.read = inner, inner.fingerprint, 0
+
+    def search(self, queries, k, *, dates=None):
+        return self.inner.search(queries, k, dates=dates)
+
+    def text(self, doc_id):
+        self.read += 1
+        return self.inner.text(doc_id)
+
+    def texts(self, doc_ids):
+        self.read += len(doc_ids)
+        return self.inner.texts(doc_ids)
+
+    def analyze(self, text):
+        return self.inner.analyze(text)
+
+    def close(self):
+        self.inner.close()
+
+
+def test_scan_reads_passages_only_up_to_the_first_answer(squad) -> None:
+    counting = CountingReads(squad.retriever.inner)
+    task = EvidenceTask("squad", {"test": squad.examples("test")}, counting, depth=3000)
+    examples = squad.examples("test")[:100]
+    rankings = counting.search([ex.original for ex in examples], 3000)
+    for ex, ranking in zip(examples, rankings):
+        before = counting.read
+        rank = task.first_answer_rank(ranking.doc_ids, ex.truth)
+        naive = next(
+            (
+                i
+                for i, d in enumerate(ranking.doc_ids, 1)
+                if any(normalize(a) in normalize(squad.retriever.text(d)) for a in ex.truth)
+            ),
+            0,
+        )
+        assert rank == naive
+        read = counting.read - before
+        # batches of 16, 32, 64, ...: reading stops within the batch holding the first answer
+        assert read <= (len(ranking) if rank == 0 else max(16, 2 * rank + 16))
+    repeat = counting.read
+    task.first_answer_rank(rankings[0].doc_ids, examples[0].truth)
+    assert counting.read == repeat  # normalised passages come from the LRU the second time
+
+
+def test_answer_in_query_is_reported_by_eval(squad) -> None:
+    ex = next(e for e in squad.examples("test") if normalize(e.truth[0]).count(" ") == 2)  # one-word answer
+    word = ex.truth[0]
+    outcomes = squad.measure([f"{ex.original} {word}", ex.original, f"{ex.original} {word}ian", ""], [ex] * 4)
+    assert [o["answer_in_query"] for o in outcomes] == [
+        1.0,
+        float(normalize(word) in normalize(ex.original)),
+        0.0,
+        0.0,
+    ]
+    assert squad.metrics[-1] == "answer_in_query" and squad.primary_metric == "hits@20"
+
+    class Leaky:
+        name = "leaky"
+
+        def answers(self, examples):
+            return [e.truth[0] if i % 2 else e.original for i, e in enumerate(examples)]
+
+    result = evaluate(squad, Leaky(), "test", limit=40, progress=False)
+    plain = evaluate(squad, Leaky(), "test", limit=40, progress=False, query_mode="expand")
+    examples = squad.examples("test")[:40]
+    in_question = [float(any(normalize(a) in normalize(e.original) for a in e.truth)) for e in examples]
+    expected = sum(1.0 if i % 2 else q for i, q in enumerate(in_question)) / 40
+    assert result.metrics["answer_in_query"] == pytest.approx(expected)
+    # expand: the judged query is the question followed by the answer, so the question counts too
+    assert plain.metrics["answer_in_query"] == pytest.approx(
+        sum(1.0 if i % 2 else q for i, q in enumerate(in_question)) / 40
+    )
+    assert 0.4 <= result.metrics["answer_in_query"] < 1.0

@@ -126,6 +126,14 @@ def word_terms(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+def texts_of(retriever: Retriever, doc_ids: Sequence[str]) -> list[str]:
+    """The texts of ``doc_ids``: in one batched read when the retriever has ``texts`` (index-backed
+    retrievers read their document store in file order), else one ``text`` call per id (search engines,
+    whose protocol only promises ``text``)."""
+    many = getattr(retriever, "texts", None)
+    return many(doc_ids) if callable(many) else [retriever.text(doc_id) for doc_id in doc_ids]
+
+
 def refuse_dates(kind: str, queries: Sequence[str], dates: Sequence[DateRange | None] | None) -> None:
     """For retrievers that cannot filter by date: raise unless every range is absent or open."""
     if dates is None:

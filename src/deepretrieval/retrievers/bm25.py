@@ -26,11 +26,11 @@ from pydantic import Field, field_validator
 from sparse_dot_topn import sp_matmul_topn
 
 from deepretrieval.retrievers.base import DateRange, Ranking, RetrieverSettings, refuse_dates
-from deepretrieval.retrievers.corpus import Corpus
+from deepretrieval.retrievers.bm25_build import DATA, INDICES, INDPTR, VOCAB, write_index_files
+from deepretrieval.retrievers.corpus import Corpus, CorpusFile
 from deepretrieval.retrievers.doc_store import DocStore
 from deepretrieval.retrievers.index_store import IndexVersion, IndexWriter, load_index
 
-DATA, INDICES, INDPTR, VOCAB = "bm25.data.npy", "bm25.indices.npy", "bm25.indptr.npy", "bm25.vocab.json"
 MIN_QUERIES_PER_THREAD = 16
 
 
@@ -73,6 +73,7 @@ class BM25Retriever:
 
     kind = "bm25"
     settings_type = BM25Settings
+    streams_corpus = True  # build reads a CorpusFile in batches (open_retriever passes one)
 
     def __init__(
         self,
@@ -99,7 +100,7 @@ class BM25Retriever:
     @classmethod
     def build(
         cls,
-        corpus: Corpus,
+        corpus: Corpus | CorpusFile,
         index_dir: str | Path,
         settings: BM25Settings | None = None,
         *,
@@ -108,35 +109,18 @@ class BM25Retriever:
         mmap: bool = True,
         verify: bool = False,
     ) -> BM25Retriever:
-        """Index ``corpus``, publish the index in ``index_dir`` (see ``index_store``) and load it."""
+        """Index ``corpus`` (in memory, or a :class:`CorpusFile` streamed in batches), publish the index
+        in ``index_dir`` (see ``index_store``) and load it. Memory stays bounded whatever the collection's
+        size: see ``bm25_build``."""
         settings = settings or BM25Settings()
         writer = IndexWriter(index_dir, cls.kind)
-        stemmer = Stemmer.Stemmer(settings.stemmer) if settings.stemmer else None
-        tokens = bm25s.tokenize(
-            corpus.texts, stopwords=settings.stopwords or [], stemmer=stemmer, show_progress=show_progress
-        )
-        if not tokens.vocab:
-            raise ValueError(
-                f"corpus {corpus.source or f'of {len(corpus)} documents'} has no term to index: every "
-                f"document is empty or stop words only (stopwords={settings.stopwords!r})"
-            )
-        tokens = _sorted_vocabulary(tokens)
-        model = bm25s.BM25(k1=settings.k1, b=settings.b, method=settings.method)
-        model.index(tokens, create_empty_token=False, show_progress=show_progress)
-        scores = model.scores
-        width = np.int32 if len(scores["data"]) < np.iinfo(np.int32).max else np.int64  # the scorer needs one
         with writer:
-            np.save(writer.folder / DATA, np.asarray(scores["data"], dtype=np.float32))
-            np.save(writer.folder / INDICES, np.asarray(scores["indices"], dtype=width))
-            np.save(writer.folder / INDPTR, np.asarray(scores["indptr"], dtype=width))
-            vocab = json.dumps(model.vocab_dict, ensure_ascii=False)
-            (writer.folder / VOCAB).write_text(vocab, encoding="utf-8")
-            DocStore.write(writer.folder, corpus)
+            terms = write_index_files(corpus, writer.folder, settings, show_progress=show_progress)
             writer.publish(
                 corpus,
                 settings=settings.model_dump(),
                 fingerprint=_fingerprint(settings, corpus.fingerprint),
-                info={"bm25s": bm25s.__version__, "terms": len(model.vocab_dict)},
+                info={"bm25s": bm25s.__version__, "terms": terms},
             )
             return cls.load(index_dir, threads=threads, mmap=mmap, verify=verify)
 
@@ -218,6 +202,10 @@ class BM25Retriever:
     def text(self, doc_id: str) -> str:
         return self.docs.text(doc_id)
 
+    def texts(self, doc_ids: Sequence[str]) -> list[str]:
+        """The texts of many documents, read from the document store in file order."""
+        return self.docs.texts(doc_ids)
+
     def close(self) -> None:
         self.docs.close()
 
@@ -245,18 +233,6 @@ def _open_matrix(version: IndexVersion, mmap_mode: str | None) -> tuple[scipy.sp
         raise version.fail(f"{INDICES} holds document rows outside 0..{count - 1}")
     term_doc = scipy.sparse.csr_matrix((data, indices, indptr), shape=(len(vocab), count), copy=False)
     return term_doc, vocab
-
-
-def _sorted_vocabulary(tokens: bm25s.tokenization.Tokenized) -> bm25s.tokenization.Tokenized:
-    """The same tokens with term ids in sorted-term order. bm25s numbers terms in set-iteration order,
-    which follows Python's per-process string hashing: the index would differ from one build to the next
-    and equal scores would tie-break differently, although the fingerprint is the same."""
-    terms = sorted(tokens.vocab)
-    new_id = np.empty(len(terms), dtype=np.int64)
-    for rank, term in enumerate(terms):
-        new_id[tokens.vocab[term]] = rank
-    ids = [new_id[np.asarray(doc, dtype=np.int64)].tolist() for doc in tokens.ids]
-    return bm25s.tokenization.Tokenized(ids=ids, vocab={term: rank for rank, term in enumerate(terms)})
 
 
 def _tokenizer(settings: BM25Settings) -> Callable[[list[str]], list[list[str]]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import diskcache
 from cachetools import LRUCache
 
-from deepretrieval.retrievers.base import DateRange, Ranking, Retriever
+from deepretrieval.retrievers.base import DateRange, Ranking, Retriever, texts_of
 
 Key = tuple[str, str, int, tuple[str | None, str | None] | None]
 
@@ -81,6 +81,10 @@ class CachedRetriever:
 
     def text(self, doc_id: str) -> str:
         return self.inner.text(doc_id)
+
+    def texts(self, doc_ids: Sequence[str]) -> list[str]:
+        """Many texts in one read where the wrapped retriever can (see ``texts_of``)."""
+        return texts_of(self.inner, doc_ids)
 
     def analyze(self, text: str) -> list[str]:
         return self.inner.analyze(text)

@@ -1,17 +1,18 @@
-"""Document texts inside an index version, memory-mapped and read one at a time (indexes never hold the
+"""Document texts inside an index version, memory-mapped and read on demand (indexes never hold the
 collection in memory, and a rebuild of the folder never pulls the text from under a reader)."""
 
 from __future__ import annotations
 
 import json
 import mmap
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import BinaryIO, Self
 
 import numpy as np
 
-from deepretrieval.retrievers.corpus import Corpus, document_line
+from deepretrieval.retrievers.corpus import document_line
 from deepretrieval.retrievers.index_store import IndexVersion
 
 TEXTS = "docs.jsonl"  # one document_line per document, in row order
@@ -19,25 +20,54 @@ OFFSETS = "docs.offsets.npy"  # int64 [n + 1]: byte offset of every line, then t
 IDS = "docs.ids.json"  # document ids in row order
 
 
+class DocStoreWriter:
+    """Writes the three files of a store into ``folder`` (a version being built) a batch at a time, so a
+    collection of any size streams through: ``with DocStoreWriter(folder) as store: store.add(ids, texts)``.
+    Memory: 8 bytes a document (its offset) until the end."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.count = 0
+        self._size = 0
+        self._ends: list[np.ndarray] = []
+        self._texts: BinaryIO | None = None
+        self._ids: BinaryIO | None = None
+
+    def __enter__(self) -> Self:
+        self._texts = (self.folder / TEXTS).open("wb")
+        self._ids = (self.folder / IDS).open("wb")
+        self._ids.write(b"[")
+        return self
+
+    def add(self, ids: Sequence[str], texts: Sequence[str]) -> None:
+        assert self._texts is not None and self._ids is not None, "use DocStoreWriter in a with block"
+        lines = [document_line(doc_id, text) for doc_id, text in zip(ids, texts, strict=True)]
+        self._texts.write(b"".join(lines))
+        ends = self._size + np.cumsum(np.fromiter(map(len, lines), dtype=np.int64, count=len(lines)))
+        if len(ends):
+            self._size = int(ends[-1])
+            self._ends.append(ends)
+        separator = b", " if self.count else b""  # the bytes json.dumps writes for the whole list
+        self._ids.write(separator + ", ".join(json.dumps(i, ensure_ascii=False) for i in ids).encode())
+        self.count += len(lines)
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._texts is not None and self._ids is not None
+        self._ids.write(b"]")
+        self._ids.close()
+        self._texts.close()
+        if exc[0] is None:
+            np.save(self.folder / OFFSETS, np.concatenate([np.zeros(1, dtype=np.int64), *self._ends]))
+
+
 class DocStore(Sequence[str]):
-    """Indexing by row gives the text of that row; :meth:`text` looks a document up by id."""
+    """Indexing by row gives the text of that row; :meth:`text` looks a document up by id, :meth:`texts`
+    reads many at once."""
 
     def __init__(self, ids: list[str], offsets: np.ndarray, texts: mmap.mmap):
         self.ids = ids
         self._offsets = offsets
         self._texts = texts
-
-    @staticmethod
-    def write(folder: Path, corpus: Corpus) -> None:
-        """Write the three files of ``corpus`` into ``folder`` (a version being built)."""
-        offsets = np.zeros(len(corpus) + 1, dtype=np.int64)
-        with (folder / TEXTS).open("wb") as handle:
-            for row, (doc_id, text) in enumerate(zip(corpus.ids, corpus.texts, strict=True)):
-                line = document_line(doc_id, text)
-                handle.write(line)
-                offsets[row + 1] = offsets[row] + len(line)
-        np.save(folder / OFFSETS, offsets)
-        (folder / IDS).write_text(json.dumps(corpus.ids, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
     def open(cls, version: IndexVersion) -> DocStore:
@@ -79,10 +109,34 @@ class DocStore(Sequence[str]):
         return json.loads(self._texts[start:end])["text"]
 
     def text(self, doc_id: str) -> str:
+        return self[self.row_of(doc_id)]
+
+    def row_of(self, doc_id: str) -> int:
         row = self._row.get(doc_id)
         if row is None:
             raise KeyError(f"unknown document id {doc_id!r} (index has {len(self.ids)} documents)")
-        return self[row]
+        return row
+
+    def texts(self, keys: Iterable[str] | Iterable[int]) -> list[str]:
+        """The texts of many documents, given by id or by row, in the order given. The lines are read in
+        file order (offsets sorted), one pass over the map instead of a jump per document."""
+        keys = list(keys)
+        if not keys:
+            return []
+        if isinstance(keys[0], str):
+            rows = np.fromiter(map(self.row_of, keys), dtype=np.int64, count=len(keys))
+        else:
+            rows = np.asarray(keys, dtype=np.int64)
+            rows = np.where(rows < 0, rows + len(self), rows)
+            if rows.min() < 0 or rows.max() >= len(self):
+                bad = int(rows[(rows < 0) | (rows >= len(self))][0])
+                raise IndexError(f"row {bad} out of range for {len(self)} documents")
+        order = np.argsort(rows, kind="stable")
+        found: list[str] = [""] * len(rows)
+        starts, ends = self._offsets[rows[order]].tolist(), self._offsets[rows[order] + 1].tolist()
+        for slot, start, end in zip(order.tolist(), starts, ends):
+            found[slot] = json.loads(self._texts[start:end])["text"]
+        return found
 
     def close(self) -> None:
         self._texts.close()

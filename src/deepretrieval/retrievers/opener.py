@@ -6,6 +6,7 @@ import hashlib
 import inspect
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,12 @@ from deepretrieval.paths import cache_dir
 from deepretrieval.retrievers.base import Retriever, SettingsError
 from deepretrieval.retrievers.corpus import (
     Corpus,
+    CorpusFile,
     corpus_file,
     corpus_fingerprint,
     known_fingerprint,
     load_corpus,
+    open_corpus,
 )
 from deepretrieval.retrievers.index_store import (
     FORMAT_VERSION,
@@ -61,15 +64,19 @@ def open_retriever(
     chosen, runtime = _split_options(cls, kind, options)
     settings = cls.settings_type(**chosen)
     corpus_path = corpus_file(corpus) if corpus is not None else None
-    loaded: Corpus | None = None
+    # builders that read the corpus in batches get it as a stream: collections of any size fit in memory
+    read: Callable[[Path], Corpus | CorpusFile] = (
+        open_corpus if getattr(cls, "streams_corpus", False) else load_corpus
+    )
+    source: Corpus | CorpusFile | None = None
     cached = index_dir is None
     if index_dir is None:
         if corpus_path is None:
             raise ValueError("open_retriever needs a corpus or an index_dir")
         fingerprint = known_fingerprint(corpus_path)
-        if fingerprint is None:  # read it once: the build below needs the documents anyway
-            loaded = load_corpus(corpus_path)
-            fingerprint = loaded.fingerprint
+        if fingerprint is None:  # read it once: the build below reads from the same object
+            source = read(corpus_path)
+            fingerprint = source.fingerprint
         index_dir = _cache_folder(kind, corpus_path, fingerprint, settings.model_dump())
     index_dir = Path(index_dir)
     check_index_path(index_dir)
@@ -97,7 +104,7 @@ def open_retriever(
         if corpus_path is None:
             raise BadIndexError(f"no {kind} index in {index_dir} and no corpus given to build one")
         return cls.build(
-            loaded or load_corpus(corpus_path), index_dir, settings, show_progress=show_progress, **runtime
+            source or read(corpus_path), index_dir, settings, show_progress=show_progress, **runtime
         )
 
 

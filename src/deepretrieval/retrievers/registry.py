@@ -20,6 +20,7 @@ import re
 _KINDS: dict[str, str | type] = {
     "bm25": "deepretrieval.retrievers.bm25:BM25Retriever",
     "dense": "deepretrieval.retrievers.dense:DenseRetriever",
+    "faiss": "deepretrieval.retrievers.faiss_index:FaissRetriever",
     "boolean": "deepretrieval.retrievers.boolean:BooleanRetriever",
     "pubmed": "deepretrieval.retrievers.pubmed:PubMedRetriever",
     "ctgov": "deepretrieval.retrievers.ctgov:CTGovRetriever",

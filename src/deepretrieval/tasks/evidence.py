@@ -8,7 +8,15 @@ but not "Parisian".
 
 The reward follows the seed's ``nq_serini.py`` / ``triviaqa.py``: the top 3,000 BM25 hits are scanned for
 the first answer-bearing passage and its rank is rewarded in tiers (``RankTiers``); a miss costs -3.5
-(-2.5 on SQuAD, as in the seed's SQuAD recipe).
+(-2.5 on SQuAD, as in the seed's SQuAD recipe). The scan stops at the first answer-bearing passage and
+reads passages in growing batches (16, 32, ... 256) from the index's document store, so a query answered
+at rank 1 costs one small read, not 3,000 texts; normalised passages are kept in an LRU.
+
+Besides ``hits@k``, every outcome says whether the query itself contains an answer (``answer_in_query``,
+1.0 when a normalised answer occurs in the normalised query): the seed's "knowledge injection" study, the
+share of generated queries that smuggle the answer in. It is judged on the query sent to the retriever,
+so in ``expand`` mode (the original question followed by the policy's words) a question that already
+contains its answer counts too.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from pydantic import Field, field_validator
 
 from deepretrieval.files import atomic_write
 from deepretrieval.paths import cache_dir
-from deepretrieval.retrievers.base import Retriever
+from deepretrieval.retrievers.base import Retriever, texts_of
 from deepretrieval.tasks import TaskFamily
 from deepretrieval.tasks.base import Example, Outcome, TaskOptions
 from deepretrieval.tasks.beir import DataError, read_jsonl
@@ -33,6 +41,8 @@ from deepretrieval.tasks.retrieval import RetrievalTask
 
 DEFAULT_DEPTH = 3000
 SQUAD_MISS = -2.5
+ANSWER_IN_QUERY = "answer_in_query"
+SCAN_FIRST, SCAN_MAX = 16, 256  # passages read in the first batch of a scan; batches double up to the max
 
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
@@ -43,9 +53,15 @@ def normalize(text: str) -> str:
     return f" {' '.join(tokens)} "
 
 
+def answer_patterns(answers: Sequence[str]) -> list[str]:
+    """The normalised answers that can match (an answer of no tokens matches nothing)."""
+    return [norm for norm in map(normalize, answers) if len(norm) > 2]
+
+
 class EvidenceTask(RetrievalTask):
     """Questions with answer strings as truth; the outcome of a query is the rank of the first passage
-    containing an answer (``rank``, 0 when none in the top ``depth``) and ``hits@k`` derived from it."""
+    containing an answer (``rank``, 0 when none in the top ``depth``), ``hits@k`` derived from it, and
+    ``answer_in_query`` (reported with the metrics; see the module notes)."""
 
     def __init__(
         self,
@@ -59,8 +75,9 @@ class EvidenceTask(RetrievalTask):
         super().__init__(name, splits, retriever, metrics, template="evidence", ignore_identical_ids=False)
         if any(not m.startswith("hits@") for m in self.metrics):
             raise ValueError(f"evidence seeking reports hits@k only, got {', '.join(self.metrics)}")
-        self._cutoffs = [int(m.split("@")[1]) for m in self.metrics]
+        self._hits = [(m, int(m.split("@")[1])) for m in self.metrics]
         self.primary_metric = self.metrics[-1]
+        self.metrics = (*self.metrics, ANSWER_IN_QUERY)
         self.outcome_keys = frozenset({*self.metrics, "rank"})
         self.depth = max(depth, self.depth)
         self.miss_reward = miss_reward
@@ -72,29 +89,39 @@ class EvidenceTask(RetrievalTask):
         """Rank tiers of the seed (see ``deepretrieval.rewards.RankTiers``), SQuAD's smaller miss penalty."""
         return {"kind": "rank_tiers"} | ({} if self.miss_reward is None else {"miss": self.miss_reward})
 
-    def _passage(self, doc_id: str) -> str:
-        text = self._passages.get(doc_id)
-        if text is None:
-            text = self._passages[doc_id] = normalize(self.retriever.text(doc_id))
-        return text
-
     def first_answer_rank(self, doc_ids: Sequence[str], answers: Sequence[str]) -> int:
-        norms = [n for n in map(normalize, answers) if len(n) > 2]
+        """Rank (from 1) of the first passage of ``doc_ids`` that contains an answer, 0 when none does.
+        Passages missing from the LRU are read a batch at a time (16, then twice as many each time, up to
+        256), and only as far as the first match; each is normalised only when the scan reaches it."""
+        patterns = answer_patterns(answers)
+        if not patterns:
+            return 0
+        size, texts = SCAN_FIRST, {}
         for rank, doc_id in enumerate(doc_ids, start=1):
-            passage = self._passage(doc_id)
-            if any(norm in passage for norm in norms):
+            passage = self._passages.get(doc_id)
+            if passage is None:
+                if doc_id not in texts:
+                    ahead = [d for d in doc_ids[rank - 1 : rank - 1 + size] if d not in self._passages]
+                    texts = dict(zip(ahead, texts_of(self.retriever, ahead)))
+                    size = min(size * 2, SCAN_MAX)
+                passage = self._passages[doc_id] = normalize(texts.pop(doc_id))
+            if any(pattern in passage for pattern in patterns):
                 return rank
         return 0
 
     def measure(self, answers: Sequence[str], examples: Sequence[Example]) -> list[Outcome | None]:
         outcomes: list[Outcome | None] = []
-        for ranking, example in zip(self.retriever.search(list(answers), self.depth), examples):
+        for answer, ranking, example in zip(
+            answers, self.retriever.search(list(answers), self.depth), examples
+        ):
             if ranking.failed:
                 outcomes.append(None)
                 continue
             rank = self.first_answer_rank(ranking.doc_ids, example.truth)
-            outcome: Outcome = {name: float(1 <= rank <= k) for name, k in zip(self.metrics, self._cutoffs)}
+            outcome: Outcome = {name: float(1 <= rank <= k) for name, k in self._hits}
             outcome["rank"] = float(rank)
+            query = normalize(answer)
+            outcome[ANSWER_IN_QUERY] = float(any(p in query for p in answer_patterns(example.truth)))
             outcomes.append(outcome)
         return outcomes
 
