@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 
 def _index_build(args: argparse.Namespace) -> int:
@@ -34,86 +32,6 @@ def _index_build(args: argparse.Namespace) -> int:
         retriever.save(args.out)
     print(f"indexed {len(corpus)} documents into {args.out} (fingerprint {retriever.fingerprint})")
     return 0
-
-
-def _eval(args: argparse.Namespace) -> int:
-    from deepretrieval.config import RetrieverConfig, TaskConfig
-    from deepretrieval.evaluate import evaluate, format_table
-    from deepretrieval.policies import load_policy
-    from deepretrieval.tasks import load_task
-
-    out = _output_file(args.out, "--out") if args.out else None
-    options = dict(args.options)
-    if args.metrics:
-        options["metrics"] = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    if args.dialect:
-        options["dialect"] = args.dialect
-    policy = load_policy(args.policy)
-    retriever = None
-    if args.retriever or args.index:
-        retriever = RetrieverConfig(kind=args.retriever or "bm25", index=args.index)
-    task = load_task(TaskConfig(name=args.task, data=args.data, options=options), retriever=retriever)
-    try:
-        result = evaluate(
-            task,
-            policy,
-            args.split,
-            reasoning=args.reasoning,
-            template=args.template,
-            query_mode=args.query_mode,
-            limit=args.limit,
-        )
-    finally:
-        task.close()
-    print(format_table([result]))
-    if result.failed_ids:
-        print(
-            f"warning: {len(result.failed_ids)} examples could not be judged (left out of the means)",
-            file=sys.stderr,
-        )
-    if out is not None:
-        _write_json(out, result.to_json())
-        print(f"wrote {out}", file=sys.stderr)
-    return 0
-
-
-def _output_file(path: str, flag: str) -> Path:
-    """Check a file to be written before any work is done: not a folder, not under a file."""
-    out = Path(path)
-    if out.is_dir():
-        raise ValueError(f"{flag} {out} is a folder; give a file path such as {out / 'results.json'}")
-    for parent in out.parents:
-        if parent.exists() and not parent.is_dir():
-            raise ValueError(f"{flag} {out}: {parent} is a file, not a folder")
-    return out
-
-
-def _write_json(path: Path, payload: object) -> None:
-    """Write JSON atomically (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(payload, indent=1), encoding="utf-8")
-    os.replace(partial, path)
-
-
-def _key_value(text: str) -> tuple[str, object]:
-    """``KEY=VALUE`` with a YAML value (``metrics=[ndcg@10]``, ``depth=100``, ``template=keywords``)."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    import yaml
-
-    return key.strip(), yaml.safe_load(value)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _add_index(sub: argparse._SubParsersAction) -> None:
@@ -143,45 +61,6 @@ def _add_index(sub: argparse._SubParsersAction) -> None:
         "--model", default=None, help="dense: sentence-transformers model (default all-MiniLM-L6-v2)"
     )
     build.set_defaults(func=_index_build)
-
-
-def _add_eval(sub: argparse._SubParsersAction) -> None:
-    ev = sub.add_parser("eval", help="evaluate a policy (original query, gold, or a model) on a task split")
-    ev.add_argument("--task", required=True, help="beir | demo | evidence | sql")
-    ev.add_argument("--data", default=None, help="data folder (BEIR folder, SQuAD file, Spider/BIRD folder)")
-    ev.add_argument("--split", default=None, help="default: the task's own (test for BEIR, dev for Spider)")
-    ev.add_argument("--policy", default="original", help="original | gold | HF model id or local folder")
-    ev.add_argument("--retriever", default=None, help="retriever kind (default bm25)")
-    ev.add_argument("--index", default=None, help="prebuilt index folder (else built and cached)")
-    ev.add_argument("--metrics", default=None, help="comma-separated, e.g. ndcg@10,recall@100,mrr@10")
-    ev.add_argument("--dialect", default=None, help="sql: spider | bird (default: detected)")
-    ev.add_argument(
-        "--option",
-        dest="options",
-        action="append",
-        type=_key_value,
-        default=[],
-        metavar="KEY=VALUE",
-        help="a task option, e.g. --option template=keywords (repeatable)",
-    )
-    ev.add_argument(
-        "--reasoning",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="prompt for <think> reasoning (default: as the policy was trained, else yes)",
-    )
-    ev.add_argument(
-        "--template", default=None, help="prompt template (default: the policy's, else the task's)"
-    )
-    ev.add_argument(
-        "--query-mode",
-        choices=["rewrite", "expand"],
-        default=None,
-        help="rewrite: the policy's query replaces the original; expand: appended to it (default: the policy's)",
-    )
-    ev.add_argument("--limit", type=_positive_int, default=None, help="only the first N examples")
-    ev.add_argument("--out", default=None, help="write results JSON to this file")
-    ev.set_defaults(func=_eval)
 
 
 def _add_lazy(
@@ -214,7 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_index(sub)
-    _add_eval(sub)
+    _add_lazy(sub, "eval", "evaluate policies", "deepretrieval.eval_cli", "add_eval_args", "run_eval")
+    _add_lazy(sub, "report", "plot a training run", "deepretrieval.report", "add_report_args", "run_report")
+    _add_lazy(sub, "rewrite", "rewrite a query", "deepretrieval.serve.cli", "add_rewrite_args", "run_rewrite")
+    _add_lazy(sub, "serve", "rewriting API", "deepretrieval.serve.cli", "add_serve_args", "run_serve")
     _add_lazy(
         sub,
         "train",
