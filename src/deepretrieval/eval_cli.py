@@ -119,6 +119,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if baseline not in labels:
         raise ValueError(f"--baseline {baseline!r} is not one of the --policy entries: {', '.join(labels)}")
     out = _output_folder(args.out) if args.out else None
+    loaded = _prepare(specs, args)  # a bad file, model or endpoint setting fails before any work
     options = dict(args.options)
     if args.metrics:
         options["metrics"] = [m.strip() for m in args.metrics.split(",") if m.strip()]
@@ -129,7 +130,7 @@ def run_eval(args: argparse.Namespace) -> int:
         retriever = RetrieverConfig(kind=args.retriever or "bm25", index=args.index)
     task = load_task(TaskConfig(name=args.task, data=args.data, options=options), retriever=retriever)
     try:
-        results = _evaluate_all(task, specs, args, out)
+        results = _evaluate_all(task, specs, loaded, args, out)
         examples = task.examples(results[0].split)
     finally:
         task.close()
@@ -152,28 +153,40 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate_all(task, specs, args: argparse.Namespace, out: Path | None) -> list:
-    """Evaluate every spec in order; a model named by several specs (variants) is loaded once."""
-    from deepretrieval.evaluate import evaluate
-    from deepretrieval.policies import load_policy
-
-    loaded: dict[str, object] = {}
-    policy_options = {
+def _policy_options(args: argparse.Namespace) -> dict[str, object]:
+    return {
         "max_new_tokens": args.max_new_tokens,
         "base_url": args.openai_base_url,
         "concurrency": args.openai_concurrency,
         "max_retries": args.openai_retries,
         "cache": args.openai_cache,
     }
-    for spec in specs:  # fail fast on a bad file, model folder or endpoint setting before any generation
-        if spec.base not in loaded and not _is_local_model(spec.base):
-            loaded[spec.base] = load_policy(spec.base, name=spec.text, **policy_options)
-        elif _is_local_model(spec.base):
-            _check_model(spec.base)
+
+
+def _prepare(specs, args: argparse.Namespace) -> dict[str, object]:
+    """Open the cheap policies (baselines, files, endpoints) and check that every model can be had; the
+    models themselves load one at a time, when their turn comes."""
+    from deepretrieval.default_model import resolve_model
+    from deepretrieval.policies import load_policy
+
+    loaded: dict[str, object] = {}
+    for spec in specs:
+        if _is_local_model(spec.base):
+            resolve_model(None if spec.base == "untrained" else spec.base)
+        elif spec.base not in loaded:
+            loaded[spec.base] = load_policy(spec.base, name=spec.text, **_policy_options(args))
+    return loaded
+
+
+def _evaluate_all(task, specs, loaded: dict[str, object], args: argparse.Namespace, out: Path | None) -> list:
+    """Evaluate every spec in order; a model named by several specs (variants) is loaded once."""
+    from deepretrieval.evaluate import evaluate
+    from deepretrieval.policies import load_policy
+
     results = []
     for index, spec in enumerate(specs):
         if spec.base not in loaded:
-            loaded[spec.base] = load_policy(spec.base, name=spec.text, **policy_options)
+            loaded[spec.base] = load_policy(spec.base, name=spec.text, **_policy_options(args))
         policy = loaded[spec.base]
         results.append(
             evaluate(
@@ -200,13 +213,6 @@ def _evaluate_all(task, specs, args: argparse.Namespace, out: Path | None) -> li
 
 def _is_local_model(base: str) -> bool:
     return base not in ("original", "gold") and not base.startswith(("openai:", "predictions:"))
-
-
-def _check_model(base: str) -> None:
-    """A model folder or hub id that cannot be had is an error before anything is generated."""
-    from deepretrieval.default_model import resolve_model
-
-    resolve_model(None if base == "untrained" else base)
 
 
 def _compare(results, baseline: str, metrics: list[str], args: argparse.Namespace):

@@ -176,6 +176,11 @@ def evaluate(
     logged there and reused by a later call with the same policy, task, split and prompting."""
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be a positive number of examples, got {limit}")
+    if not isinstance(policy, (AnswerPolicy, CompletionPolicy)):
+        raise TypeError(
+            f"{type(policy).__name__} is not a policy: an answer policy has name and answers(); a completion "
+            "policy has name, card, fingerprint and complete()"
+        )
     started = time.perf_counter()
     split = split or task.default_split
     split_examples = task.examples(split)
