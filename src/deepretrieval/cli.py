@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_index(sub)
     _add_lazy(
-        sub, "eval", "evaluate and compare policies", "deepretrieval.eval_cli", "add_eval_args", "run_eval"
+        sub, "eval", "compare policies on a task", "deepretrieval.eval_cli", "add_eval_args", "run_eval"
     )
     _add_lazy(sub, "report", "plot a training run", "deepretrieval.report", "add_report_args", "run_report")
     _add_lazy(sub, "rewrite", "rewrite a query", "deepretrieval.serve.cli", "add_rewrite_args", "run_rewrite")
