@@ -93,9 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_index(sub)
-    _add_lazy(
-        sub, "eval", "compare policies on a task", "deepretrieval.eval_cli", "add_eval_args", "run_eval"
-    )
+    _add_lazy(sub, "eval", "evaluate policies", "deepretrieval.eval_cli", "add_eval_args", "run_eval")
     _add_lazy(sub, "report", "plot a training run", "deepretrieval.report", "add_report_args", "run_report")
     _add_lazy(sub, "rewrite", "rewrite a query", "deepretrieval.serve.cli", "add_rewrite_args", "run_rewrite")
     _add_lazy(sub, "serve", "serve the rewrite API", "deepretrieval.serve.cli", "add_serve_args", "run_serve")
