@@ -29,6 +29,7 @@ class Series:
     title: str
     ylabel: str
     unit_range: bool = False
+    from_zero: bool = False
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
@@ -65,8 +66,8 @@ def series_for(records: list[dict]) -> list[Series]:
     ]
     chosen += [
         Series("task/format_ok", "format_ok.png", "Format-valid completions", "share valid", unit_range=True),
-        Series("task/think_len", "think_len.png", "Reasoning length", "words in <think>"),
-        Series("task/query_len", "query_len.png", "Query length", "words in the answer"),
+        Series("task/think_len", "think_len.png", "Reasoning length", "words in <think>", from_zero=True),
+        Series("task/query_len", "query_len.png", "Query length", "words in the answer", from_zero=True),
     ]
     return [s for s in chosen if s.key in keys]
 
@@ -85,6 +86,7 @@ def _plot(records: list[dict], series: Series, out: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     steps, values = _values(records, series.key)
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
@@ -99,8 +101,13 @@ def _plot(records: list[dict], series: Series, out: Path) -> Path:
     ax.set_title(series.title)
     ax.set_xlabel("training step")
     ax.set_ylabel(series.ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if series.unit_range:
         ax.set_ylim(-0.02, 1.02)
+    elif series.from_zero:
+        ax.set_ylim(bottom=0, top=max(max(values) * 1.1, 1.0))
+    if not any(values):
+        ax.text(0.5, 0.5, "0 at every step", transform=ax.transAxes, ha="center", color="gray")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path = out / series.file
