@@ -17,7 +17,7 @@ import random
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import diskcache
@@ -111,10 +111,12 @@ class OpenAIPolicy:
         todo = [i for i, r in enumerate(results) if r is None]
         if todo:
             with ThreadPoolExecutor(max_workers=min(self.concurrency, len(todo))) as pool:
-                for i, result in zip(todo, pool.map(lambda i: self._request(prompts[i]), todo)):
-                    results[i] = result
-                    if isinstance(result, str):
-                        self._cache.set(keys[i], result)  # failures are never cached
+                futures = {pool.submit(self._request, prompts[i]): i for i in todo}
+                for future in as_completed(futures):  # cached as each arrives: an interruption loses none
+                    i = futures[future]
+                    results[i] = future.result()
+                    if isinstance(results[i], str):
+                        self._cache.set(keys[i], results[i])  # failures are never cached
         return results  # type: ignore[return-value]
 
     def _request(self, messages: list[dict[str, str]]) -> str | GenerationFailure:
