@@ -310,8 +310,8 @@ FLAGS: Sequence[tuple[str, str]] = (
 
 
 def command_line(args: argparse.Namespace) -> str:
-    """The ``deepretrieval eval`` command that reproduces this evaluation (flags that differ from the
-    defaults), for the Markdown report."""
+    """The ``deepretrieval eval`` command that reproduces this evaluation, for the Markdown report: the
+    flags that decide the figures (not the ones that only change speed: batch size, concurrency, cache)."""
     words = ["deepretrieval", "eval"]
     for flag, attr in FLAGS:
         if getattr(args, attr) is not None:
@@ -325,5 +325,6 @@ def command_line(args: argparse.Namespace) -> str:
         words += ["--max-new-tokens", str(args.max_new_tokens)]
     if args.resamples != 10_000 or args.seed != 0:
         words += ["--resamples", str(args.resamples), "--seed", str(args.seed)]
-    words += ["--out", str(args.out)]
+    if args.out is not None:
+        words += ["--out", str(args.out)]
     return shlex.join(words)
