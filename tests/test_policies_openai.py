@@ -149,3 +149,13 @@ def test_eval_command_scores_an_openai_policy_against_the_server(served: dict, t
     # no-reasoning prompts, answered by the served policy (which adds its <answer> prefill)
     assert [row["completion"] for row in rows] == served["policy"].complete(prompts)
     assert "openai:tiny@no-reasoning" in proc.stdout
+
+
+def test_a_rejected_request_is_not_retried_and_says_why(served: dict, tmp_path: Path) -> None:
+    app = Faults(create_app(Rewriter(served["policy"])), plan=[400])
+    with running(app) as url:
+        client = _client(url, tmp_path / "cache")
+        (result,) = client.complete(PROMPTS[:1])
+        client.close()
+    assert result == GenerationFailure('HTTP 400 ({"error": {"message": "injected"}}) after 1 attempts')
+    assert app.requests == 1

@@ -141,7 +141,8 @@ class OpenAIPolicy:
                         f"{self.model!r}: {FATAL_STATUS[response.status_code]}"
                     )
                 problem = f"HTTP {response.status_code}"
-                if response.status_code not in RETRIED_STATUS:
+                if response.status_code not in RETRIED_STATUS:  # e.g. 400: the endpoint says why
+                    problem += f" ({' '.join(response.text.split())[:200]})"
                     break
                 wait = _retry_after(response.headers.get("retry-after"))
             if attempt < self.max_retries:
