@@ -61,7 +61,7 @@ def series_for(records: list[dict]) -> list[Series]:
     metrics = sorted(k for k in keys if k.startswith("task/") and ("@" in k or k == "task/ex"))
     chosen = [Series("reward", "reward.png", "Mean reward per step", "reward")]
     chosen += [
-        Series(m, f"metric_{_file_part(m)}.png", f"{m.removeprefix('task/')} of the sampled queries", m[5:])
+        Series(m, f"metric_{_file_part(m)}.png", f"{m[5:]} of the sampled queries", m[5:], unit_range=True)
         for m in metrics
     ]
     chosen += [
@@ -107,7 +107,7 @@ def _plot(records: list[dict], series: Series, out: Path) -> Path:
     elif series.from_zero:
         ax.set_ylim(bottom=0, top=max(max(values) * 1.1, 1.0))
     if not any(values):
-        ax.text(0.5, 0.5, "0 at every step", transform=ax.transAxes, ha="center", color="gray")
+        ax.text(0.5, 0.75, "0 at every step", transform=ax.transAxes, ha="center", color="gray")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path = out / series.file
@@ -165,7 +165,7 @@ def _html(run_dir: Path, records: list[dict], plotted: list[tuple[Series, Path]]
         for k, v in config.items()
     )
     return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>deepretrieval run {html.escape(run_dir.name)}</title>
+<html><head><meta charset="utf-8"><title>deepretrieval run {html.escape(_short(run_dir))}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 1400px; }}
 figure {{ display: inline-block; margin: 0.5em; }} img {{ max-width: 640px; }}
@@ -179,6 +179,12 @@ th {{ background: #f4f4f4; }}
 <h2>Config</h2><table>{config_table}</table>
 </body></html>
 """
+
+
+def _short(run_dir: Path) -> str:
+    """``parent/name`` of the run folder (run folders are often all called ``run``)."""
+    folder = run_dir.resolve()
+    return f"{folder.parent.name}/{folder.name}"
 
 
 def _fmt(value: float) -> str:
