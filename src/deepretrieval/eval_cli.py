@@ -267,7 +267,7 @@ def _write_outputs(out: Path, results, comparison, examples, command: str) -> No
                 "queries": len(result.per_query),
                 "failures": len(result.failures),
                 "groups": result.groups,
-                "reasoning": result.reasoning,
+                "reasoning": result.reasoning if result.reasons else None,  # models only
                 "template": result.template,
                 "query_mode": result.query_mode,
                 "seconds": round(result.seconds, 2),
