@@ -113,11 +113,13 @@ def answer(
     batch_size: int,
     progress: bool,
     log: GenerationLog | None = None,
+    label: str | None = None,
 ) -> list[Answered]:
     """What ``policy`` answers for each of ``examples``. An answer policy is handed the whole split
     (``split_examples``, default ``examples``; a predictions file checks its alignment against it); a
     model's completions are parsed, and a malformed one answers the empty string, which retrieves
-    nothing. With ``log``, completions already logged are reused and new ones logged batch by batch."""
+    nothing. With ``log``, completions already logged are reused and new ones logged batch by batch;
+    ``label`` names the progress bar."""
     if isinstance(policy, AnswerPolicy):
         whole = split_examples if split_examples is not None else examples
         return [Answered(text) for text in policy.answers(whole)[: len(examples)]]
@@ -128,7 +130,7 @@ def answer(
     bar = tqdm(
         total=len(examples),
         initial=len(examples) - len(todo),
-        desc=f"{policy.name}: generating",
+        desc=f"{label or policy.name}: generating",
         disable=not progress,
         unit="ex",
     )
@@ -203,6 +205,7 @@ def evaluate(
             batch_size=batch_size,
             progress=progress,
             log=log,
+            label=label,
         )
     finally:
         if log is not None:
