@@ -364,8 +364,8 @@ def markdown_report(
                 cells = [f"{values.get(c, 0):.4f}" for c in columns]
                 lines.append(_md_row([group, str(int(values["count"])), *cells]))
     prompting = [
-        f"`{r.policy}`: reasoning {'on' if r.reasoning else 'off'}, template {r.template or 'the task default'}"
-        f", query mode {r.query_mode}"
+        f"`{r.policy}`: reasoning {'on' if r.reasoning else 'off'}, "
+        f"{f'template {r.template}' if r.template else 'the task template'}, query mode {r.query_mode}"
         for r in results
         if r.format_ok is not None
     ]

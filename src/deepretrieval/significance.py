@@ -81,7 +81,8 @@ class Comparison:
         return (
             f"{MARK} p < {self.alpha:g} against {self.baseline}: two-sided paired randomisation test over "
             f"{queries} queries (scipy.stats.permutation_test, permutation_type='samples', "
-            f"{self.resamples:,} resamples, seed {self.seed}; Smucker et al. 2007)"
+            f"{self.resamples:,} resamples, seed {self.seed}; Smucker et al. 2007); the smallest p-value it "
+            f"can give is {2 / (self.resamples + 1):.4f}"
         )
 
     def to_json(self) -> dict:
