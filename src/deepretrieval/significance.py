@@ -78,11 +78,16 @@ class Comparison:
     def footer(self) -> str:
         counts = sorted({t.n for by_metric in self.tests.values() for t in by_metric.values()})
         queries = f"{counts[0]:,}" if len(counts) == 1 else f"{counts[0]:,}-{counts[-1]:,}"
+        if all(2**n <= self.resamples for n in counts):  # scipy enumerates every sign pattern
+            resolution = "exact: every sign pattern enumerated"
+        else:
+            resolution = f"{self.resamples:,} resamples, seed {self.seed}"
+            if all(2**n > self.resamples for n in counts):
+                resolution += f"; the smallest p-value they can give is {2 / (self.resamples + 1):.4f}"
         return (
             f"{MARK} p < {self.alpha:g} against {self.baseline}: two-sided paired randomisation test over "
-            f"{queries} queries (scipy.stats.permutation_test, permutation_type='samples', "
-            f"{self.resamples:,} resamples, seed {self.seed}; Smucker et al. 2007); the smallest p-value it "
-            f"can give is {2 / (self.resamples + 1):.4f}"
+            f"{queries} queries (scipy.stats.permutation_test, permutation_type='samples', {resolution}; "
+            "Smucker et al. 2007)"
         )
 
     def to_json(self) -> dict:
