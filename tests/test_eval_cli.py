@@ -16,7 +16,7 @@ from deepretrieval.policies import load_policy
 
 
 def test_eval_cli_scifact_bm25_in_lucene_range(scifact_dir: Path, tmp_path: Path) -> None:
-    out = tmp_path / "results.json"
+    out = tmp_path / "out"
     proc = subprocess.run(
         [
             sys.executable,
@@ -43,10 +43,12 @@ def test_eval_cli_scifact_bm25_in_lucene_range(scifact_dir: Path, tmp_path: Path
     )
     assert proc.returncode == 0, proc.stderr
     assert "ndcg@10" in proc.stdout and "original" in proc.stdout
-    result = json.loads(out.read_text())
+    (result,) = json.loads((out / "results.json").read_text())["policies"]
     assert set(result["metrics"]) == {"ndcg@10", "recall@100"}
     assert 0.665 <= result["metrics"]["ndcg@10"] <= 0.685
-    assert len(result["per_query"]) == 300
+    per_query = [json.loads(line) for line in (out / result["per_query"]).open()]
+    assert len(per_query) == result["queries"] == 300
+    assert per_query[0]["answer"] == per_query[0]["original"]
 
 
 def test_eval_metrics_equal_ir_measures(scifact_task) -> None:
@@ -96,6 +98,7 @@ class ScriptedPolicy:
 
     def __init__(self, completion: str) -> None:
         self.completion = completion
+        self.fingerprint = f"scripted:{completion}"
         self.prompts: list = []
 
     def complete(self, prompts):
@@ -132,8 +135,8 @@ def test_eval_prompts_a_policy_as_its_card_says(scifact_task) -> None:
     "args, message",
     [
         (["--limit", "0"], "expected a positive integer"),
-        (["--out", "{tmp}"], "is a folder"),
-        (["--out", "{tmp}/file.txt/results.json"], "is a file, not a folder"),
+        (["--out", "{tmp}/file.txt"], "is a file; give a folder"),
+        (["--out", "{tmp}/file.txt/results"], "is a file, not a folder"),
         (["--option", "metrix=[ndcg@10]"], "unknown option of task 'beir'"),
     ],
 )
@@ -172,3 +175,12 @@ def test_expand_mode_sends_the_original_query_plus_the_answer(scifact_task) -> N
     assert expand.metrics["ndcg@10"] == pytest.approx(original.metrics["ndcg@10"])
     with pytest.raises(ValueError, match="unknown query mode"):
         evaluate(scifact_task, nonsense, "test", limit=2, query_mode="append", progress=False)
+
+
+def test_an_object_that_is_no_policy_is_refused(scifact_task) -> None:
+    class Nameless:
+        def complete(self, prompts):
+            return ["<answer>x</answer>" for _ in prompts]
+
+    with pytest.raises(TypeError, match="Nameless is not a policy.*fingerprint"):
+        evaluate(scifact_task, Nameless(), "test", limit=2, progress=False)

@@ -275,12 +275,18 @@ def test_a_task_judged_remotely_equals_the_in_process_task(
 def test_eval_through_the_service_equals_in_process(
     live: LiveService, scifact_dir: Path, scifact_bm25, tmp_path: Path
 ) -> None:
-    local, remote = tmp_path / "local.json", tmp_path / "remote.json"
+    local, remote = tmp_path / "local", tmp_path / "remote"
     common = ["eval", "--task", "beir", "--data", str(scifact_dir), "--metrics", "ndcg@10,recall@100"]
     assert main([*common, "--index", str(scifact_bm25.index_dir), "--out", str(local)]) == 0
     assert main([*common, "--endpoint", live.url, "--index", "scifact", "--out", str(remote)]) == 0
-    by_service, in_process = json.loads(remote.read_text()), json.loads(local.read_text())
+    by_service, in_process = (
+        json.loads((out / "results.json").read_text())["policies"][0] for out in (remote, local)
+    )
     assert by_service["metrics"] == in_process["metrics"]
-    assert by_service["per_query"] == in_process["per_query"]
+    per_query = [
+        (out / summary["per_query"]).read_text()
+        for out, summary in ((remote, by_service), (local, in_process))
+    ]
+    assert per_query[0] == per_query[1]  # every query's metrics equal
     assert abs(by_service["metrics"]["ndcg@10"] - 0.6762) < 5e-4  # the README's figure
     assert main([*common, "--endpoint", live.url, "--retriever", "dense"]) == 2

@@ -3,26 +3,39 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from deepretrieval.policies.card import PolicyCard
 from deepretrieval.tasks.base import Example
 
 
+@dataclass(frozen=True)
+class GenerationFailure:
+    """A completion that could not be had (an API that kept failing): the example is reported as failed
+    and left out of the means, never judged as a bad answer. ``reason`` says what went wrong."""
+
+    reason: str
+
+
 @runtime_checkable
 class CompletionPolicy(Protocol):
     """A language model: chat messages in, raw completions out (parsed by the harness). ``card`` says how
-    it was trained to be prompted (None: an untrained model, prompted as the caller says)."""
+    it was trained to be prompted (None: an untrained model, prompted as the caller says);
+    ``fingerprint`` identifies the weights and generation settings (saved generations are reused only
+    under the same fingerprint)."""
 
     name: str
     card: PolicyCard | None
+    fingerprint: str
 
-    def complete(self, prompts: Sequence[list[dict[str, str]]]) -> list[str]: ...
+    def complete(self, prompts: Sequence[list[dict[str, str]]]) -> list[str | GenerationFailure]: ...
 
 
 @runtime_checkable
 class AnswerPolicy(Protocol):
-    """A baseline that produces answers directly (the original query, the gold SQL)."""
+    """A baseline that produces answers directly (the original query, the gold SQL, a predictions file).
+    It is handed the whole split, in split order, so that it can check its alignment with it."""
 
     name: str
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 from collections.abc import Sequence
@@ -21,13 +22,14 @@ class HFPolicy:
     policy was trained with (from its :class:`PolicyCard` when the folder has one, which also tells the
     harness whether to prompt for reasoning and with which template); the returned completion starts with
     that prefill, so it parses exactly as it did in training.
-    ``adapter`` loads a LoRA adapter folder on top of the base model. Generation uses vLLM when it is
-    installed and a GPU is present (``backend="auto"``), transformers otherwise.
+    ``adapter`` loads a LoRA adapter folder on top of the base model; ``model_path=None`` is the embedded
+    default model. Generation uses vLLM when it is installed and a GPU is present (``backend="auto"``),
+    transformers otherwise.
     """
 
     def __init__(
         self,
-        model_path: str,
+        model_path: str | None,
         *,
         adapter: str | None = None,
         prefill: str | None = None,
@@ -45,6 +47,7 @@ class HFPolicy:
         if adapter is None and adapter_config.is_file():  # a LoRA run's un-merged final folder
             adapter = self.model_path
             self.model_path = json.loads(adapter_config.read_text())["base_model_name_or_path"]
+        self.adapter = adapter
         self.card = (
             PolicyCard.read(adapter or self.model_path) if Path(adapter or self.model_path).is_dir() else None
         )
@@ -70,6 +73,18 @@ class HFPolicy:
             model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
         self.model = model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
 
+    @property
+    def fingerprint(self) -> str:
+        """The weight files (name, size, modification time), the adapter, the prefill and the sampling."""
+        folders = [Path(p) for p in (self.model_path, self.adapter) if p and Path(p).is_dir()]
+        weights = [
+            (str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns)
+            for folder in folders
+            for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
+        ]
+        key = [self.model_path, self.adapter, weights, self.prefill, self.max_new_tokens, self.temperature]
+        return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
+
     @classmethod
     def from_pretrained(cls, spec: str, **options: object) -> HFPolicy:
         return cls(spec, **options)
@@ -91,30 +106,38 @@ class HFPolicy:
         """The exact model input: chat template with the assistant turn opened, then the prefill."""
         return render_prompt(self.tokenizer, messages, self.prefill)
 
-    def complete(self, prompts: Sequence[list[dict[str, str]]]) -> list[str]:
+    def complete(
+        self,
+        prompts: Sequence[list[dict[str, str]]],
+        *,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> list[str]:
+        """Completions of ``prompts`` (the prefill included); the sampling settings default to the
+        policy's own (the server passes a client's ``max_tokens`` / ``temperature``)."""
+        max_new_tokens = self.max_new_tokens if max_new_tokens is None else max_new_tokens
+        temperature = self.temperature if temperature is None else temperature
         texts = [self.render(messages) for messages in prompts]
         if self.backend == "vllm":
             from vllm import SamplingParams
 
-            params = SamplingParams(temperature=self.temperature, max_tokens=self.max_new_tokens)
+            params = SamplingParams(temperature=temperature, max_tokens=max_new_tokens)
             outputs = self.llm.generate(texts, params, use_tqdm=False)
             return [self.prefill + out.outputs[0].text for out in outputs]
         completions: list[str] = []
         for start in range(0, len(texts), self.batch_size):
-            completions += self._generate(texts[start : start + self.batch_size])
+            completions += self._generate(texts[start : start + self.batch_size], max_new_tokens, temperature)
         return completions
 
     @torch.inference_mode()
-    def _generate(self, texts: list[str]) -> list[str]:
+    def _generate(self, texts: list[str], max_new_tokens: int, temperature: float) -> list[str]:
         # Tokenised exactly as TRL tokenises text prompts in training (default special-token handling).
         batch = self.tokenizer(texts, return_tensors="pt", padding=True).to(self.model.device)
         sampling = (
-            {"do_sample": True, "temperature": self.temperature}
-            if self.temperature > 0
-            else {"do_sample": False}
+            {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
         )
         output = self.model.generate(
-            **batch, max_new_tokens=self.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, **sampling
+            **batch, max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, **sampling
         )
         new_tokens = output[:, batch["input_ids"].shape[1] :]
         return [

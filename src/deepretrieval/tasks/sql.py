@@ -248,7 +248,8 @@ class SqlTask:
                 continue
             question = _field(record, "question", path, index)
             evidence = str(record.get("evidence") or "") if self.dialect == "bird" else ""
-            meta: dict[str, Any] = {"db_id": db_id, "db_path": str(db_path)}
+            # position: the record's 0-based index in the split file (predictions files are in that order)
+            meta: dict[str, Any] = {"db_id": db_id, "db_path": str(db_path), "position": index}
             hardness = self._hardness(record)
             if hardness:
                 meta["hardness"] = hardness

@@ -1,0 +1,182 @@
+"""A policy behind any OpenAI-compatible chat-completions endpoint (``openai:MODEL``): the seed's zero-shot
+API baselines, a vLLM or llama.cpp server, or our own ``deepretrieval serve``.
+
+The key comes from ``OPENAI_API_KEY`` and is only ever sent as a header: never logged, never part of a cache
+key. Completions are cached on disk keyed by (base URL, model, messages, sampling settings), so rerunning an
+evaluation costs no request; a completion that kept failing is returned as a :class:`GenerationFailure`
+(and never cached), so it is reported instead of being judged as a bad answer.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+import diskcache
+import httpx
+
+from deepretrieval.paths import cache_dir
+from deepretrieval.policies.base import GenerationFailure
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+RETRIED_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+FATAL_STATUS = {401: "check OPENAI_API_KEY", 403: "check OPENAI_API_KEY", 404: "check the base URL and model"}
+
+
+class OpenAIError(ValueError):
+    """The endpoint refuses every request (bad key, unknown model or URL): retrying cannot help."""
+
+
+class OpenAIPolicy:
+    """Chat messages in, completions out, through ``POST {base_url}/chat/completions``.
+
+    Up to ``concurrency`` requests are in flight at once (threads sharing one connection pool). A request
+    that times out, cannot connect, or gets 429 / 5xx is retried up to ``max_retries`` times with
+    exponential backoff and full jitter (``backoff_s * 2**attempt``, capped at ``max_backoff_s``), or after
+    the server's ``Retry-After`` when it sends one.
+    """
+
+    card = None  # an API model is prompted as the caller says
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        concurrency: int = 8,
+        max_retries: int = 5,
+        timeout_s: float = 120.0,
+        backoff_s: float = 1.0,
+        max_backoff_s: float = 60.0,
+        temperature: float = 0.0,
+        max_tokens: int = 512,
+        cache: str | Path | None = None,
+        name: str | None = None,
+    ) -> None:
+        if not model:
+            raise ValueError("openai:MODEL needs a model name, e.g. openai:gpt-4o-mini")
+        if concurrency < 1 or max_retries < 0 or max_tokens < 1:
+            raise ValueError("openai policy: concurrency and max_tokens must be >= 1, max_retries >= 0")
+        self.model = model
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"OpenAI base URL must start with http:// or https://, got {self.base_url!r}")
+        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        if not key and self.base_url == DEFAULT_BASE_URL:
+            raise ValueError("openai:MODEL against api.openai.com needs OPENAI_API_KEY in the environment")
+        self.name = name or f"openai:{model}"
+        self.concurrency = concurrency
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._client = httpx.Client(
+            headers=headers,
+            timeout=timeout_s,
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        )
+        self._cache = diskcache.Cache(str(Path(cache) if cache else cache_dir() / "completions"))
+        self._lock = threading.Lock()
+        self.stats = {"requests": 0, "retries": 0, "cache_hits": 0, "failures": 0}
+
+    @property
+    def fingerprint(self) -> str:
+        return self._digest({"base_url": self.base_url, "model": self.model, **self._sampling()})
+
+    def _sampling(self) -> dict[str, float | int]:
+        return {"temperature": self.temperature, "max_tokens": self.max_tokens}
+
+    def _digest(self, payload: dict) -> str:
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    def complete(self, prompts: Sequence[list[dict[str, str]]]) -> list[str | GenerationFailure]:
+        """One completion per prompt, in order; cached ones cost no request."""
+        keys = [
+            self._digest({"base_url": self.base_url, "model": self.model, "messages": m, **self._sampling()})
+            for m in prompts
+        ]
+        results: list[str | GenerationFailure | None] = [self._cache.get(key) for key in keys]
+        self._count("cache_hits", sum(r is not None for r in results))
+        todo = [i for i, r in enumerate(results) if r is None]
+        if todo:
+            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(todo))) as pool:
+                futures = {pool.submit(self._request, prompts[i]): i for i in todo}
+                for future in as_completed(futures):  # cached as each arrives: an interruption loses none
+                    i = futures[future]
+                    results[i] = future.result()
+                    if isinstance(results[i], str):
+                        self._cache.set(keys[i], results[i])  # failures are never cached
+        return results  # type: ignore[return-value]
+
+    def _request(self, messages: list[dict[str, str]]) -> str | GenerationFailure:
+        # Hand-written rather than a retry library: the server's Retry-After must replace the backoff,
+        # and the loop must end in a reported failure rather than an exception; both are a few lines here.
+        body = {"model": self.model, "messages": messages, **self._sampling()}
+        problem = ""
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                self._count("retries")
+            self._count("requests")
+            try:
+                response = self._client.post(f"{self.base_url}/chat/completions", json=body)
+            except (httpx.TimeoutException, httpx.TransportError) as err:
+                problem, wait = f"{type(err).__name__}", None
+            else:
+                if response.status_code == 200:
+                    return self._content(response)
+                if response.status_code in FATAL_STATUS:
+                    raise OpenAIError(
+                        f"{self.base_url}/chat/completions answered {response.status_code} for model "
+                        f"{self.model!r}: {FATAL_STATUS[response.status_code]}"
+                    )
+                problem = f"HTTP {response.status_code}"
+                if response.status_code not in RETRIED_STATUS:  # e.g. 400: the endpoint says why
+                    problem += f" ({' '.join(response.text.split())[:200]})"
+                    break
+                wait = _retry_after(response.headers.get("retry-after"))
+            if attempt < self.max_retries:
+                cap = min(self.max_backoff_s, self.backoff_s * 2**attempt)
+                time.sleep(min(wait, self.max_backoff_s) if wait is not None else random.uniform(0, cap))
+        self._count("failures")
+        return GenerationFailure(f"{problem} after {attempt + 1} attempts")
+
+    def _content(self, response: httpx.Response) -> str | GenerationFailure:
+        try:
+            content = response.json()["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            return GenerationFailure("the endpoint's answer is not a chat.completion object")
+        return content if isinstance(content, str) else GenerationFailure("the completion has no text")
+
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self.stats[key] += n
+
+    def close(self) -> None:
+        self._client.close()
+        self._cache.close()
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date); None if absent."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

@@ -1,0 +1,342 @@
+"""The query-rewriting API: a policy rewrites users' queries, optionally searching an index with them.
+
+:class:`Rewriter` prompts a policy the way it was trained (its policy card: template, reasoning, prefill,
+query mode; an untrained model gets the ``classic_ir`` template without reasoning) and parses the
+completion through the training parser; a malformed completion falls back to the original query and
+says so. :func:`create_app` serves it over HTTP (FastAPI):
+
+* ``POST /rewrite``: ``{"query": ...}`` or ``{"queries": [...]}``, optional ``"search": {"index", "k"}``;
+* ``POST /v1/chat/completions``: OpenAI-compatible (messages in, a ``chat.completion`` out), so any OpenAI
+  client, including :class:`deepretrieval.policies.openai.OpenAIPolicy`, can use the model;
+* ``GET /health``: the model, prompting, indexes, limits and the batch sizes formed so far.
+
+Requests arriving together share one generation call (:class:`deepretrieval.serve.batcher.DynamicBatcher`).
+"""
+
+# No ``from __future__ import annotations`` here: FastAPI reads the request models from the endpoint
+# annotations at runtime, and those models are built inside create_app (their limits are its arguments).
+import asyncio
+import time
+import uuid
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from deepretrieval.policies.base import CompletionPolicy, GenerationFailure
+from deepretrieval.retrievers.base import Retriever
+from deepretrieval.rewards import AnswerParser, Guards
+from deepretrieval.tasks.prompts import PromptTemplate, prompt_template
+
+UNTRAINED_TEMPLATE = "classic_ir"
+SNIPPET_WORDS = 30
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """One rewritten query. ``note`` says why the original was kept (a malformed completion)."""
+
+    original: str
+    query: str
+    format_ok: bool
+    completion: str
+    note: str | None = None
+
+
+def _task_template(task: str | None) -> str:
+    """The template a task family prompts with by default (its ``template`` option), else classic IR."""
+    if task is None:
+        return UNTRAINED_TEMPLATE
+    from deepretrieval.tasks import task_family
+
+    field = task_family(task).options.model_fields.get("template")
+    return str(field.default) if field is not None and field.default else UNTRAINED_TEMPLATE
+
+
+class Rewriter:
+    """A completion policy prompted to rewrite search queries, with the parse-and-guard path of training."""
+
+    def __init__(
+        self,
+        policy: CompletionPolicy,
+        *,
+        template: str | None = None,
+        reasoning: bool | None = None,
+        guards: Guards | None = None,
+    ) -> None:
+        card = policy.card
+        if card is not None and card.task == "sql":
+            raise ValueError(
+                f"policy {policy.name} was trained on text-to-SQL; the rewrite API serves search-query policies"
+            )
+        self.policy = policy
+        self.template: PromptTemplate = prompt_template(
+            template
+            or (card.template if card and card.template else _task_template(card.task if card else None))
+        )
+        self.reasoning = reasoning if reasoning is not None else (card.reasoning if card else False)
+        self.query_mode = card.query_mode if card else "rewrite"
+        self.parse = AnswerParser(reasoning=self.reasoning, answer_key="query", guards=guards)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "template": self.template.name,
+            "reasoning": self.reasoning,
+            "query_mode": self.query_mode,
+            "prefill": getattr(self.policy, "prefill", ""),
+        }
+
+    def messages(self, query: str) -> list[dict[str, str]]:
+        return self.template.messages({"query": query}, self.reasoning)
+
+    def finish(self, original: str, completion: str | GenerationFailure) -> Rewrite:
+        """The parsed rewrite of one completion; the original query when it is malformed."""
+        if isinstance(completion, GenerationFailure):
+            return Rewrite(
+                original, original, False, "", f"generation failed ({completion.reason}): kept the original"
+            )
+        parsed = self.parse(completion)
+        if not parsed.format_ok:
+            note = f"malformed completion ({parsed.reason}): kept the original query"
+            return Rewrite(original, original, False, completion, note)
+        query = f"{original} {parsed.answer}" if self.query_mode == "expand" else parsed.answer
+        return Rewrite(original, query, True, completion)
+
+    def rewrite(self, queries: Sequence[str]) -> list[Rewrite]:
+        """Rewrite ``queries`` in one generation call (no batcher: the command line)."""
+        completions = self.policy.complete([self.messages(q) for q in queries])
+        return [self.finish(q, c) for q, c in zip(queries, completions)]
+
+
+def hits_json(retriever: Retriever, rankings: Sequence[Sequence[Any]]) -> list[list[dict[str, Any]]]:
+    """Hits with id, score and the first words of the document."""
+    return [
+        [
+            {
+                "id": hit.doc_id,
+                "score": round(float(hit.score), 4),
+                "text": snippet(retriever.text(hit.doc_id)),
+            }
+            for hit in ranking
+        ]
+        for ranking in rankings
+    ]
+
+
+def snippet(text: str, words: int = SNIPPET_WORDS) -> str:
+    parts = text.split()
+    return " ".join(parts[:words]) + (" ..." if len(parts) > words else "")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Input limits; anything beyond is a 4xx with a message naming the limit."""
+
+    max_query_chars: int = 2000
+    max_queries: int = 64
+    max_body_bytes: int = 1_000_000
+    max_messages: int = 64
+    max_message_chars: int = 100_000
+    max_k: int = 1000
+    max_tokens: int = 2048
+
+
+def create_app(
+    rewriter: Rewriter,
+    *,
+    indexes: Mapping[str, Retriever] | None = None,
+    limits: Limits = Limits(),
+    max_batch: int = 32,
+    max_wait_ms: float = 10.0,
+    model_name: str | None = None,
+) -> Any:
+    """The FastAPI app over an already loaded policy (the model loads once, before serving)."""
+    from contextlib import asynccontextmanager
+
+    from fastapi import FastAPI, HTTPException, Request
+    from fastapi.concurrency import run_in_threadpool
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from pydantic import BaseModel, ConfigDict, Field
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    from deepretrieval.serve.batcher import DynamicBatcher
+
+    indexes = dict(indexes or {})
+    policy = rewriter.policy
+    served_name = model_name or policy.name
+
+    def generate(prompts: Sequence[list[dict[str, str]]], key: Hashable) -> list[str | GenerationFailure]:
+        max_tokens, temperature = key  # type: ignore[misc]
+        sampling = {
+            k: v for k, v in (("max_new_tokens", max_tokens), ("temperature", temperature)) if v is not None
+        }
+        return policy.complete(prompts, **sampling) if sampling else policy.complete(prompts)  # type: ignore[call-arg]
+
+    batcher = DynamicBatcher(generate, max_batch=max_batch, max_wait_s=max_wait_ms / 1000)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        batcher.close(timeout_s=30)
+
+    app = FastAPI(title="deepretrieval query rewriting", lifespan=lifespan)
+    app.state.batcher = batcher
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+
+    def error(status: int, message: str) -> JSONResponse:
+        kind = "invalid_request_error" if status < 500 else "server_error"
+        return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for item in exc.errors()[:3]:
+            where = ".".join(str(p) for p in item["loc"] if p != "body") or "body"
+            problems.append(f"{where}: {item['msg']}")
+        return error(422, "; ".join(problems))
+
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's HTTPException and the router's 404/405
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error(exc.status_code, str(exc.detail))
+
+    class Search(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        index: str
+        k: int = Field(10, ge=1, le=limits.max_k)
+
+    class RewriteBody(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        query: str | None = Field(None, min_length=1, max_length=limits.max_query_chars)
+        queries: list[str] | None = Field(None, min_length=1, max_length=limits.max_queries)
+        search: Search | None = None
+
+    class Message(BaseModel):
+        role: Literal["system", "user", "assistant"]
+        content: str = Field(max_length=limits.max_message_chars)
+
+    class ChatBody(BaseModel):
+        model_config = ConfigDict(extra="allow")  # clients send top_p, seed, user...: accepted, not used
+        model: str | None = None
+        messages: list[Message] = Field(min_length=1, max_length=limits.max_messages)
+        max_tokens: int | None = Field(None, ge=1, le=limits.max_tokens)
+        max_completion_tokens: int | None = Field(None, ge=1, le=limits.max_tokens)
+        temperature: float | None = Field(None, ge=0, le=2)
+        n: int = 1
+        stream: bool = False
+
+    async def generated(prompts: list[list[dict[str, str]]], key: Hashable) -> list[Any]:
+        futures = [asyncio.wrap_future(batcher.submit(prompt, key)) for prompt in prompts]
+        try:
+            return await asyncio.gather(*futures)
+        except Exception as err:  # noqa: BLE001 - the generation itself failed: a 500, said plainly
+            raise HTTPException(500, f"generation failed: {type(err).__name__}: {err}") from None
+
+    @app.post("/rewrite")
+    async def rewrite(body: RewriteBody) -> dict[str, Any]:
+        if (body.query is None) == (body.queries is None):
+            raise HTTPException(422, 'give either "query" (a string) or "queries" (a list of strings)')
+        queries = [body.query] if body.query is not None else list(body.queries or [])
+        for i, query in enumerate(queries):
+            if not query.strip() or len(query) > limits.max_query_chars:
+                raise HTTPException(
+                    422, f"queries[{i}] must be 1 to {limits.max_query_chars} characters of text"
+                )
+        retriever = None
+        if body.search is not None:
+            retriever = indexes.get(body.search.index)
+            if retriever is None:
+                known = ", ".join(indexes) or "none (start the server with --index NAME=DIR)"
+                raise HTTPException(404, f"unknown index {body.search.index!r}; served indexes: {known}")
+        completions = await generated([rewriter.messages(q) for q in queries], (None, None))
+        rewrites = [rewriter.finish(q, c) for q, c in zip(queries, completions)]
+        details = [asdict(r) for r in rewrites]
+        if retriever is not None and body.search is not None:
+            k = body.search.k
+            rankings = await run_in_threadpool(retriever.search, [r.query for r in rewrites], k)
+            hits = await run_in_threadpool(hits_json, retriever, rankings)
+            for detail, found in zip(details, hits):
+                detail["hits"] = found
+        if body.query is not None:
+            return details[0]
+        return {"queries": [r.query for r in rewrites], "results": details}
+
+    @app.post("/v1/chat/completions")
+    async def chat(body: ChatBody) -> dict[str, Any]:
+        if body.n != 1:
+            raise HTTPException(422, "n must be 1: the server returns one completion per request")
+        if body.stream:
+            raise HTTPException(422, "stream=true is not supported; send stream=false")
+        messages = [{"role": m.role, "content": m.content} for m in body.messages]
+        key = (body.max_completion_tokens or body.max_tokens, body.temperature)
+        (completion,) = await generated([messages], key)
+        if isinstance(completion, GenerationFailure):
+            raise HTTPException(500, f"generation failed: {completion.reason}")
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": served_name,
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": completion}, "finish_reason": "stop"}
+            ],
+        }
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "model": served_name,
+            "prompting": rewriter.describe(),
+            "indexes": sorted(indexes),
+            "limits": asdict(limits),
+            "batching": batcher.stats(),
+        }
+
+    return app
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``max_bytes`` gets 413, whether announced by Content-Length
+    or streamed in chunks (counted as it is read)."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        from fastapi import HTTPException
+
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _send_json(send, 413, f"request body over the limit of {self.max_bytes} bytes")
+            return
+        received = 0
+
+        async def limited() -> dict:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise HTTPException(413, f"request body over the limit of {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+async def _send_json(send: Any, status: int, message: str) -> None:
+    import json
+
+    body = json.dumps(
+        {"error": {"message": message, "type": "invalid_request_error", "code": status}}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,125 @@
+"""`predictions:PATH` scores an external system's outputs with our judges: Spider's gold file with some
+lines broken, JSONL by id, and a one-line error for every file that does not line up with the split."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deepretrieval.evaluate import evaluate
+from deepretrieval.policies import load_policy
+from deepretrieval.policies.predictions import PredictionsError
+from deepretrieval.tasks import load_task
+
+LIMIT = 120
+BROKEN = (0, 7, 50, 119)  # record positions whose SQL is replaced by SQL that cannot run
+
+
+@pytest.fixture(scope="module")
+def gold_lines(spider_dir: Path) -> list[str]:
+    """Spider's own dev_gold.sql: ``SQL<TAB>db_id``, one line per record of dev.json (1,034)."""
+    return (spider_dir / "dev_gold.sql").read_text(encoding="utf-8").splitlines()
+
+
+@pytest.fixture(scope="module")
+def spider_task(spider_dir: Path):
+    task = load_task("sql", spider_dir)
+    yield task
+    task.close()
+
+
+def _broken(lines: list[str]) -> list[str]:
+    out = list(lines)
+    for position in BROKEN:
+        db_id = out[position].rsplit("\t", 1)[1]
+        out[position] = f"SELEC nothing FROM nowhere\t{db_id}"
+    return out
+
+
+def test_eval_scores_a_spider_predictions_file(
+    spider_dir: Path, gold_lines: list[str], tmp_path: Path
+) -> None:
+    predictions = tmp_path / "pred.sql"
+    predictions.write_text("\n".join(_broken(gold_lines)) + "\n")
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "deepretrieval.cli", "eval", "--task", "sql", "--data", str(spider_dir),
+         "--split", "dev", "--policy", f"gold,predictions:{predictions}", "--limit", str(LIMIT), "--out", str(out)],
+        capture_output=True, text=True, check=False,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((out / "results.json").read_text())
+    gold, predicted = results["policies"]
+    assert gold["metrics"]["ex"] == 1.0 and gold["queries"] == LIMIT
+    assert predicted["metrics"]["ex"] == pytest.approx((LIMIT - len(BROKEN)) / LIMIT)
+    rows = [json.loads(line) for line in (out / predicted["per_query"]).open()]
+    wrong = [row["id"] for row in rows if row["metrics"]["ex"] == 0.0]
+    assert wrong == [f"spider-dev-{p}" for p in BROKEN]
+    assert results["significance"]["baseline"] == "gold"  # no original listed: the first policy
+
+
+def test_jsonl_by_id_in_any_order_scores_the_same(spider_task, gold_lines: list[str], tmp_path: Path) -> None:
+    examples = spider_task.examples("dev")
+    broken = _broken(gold_lines)
+    records = [{"id": ex.id, "prediction": broken[ex.meta["position"]].rsplit("\t", 1)[0]} for ex in examples]
+    random.Random(0).shuffle(records)
+    path = tmp_path / "pred.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    result = evaluate(spider_task, load_policy(f"predictions:{path}"), "dev", limit=LIMIT, progress=False)
+    assert result.metrics["ex"] == pytest.approx((LIMIT - len(BROKEN)) / LIMIT)
+    assert result.format_ok is None
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda lines: lines[:-1], "has 1033 lines but the split has 1034 records"),
+        (lambda lines: lines + ["SELECT 1\tconcert_singer"], "has 1035 lines"),
+        (
+            lambda lines: [*lines[:4], lines[500], *lines[5:]],
+            "pred.sql:5: db_id 'battle_death' but example spider-dev-4 is on 'concert_singer'",
+        ),
+    ],
+)
+def test_a_misaligned_lines_file_is_one_clear_error(
+    spider_task, gold_lines, tmp_path: Path, edit, message
+) -> None:
+    path = tmp_path / "pred.sql"
+    path.write_text("\n".join(edit(gold_lines)) + "\n")
+    with pytest.raises(PredictionsError, match=message):
+        evaluate(spider_task, load_policy(f"predictions:{path}"), "dev", limit=10, progress=False)
+
+
+def test_jsonl_with_a_missing_or_duplicated_id_is_an_error(spider_task, tmp_path: Path) -> None:
+    examples = spider_task.examples("dev")
+    path = tmp_path / "pred.jsonl"
+    path.write_text("".join(json.dumps({"id": ex.id, "prediction": ex.truth}) + "\n" for ex in examples[1:]))
+    with pytest.raises(
+        PredictionsError, match="no prediction for 1 of the 972 examples .first: 'spider-dev-0'"
+    ):
+        evaluate(spider_task, load_policy(f"predictions:{path}"), "dev", limit=5, progress=False)
+    row = json.dumps({"id": examples[0].id, "prediction": "SELECT 1"})
+    path.write_text(f"{row}\n{row}\n")
+    with pytest.raises(PredictionsError, match="pred.jsonl:2: id 'spider-dev-0' appears twice"):
+        load_policy(f"predictions:{path}")
+    path.write_text(json.dumps({"id": "x", "prediction": 3}) + "\n")
+    with pytest.raises(PredictionsError, match="with a string prediction"):
+        load_policy(f"predictions:{path}")
+
+
+def test_retrieval_predictions_in_split_order_equal_the_original_queries(
+    scifact_task, tmp_path: Path
+) -> None:
+    examples = scifact_task.examples("test")
+    path = tmp_path / "queries.txt"
+    path.write_text("\n".join(ex.original for ex in examples) + "\n")
+    from_file = evaluate(scifact_task, load_policy(f"predictions:{path}"), "test", progress=False)
+    original = evaluate(scifact_task, load_policy("original"), "test", progress=False)
+    assert from_file.metrics == original.metrics and from_file.policy == "predictions:queries.txt"
