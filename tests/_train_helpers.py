@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -56,12 +57,22 @@ def write_tiny_beir(folder: Path) -> Path:
     return folder
 
 
-def write_tiny_model(folder: Path, seed: int = 0, spread: float = 1.0) -> Path:
+def write_tiny_model(
+    folder: Path,
+    seed: int = 0,
+    spread: float = 1.0,
+    words: Sequence[str] = tuple(VOCAB_WORDS),
+    close_bias: float = 0.0,
+    eos_bias: float = 0.0,
+    stop_at_close: bool = False,
+) -> Path:
     """A 2-layer random-init Llama with the SmolLM2 tokenizer (+ ``</answer>`` as one token).
 
-    Its output head only has weight on a dozen tokens (collection words, ``</answer>``, end of turn),
-    so sampled completions are sometimes well-formed queries that retrieve the relevant document and
-    a GRPO group gets rewards that differ: a real learning signal from a model that trains in seconds.
+    Its output head only has weight on a dozen tokens (``words``, ``</answer>``, end of turn), so sampled
+    completions are sometimes well-formed queries that retrieve the relevant document and a GRPO group gets
+    rewards that differ: a real learning signal from a model that trains in seconds. ``close_bias`` and
+    ``eos_bias`` make ``</answer>`` and end of turn likelier (or rarer) than a word; ``stop_at_close`` makes
+    generation end at ``</answer>`` (as an end-of-sequence token of the generation config).
     """
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -85,8 +96,9 @@ def write_tiny_model(folder: Path, seed: int = 0, spread: float = 1.0) -> Path:
         pad_token_id=tokenizer.eos_token_id,
     )
     model = LlamaForCausalLM(config)
-    allowed = {tokenizer.convert_tokens_to_ids(CLOSE_TAG), tokenizer.eos_token_id}
-    for word in VOCAB_WORDS:
+    close_id = tokenizer.convert_tokens_to_ids(CLOSE_TAG)
+    allowed = {close_id, tokenizer.eos_token_id}
+    for word in words:
         allowed.update(tokenizer(" " + word, add_special_tokens=False)["input_ids"])
     with torch.no_grad():
         # Dimension 0 of every embedding is large, so after the final RMSNorm the hidden state always
@@ -98,7 +110,11 @@ def write_tiny_model(folder: Path, seed: int = 0, spread: float = 1.0) -> Path:
         rows = sorted(allowed)
         head[rows, 0] = 3.0
         head[rows, 1:] = torch.randn(len(rows), head.shape[1] - 1) * spread
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
+        head[close_id, 0] += close_bias
+        head[tokenizer.eos_token_id, 0] += eos_bias
+    model.generation_config.eos_token_id = (
+        [tokenizer.eos_token_id, close_id] if stop_at_close else tokenizer.eos_token_id
+    )
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

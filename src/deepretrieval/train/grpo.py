@@ -34,6 +34,8 @@ from deepretrieval.policies.card import PolicyCard
 from deepretrieval.tasks.base import Task
 from deepretrieval.train.callbacks import CardOnSave, JsonlMetrics, SigintCheckpoint, StepProfiler, TimeBudget
 from deepretrieval.train.data import build_batch_reward, build_task, prompt_dataset, training_examples
+from deepretrieval.train.lm_head import project_completions_only
+from deepretrieval.train.precision import resolve_precision
 from deepretrieval.train.rewards_adapter import TRLBatchReward
 
 _VERSIONED = (
@@ -55,12 +57,6 @@ def should_use_vllm(setting: bool | str) -> bool:
     if setting is True and not available:
         raise RuntimeError("use_vllm: true, but vLLM is not installed or no CUDA GPU is visible")
     return available if setting == "auto" else bool(setting)
-
-
-def _precision(setting: str) -> dict[str, bool]:
-    if setting == "auto":
-        setting = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
-    return {"bf16": setting == "bf16", "fp16": setting == "fp16"}
 
 
 def _report_to(config: RunConfig) -> list[str] | str:
@@ -93,7 +89,7 @@ RL_TO_TRL: dict[str, str] = {
     "gradient_accumulation_steps": "gradient_accumulation_steps",
     "num_iterations": "num_iterations",
     "max_grad_norm": "max_grad_norm",
-    "precision": "bf16/fp16",  # auto: bf16 on a bf16-capable GPU, else fp32
+    "precision": "bf16/fp16",  # auto: bf16 on a bf16-capable GPU or a CPU with AMX/AVX512-BF16, else fp32
     "gradient_checkpointing": "activation_checkpointing",  # gradient_checkpointing before transformers 5.2x
     "loss_type": "loss_type",
     "scale_rewards": "scale_rewards",
@@ -134,7 +130,7 @@ def grpo_args(config: RunConfig, run_dir: Path, use_vllm: bool):
         "gradient_accumulation_steps": rl.gradient_accumulation_steps,
         "num_iterations": rl.num_iterations,
         "max_grad_norm": rl.max_grad_norm,
-        **_precision(rl.precision),
+        **resolve_precision(rl.precision).trl_flags(),
         checkpointing: rl.gradient_checkpointing,
         "loss_type": rl.loss_type,
         "scale_rewards": rl.scale_rewards,
@@ -196,6 +192,7 @@ def write_manifest(run_dir: Path, config: RunConfig, task: Task, model_path: str
         "task": config.task.name,
         "judge_fingerprint": task.fingerprint,
         "world_size": world_size,
+        "precision": dataclasses.asdict(resolve_precision(config.rl.precision)),
         "python": platform.python_version(),
         "packages": {name: _version(name) for name in _VERSIONED},
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -221,6 +218,9 @@ def build_trainer(config: RunConfig, run_dir: Path, extra_callbacks: Sequence[Tr
     model_path = resolve_model(config.model)
     use_vllm = should_use_vllm(config.use_vllm)
     args = grpo_args(config, run_dir, use_vllm)
+    precision = resolve_precision(config.rl.precision)
+    if PartialState().is_main_process:
+        print(f"precision: {precision.used} ({precision.why})", file=sys.stderr)
     with PartialState().main_process_first():  # one process builds (and caches) the index, the others load it
         task = build_task(config)
     batch_reward = build_batch_reward(config, task)
@@ -240,6 +240,7 @@ def build_trainer(config: RunConfig, run_dir: Path, extra_callbacks: Sequence[Tr
     # fp32 master weights; rl.precision bf16/fp16 runs the maths in mixed precision (autocast), so small
     # learning-rate updates are not rounded away as they would be on bf16 weights.
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    project_completions_only()  # TRL's LM head scores only the completion on CPU too (same numbers, faster)
     callbacks: list[TrainerCallback] = [*extra_callbacks, CardOnSave(policy_card(config))]
     if config.rl.time_budget_s is not None:
         callbacks.append(TimeBudget(config.rl.time_budget_s))

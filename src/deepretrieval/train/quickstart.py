@@ -1,5 +1,10 @@
 """``deepretrieval quickstart``: train the embedded default model on the demo collection (CPU), then compare
-the original query, the untrained policy and the trained policy on the held-out demo queries."""
+the original query, the untrained policy and the trained policy on the held-out demo queries.
+
+Writes into ``--out`` (default ``runs/quickstart``): ``quickstart.json`` (the figures), ``per_query.jsonl``
+(one line per held-out query: the original query, what each policy wrote, what the judge searched for, and
+the metric), and ``run/`` (the training run).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,11 @@ import json
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from deepretrieval.config import RunConfig, load_config
+from deepretrieval.files import write_json, write_text
 
 QUICKSTART_CONFIG = Path(__file__).resolve().parents[1] / "data" / "quickstart.yaml"
 
@@ -22,13 +29,32 @@ def quickstart_config(out: Path, seed: int = 0, overrides: list[str] | None = No
     )
 
 
+def per_query_rows(task, split: str, results: Sequence) -> list[dict]:
+    """One row per query of ``split``: its original text and, per policy, the answer, the query the judge
+    searched for (in ``expand`` mode: the original followed by the answer) and the metric."""
+    from deepretrieval.rewards import judged_queries
+
+    metric = task.primary_metric
+    rows = []
+    for example in task.examples(split):
+        row: dict = {"id": example.id, "original": example.original}
+        for result in results:
+            answer = result.answers.get(example.id, "")
+            searched = judged_queries([answer], [example], result.query_mode)[0]
+            score = result.per_query.get(example.id, {}).get(metric)
+            row[result.policy] = {"answer": answer, "searched": searched, metric: score}
+        rows.append(row)
+    return rows
+
+
 def run(out: Path, seed: int = 0, overrides: list[str] | None = None) -> dict:
-    """Train, evaluate the three policies on the demo's held-out split, print one table, write quickstart.json."""
+    """Train, evaluate the three policies on the demo's held-out split (the trained and untrained policies in
+    the query mode and prompt template of training), print one table, write the figures and per-query file."""
     from deepretrieval.default_model import resolve_model
     from deepretrieval.evaluate import evaluate, format_table
     from deepretrieval.policies.baselines import OriginalQuery
     from deepretrieval.policies.hf import HFPolicy
-    from deepretrieval.report import plot_run
+    from deepretrieval.report import plot_run, read_metrics
     from deepretrieval.train.data import build_task
     from deepretrieval.train.grpo import train
 
@@ -39,33 +65,47 @@ def run(out: Path, seed: int = 0, overrides: list[str] | None = None) -> dict:
         shutil.rmtree(run_dir)
     base = resolve_model(config.model)
     train(config)
+    trained_s = time.perf_counter() - started
 
     task = build_task(config)
     split = config.task.eval_split or "test"
     generation = {"prefill": config.prompt_prefill, "max_new_tokens": config.rl.max_completion_length}
-    policies = [
-        OriginalQuery(),
-        HFPolicy(base, name="untrained", **generation),
-        HFPolicy(str(run_dir / "final"), name="trained", **generation),
-    ]
+    as_trained = {"reasoning": config.reasoning, "query_mode": config.task.query_mode}
     results = [
-        evaluate(task, policy, split, reasoning=config.reasoning, progress=False) for policy in policies
+        evaluate(task, OriginalQuery(), split, reasoning=config.reasoning, progress=False),
+        evaluate(task, HFPolicy(base, name="untrained", **generation), split, **as_trained, progress=False),
+        evaluate(
+            task,
+            HFPolicy(str(run_dir / "final"), name="trained", **generation),
+            split,
+            **as_trained,
+            progress=False,
+        ),
     ]
+    rows = per_query_rows(task, split, results)
     task.close()
     plot = plot_run(run_dir)
     metric = task.primary_metric
+    steps = read_metrics(run_dir)
     figures = {
         "metric": metric,
         "original": results[0].metrics[metric],
         "untrained": results[1].metrics[metric],
         "trained": results[2].metrics[metric],
+        "query_mode": config.task.query_mode,
+        "template": config.task.options.get("template"),
+        "seed": seed,
+        "steps": steps[-1]["step"] if steps else 0,
+        "train_seconds": round(trained_s, 1),
         "seconds": round(time.perf_counter() - started, 1),
     }
     print()
     print(format_table(results))
-    print(f"\nrun directory: {run_dir}\nreward per step: {plot}\ntotal time: {figures['seconds']:.0f} s")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "quickstart.json").write_text(json.dumps(figures, indent=2) + "\n")
-    (out / "answers.json").write_text(json.dumps({r.policy: r.answers for r in results}, indent=1) + "\n")
-    print(f"figures: {out / 'quickstart.json'}", file=sys.stderr)
+    print(
+        f"\n{config.task.query_mode} mode, {figures['steps']} GRPO steps in {trained_s:.0f} s"
+        f"\nrun directory: {run_dir}\nreward per step: {plot}\ntotal time: {figures['seconds']:.0f} s"
+    )
+    write_text(out / "per_query.jsonl", "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    write_json(out / "quickstart.json", figures, indent=2)
+    print(f"figures: {out / 'quickstart.json'}; per query: {out / 'per_query.jsonl'}", file=sys.stderr)
     return figures
