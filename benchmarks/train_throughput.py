@@ -37,7 +37,10 @@ PHASES = ("generation_s", "reward_s", "update_s")
 OLD_RECIPE = {
     "task": {"name": "demo", "split": "train", "eval_split": "test"},
     "retriever": {"kind": "bm25"},
-    "reward": {"scheme": "metric", "overrides": {"metric": "ndcg@10", "format_bonus": 0.1, "format_penalty": -1.0}},
+    "reward": {
+        "scheme": "metric",
+        "overrides": {"metric": "ndcg@10", "format_bonus": 0.1, "format_penalty": -1.0},
+    },
     "model": None,
     "reasoning": False,
     "prompt_prefill": "<answer>",
@@ -97,7 +100,9 @@ def summarise(runs: list[list[dict[str, float]]]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=6, help="GRPO steps per run (the first is warm-up)")
     parser.add_argument("--repeats", type=int, default=2, help="runs per arm, alternating between arms")
     parser.add_argument("--arm", nargs="+", action="append", default=[], metavar="NAME OVERRIDE")
@@ -132,7 +137,9 @@ def main() -> None:
         f"\nGRPO steps on the demo collection, SmolLM2-135M, CPU, {torch.get_num_threads()} torch threads; "
         f"{args.steps - 1} timed steps x {args.repeats} runs per arm (alternating)"
     )
-    print(f"{'arm':<14} {'steps/min':>9} {'s/step':>7} {'generation':>10} {'reward':>7} {'update':>7}  vs old")
+    print(
+        f"{'arm':<14} {'steps/min':>9} {'s/step':>7} {'generation':>10} {'reward':>7} {'update':>7}  vs old"
+    )
     for name, f in figures.items():
         split = f["seconds_per_step"]
         ratio = f["steps_per_minute"] / figures["old"]["steps_per_minute"]

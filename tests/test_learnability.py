@@ -65,7 +65,11 @@ def reward_curve(root: Path, seed: int) -> list[dict]:
         stop_at_close=True,
     )
     raw = {
-        "task": {"name": "beir", "data": str(data), "options": {"metrics": ["ndcg@10"], "template": "keywords"}},
+        "task": {
+            "name": "beir",
+            "data": str(data),
+            "options": {"metrics": ["ndcg@10"], "template": "keywords"},
+        },
         "retriever": {"index": str(root / "index")},
         "model": str(model),
         "reasoning": False,

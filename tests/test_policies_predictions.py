@@ -123,3 +123,35 @@ def test_retrieval_predictions_in_split_order_equal_the_original_queries(
     from_file = evaluate(scifact_task, load_policy(f"predictions:{path}"), "test", progress=False)
     original = evaluate(scifact_task, load_policy("original"), "test", progress=False)
     assert from_file.metrics == original.metrics and from_file.policy == "predictions:queries.txt"
+
+
+# Spider dev records whose prediction drops the gold's DISTINCT (tests/test_sql_compat.py): wrong with
+# --keep_distinct (our default), right under the official evaluator's default, which removes DISTINCT.
+WITHOUT_DISTINCT = {
+    8: "SELECT country FROM singer WHERE age > 20",
+    55: "SELECT count(pettype) FROM pets",
+}
+
+
+@pytest.mark.parametrize(("compat", "verdict"), [("keep_distinct", 0.0), ("official", 1.0)])
+def test_sql_compat_official_gives_the_official_evaluators_verdicts(
+    spider_dir: Path, gold_lines: list[str], tmp_path: Path, compat: str, verdict: float
+) -> None:
+    from deepretrieval.cli import main
+
+    lines = list(gold_lines)
+    for position, sql in WITHOUT_DISTINCT.items():
+        assert "DISTINCT" in lines[position].split("\t")[0]
+        lines[position] = f"{sql}\t{lines[position].rsplit(chr(9), 1)[1]}"
+    predictions = tmp_path / "pred.sql"
+    predictions.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    args = ["eval", "--task", "sql", "--data", str(spider_dir), "--split", "dev", "--limit", "60"]
+    assert (
+        main([*args, "--policy", f"predictions:{predictions}", "--sql-compat", compat, "--out", str(out)])
+        == 0
+    )
+    summary = json.loads((out / "results.json").read_text())["policies"][0]
+    rows = {row["id"]: row["metrics"]["ex"] for row in map(json.loads, (out / summary["per_query"]).open())}
+    assert [rows[f"spider-dev-{p}"] for p in WITHOUT_DISTINCT] == [verdict, verdict]
+    assert sum(rows.values()) == 60 - 2 * (1 - verdict)  # the gold lines are right either way

@@ -10,10 +10,11 @@ from collections.abc import Callable, Sequence
 
 
 def _index_build(args: argparse.Namespace) -> int:
-    from deepretrieval.retrievers.corpus import load_corpus
+    """Build an index from a corpus file read as a stream (never whole in memory: DPR's 21M passages fit)."""
+    from deepretrieval.retrievers.corpus import open_corpus
 
     print(f"reading {args.corpus}", file=sys.stderr)
-    corpus = load_corpus(args.corpus, id_key=args.id_key, text_key=args.text_key)
+    corpus = open_corpus(args.corpus, id_key=args.id_key, text_key=args.text_key)
     if args.retriever == "bm25":
         from deepretrieval.retrievers.bm25 import BM25Retriever, BM25Settings
 
@@ -26,10 +27,10 @@ def _index_build(args: argparse.Namespace) -> int:
         )
         retriever = BM25Retriever.build(corpus, args.out, settings)
     else:
-        from deepretrieval.retrievers.dense import DenseRetriever
+        from deepretrieval.retrievers.dense import DenseRetriever, DenseSettings
 
-        retriever = DenseRetriever.build(corpus, model=args.model)
-        retriever.save(args.out)
+        dense = DenseSettings(model=args.model) if args.model else DenseSettings()
+        retriever = DenseRetriever.build(corpus, args.out, dense)
     print(f"indexed {len(corpus)} documents into {args.out} (fingerprint {retriever.fingerprint})")
     return 0
 
@@ -38,9 +39,11 @@ def _add_index(sub: argparse._SubParsersAction) -> None:
     index = sub.add_parser("index", help="build retrieval indexes").add_subparsers(
         dest="index_command", required=True
     )
-    build = index.add_parser("build", help="index a BEIR corpus.jsonl or any JSONL collection")
+    build = index.add_parser(
+        "build", help="index a BEIR corpus.jsonl, any JSONL collection or a DPR-style TSV (id, text, title)"
+    )
     build.add_argument(
-        "--corpus", required=True, help="corpus JSONL file, or a BEIR folder holding corpus.jsonl"
+        "--corpus", required=True, help="corpus JSONL or TSV file, or a BEIR folder holding corpus.jsonl"
     )
     build.add_argument("--out", required=True, help="index folder to write")
     build.add_argument("--retriever", choices=["bm25", "dense"], default="bm25")

@@ -9,7 +9,6 @@ evaluation costs no request; a completion that kept failing is returned as a :cl
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import json
 import os
@@ -25,6 +24,7 @@ import httpx
 
 from deepretrieval.paths import cache_dir
 from deepretrieval.policies.base import GenerationFailure
+from deepretrieval.retrievers.http import retry_after_seconds
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRIED_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -144,7 +144,7 @@ class OpenAIPolicy:
                 if response.status_code not in RETRIED_STATUS:  # e.g. 400: the endpoint says why
                     problem += f" ({' '.join(response.text.split())[:200]})"
                     break
-                wait = _retry_after(response.headers.get("retry-after"))
+                wait = retry_after_seconds(response.headers.get("retry-after"))
             if attempt < self.max_retries:
                 cap = min(self.max_backoff_s, self.backoff_s * 2**attempt)
                 time.sleep(min(wait, self.max_backoff_s) if wait is not None else random.uniform(0, cap))
@@ -165,18 +165,3 @@ class OpenAIPolicy:
     def close(self) -> None:
         self._client.close()
         self._cache.close()
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date); None if absent."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())

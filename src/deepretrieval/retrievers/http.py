@@ -304,7 +304,7 @@ def ranking_of(fetched: Fetched) -> Ranking:
     )
 
 
-def _retry_after_seconds(value: str | None) -> float | None:
+def retry_after_seconds(value: str | None) -> float | None:
     """Retry-After as seconds: a number, or an HTTP date."""
     if not value:
         return None
@@ -494,7 +494,7 @@ class HttpSearchClient:
 
     def _check(self, response: Any, parse: Callable[[Any], T]) -> T:
         status = response.status_code
-        retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         if status == 429:
             raise RetryableError("rate limited (HTTP 429)", retry_after)
         if status >= 500:

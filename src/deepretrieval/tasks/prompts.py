@@ -58,6 +58,16 @@ TEMPLATES: dict[str, PromptTemplate] = {
         reasoning_format="Think in <think> </think>, then answer in <answer> </answer>.",
         plain_format="Answer in <answer> </answer>.",
     ),
+    # For query_mode expand: the judge searches with the user's words followed by the answer, so the policy
+    # only names what the request lacks (short completions, hence fast CPU steps).
+    "expansion": PromptTemplate(
+        name="expansion",
+        system="You write keyword search queries.",
+        user="Request: {query}\nWrite the formal name of the topic, as in: 'runny nose' -> <answer> rhinitis </answer>",
+        target="documents",
+        reasoning_format="Think in <think> </think>, then answer in <answer> </answer>.",
+        plain_format="Answer in <answer> </answer>.",
+    ),
     "classic_ir": PromptTemplate(
         name="classic_ir",
         system="You are an expert at writing search queries for a keyword (BM25) search engine.",
