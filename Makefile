@@ -43,8 +43,12 @@ $(VERL_SITE)/.installed: Makefile
 	$(PIP) install -q --no-deps --target $(VERL_SITE) $(VERL_PACKAGES)
 	touch $@
 
+# Test files are shared among TEST_WORKERS processes (pytest-xdist), a module per worker so that module
+# fixtures are built once: half the tests wait on servers, subprocesses and rate limits, not on the CPU.
+TEST_WORKERS ?= 2
+
 test: setup $(VERL_SITE)/.installed
-	DEEPRETRIEVAL_VERL_SITE=$(abspath $(VERL_SITE)) $(PY) -m pytest -q
+	DEEPRETRIEVAL_VERL_SITE=$(abspath $(VERL_SITE)) $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 quickstart: setup
 	$(VENV)/bin/deepretrieval quickstart

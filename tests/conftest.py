@@ -56,3 +56,14 @@ def scifact_task(scifact_dir: Path, scifact_bm25):
 @pytest.fixture(scope="session")
 def squad_file(shared_data: Path) -> Path:
     return _require(shared_data / "squad" / "dev-v1.1.json")
+
+
+@pytest.fixture
+def python_sigint():
+    """Python's own Ctrl-C handler for the test (a shell that starts a job in the background has the job
+    ignore SIGINT, and a test of Ctrl-C handling needs it delivered as KeyboardInterrupt)."""
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)

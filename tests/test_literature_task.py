@@ -88,7 +88,8 @@ def test_pubmed_evaluation_is_polite_secret_and_cached(literature: Path, tmp_pat
     for proc in (first, again, keyed):
         assert secret not in proc.stdout + proc.stderr
     assert not files_containing(tmp_path, secret)
-    assert json.loads((tmp_path / "out.json").read_text())["metrics"].keys() == {
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["policies"][0]["metrics"].keys() == {
         "recall@3000",
         "precision",
         "retrieved",

@@ -263,7 +263,7 @@ def test_closed_pool_restarts_on_use(toy_db: Path) -> None:
     pool.close()
 
 
-def test_interrupted_batch_leaves_no_stale_job(toy_db: Path) -> None:
+def test_interrupted_batch_leaves_no_stale_job(toy_db: Path, python_sigint) -> None:
     with SqlExecutorPool(workers=1, limits=ExecutionLimits(timeout_s=3.0)) as pool:
         assert pool.execute(toy_db, "SELECT 1").ok
         busy = pool.worker_pids()[0]

@@ -121,7 +121,7 @@ class _InterruptAt(TrainerCallback):
             os.kill(os.getpid(), signal.SIGINT)
 
 
-def test_ctrl_c_saves_a_checkpoint_then_stops(pieces, tmp_path):
+def test_ctrl_c_saves_a_checkpoint_then_stops(pieces, tmp_path, python_sigint):
     data, model = pieces
     raw = tiny_run_config(data, model, tmp_path / "run", max_steps=5)
     raw["checkpointing"]["save_steps"] = 100

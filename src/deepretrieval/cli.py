@@ -10,13 +10,13 @@ from collections.abc import Callable, Sequence
 
 
 def _index_build(args: argparse.Namespace) -> int:
-    """Build an index from a corpus file read as a stream (never whole in memory: DPR's 21M passages fit)."""
+    """Build an index from a corpus file read as a stream (never whole in memory: DPR's 21M passages fit).
+    Settings are checked before any reading."""
     from deepretrieval.retrievers.corpus import open_corpus
 
-    print(f"reading {args.corpus}", file=sys.stderr)
-    corpus = open_corpus(args.corpus, id_key=args.id_key, text_key=args.text_key)
     if args.retriever == "bm25":
-        from deepretrieval.retrievers.bm25 import BM25Retriever, BM25Settings
+        from deepretrieval.retrievers.bm25 import BM25Retriever as Builder
+        from deepretrieval.retrievers.bm25 import BM25Settings
 
         settings = BM25Settings(
             k1=args.k1,
@@ -25,12 +25,14 @@ def _index_build(args: argparse.Namespace) -> int:
             stemmer=None if args.stemmer == "none" else args.stemmer,
             stopwords=None if args.stopwords == "none" else args.stopwords,
         )
-        retriever = BM25Retriever.build(corpus, args.out, settings)
     else:
-        from deepretrieval.retrievers.dense import DenseRetriever, DenseSettings
+        from deepretrieval.retrievers.dense import DenseRetriever as Builder
+        from deepretrieval.retrievers.dense import DenseSettings
 
-        dense = DenseSettings(model=args.model) if args.model else DenseSettings()
-        retriever = DenseRetriever.build(corpus, args.out, dense)
+        settings = DenseSettings(model=args.model) if args.model else DenseSettings()
+    corpus = open_corpus(args.corpus, id_key=args.id_key, text_key=args.text_key)
+    print(f"reading {args.corpus}", file=sys.stderr)
+    retriever = Builder.build(corpus, args.out, settings)
     print(f"indexed {len(corpus)} documents into {args.out} (fingerprint {retriever.fingerprint})")
     return 0
 

@@ -101,32 +101,34 @@ def _count_pairs(
     counted = _Counted()
     stemmer = Stemmer.Stemmer(settings.stemmer) if settings.stemmer else None
     first = 0
-    bar = tqdm(desc="BM25 index", unit=" docs", disable=not progress, leave=False)
-    for ids, texts in corpus.batches(BATCH_DOCS):
-        store.add(ids, texts)
-        tokens = bm25s.tokenize(
-            texts, stopwords=settings.stopwords or [], stemmer=stemmer, show_progress=False
-        )
-        local = np.empty(len(tokens.vocab), dtype=np.int64)  # the batch's term ids -> provisional ids
-        for term, local_id in tokens.vocab.items():
-            local[local_id] = counted.terms.setdefault(term, len(counted.terms))
-        lengths = np.fromiter(map(len, tokens.ids), dtype=np.int64, count=len(tokens.ids))
-        flat = np.fromiter(
-            itertools.chain.from_iterable(tokens.ids), dtype=np.int64, count=int(lengths.sum())
-        )
-        pairs, tf = np.unique(
-            local[flat] * len(ids) + np.repeat(np.arange(len(ids)), lengths), return_counts=True
-        )
-        terms, docs = np.divmod(pairs, len(ids))
-        path = spill / f"{len(counted.batches):06d}"
-        _save_batch(path, terms, docs + first, tf)
-        counted.batches.append(path)
-        counted.df = np.concatenate([counted.df, np.zeros(len(counted.terms) - len(counted.df), np.int64)])
-        counted.df += np.bincount(terms, minlength=len(counted.terms))
-        counted.lengths.append(lengths)
-        first += len(ids)
-        bar.update(len(ids))
-    bar.close()
+    # closed (its line cleared) on an error too, so the one-line error starts its own line
+    with tqdm(desc="BM25 index", unit=" docs", disable=not progress, leave=False) as bar:
+        for ids, texts in corpus.batches(BATCH_DOCS):
+            store.add(ids, texts)
+            tokens = bm25s.tokenize(
+                texts, stopwords=settings.stopwords or [], stemmer=stemmer, show_progress=False
+            )
+            local = np.empty(len(tokens.vocab), dtype=np.int64)  # the batch's term ids -> provisional ids
+            for term, local_id in tokens.vocab.items():
+                local[local_id] = counted.terms.setdefault(term, len(counted.terms))
+            lengths = np.fromiter(map(len, tokens.ids), dtype=np.int64, count=len(tokens.ids))
+            flat = np.fromiter(
+                itertools.chain.from_iterable(tokens.ids), dtype=np.int64, count=int(lengths.sum())
+            )
+            pairs, tf = np.unique(
+                local[flat] * len(ids) + np.repeat(np.arange(len(ids)), lengths), return_counts=True
+            )
+            terms, docs = np.divmod(pairs, len(ids))
+            path = spill / f"{len(counted.batches):06d}"
+            _save_batch(path, terms, docs + first, tf)
+            counted.batches.append(path)
+            counted.df = np.concatenate(
+                [counted.df, np.zeros(len(counted.terms) - len(counted.df), np.int64)]
+            )
+            counted.df += np.bincount(terms, minlength=len(counted.terms))
+            counted.lengths.append(lengths)
+            first += len(ids)
+            bar.update(len(ids))
     return counted
 
 
