@@ -1,9 +1,13 @@
-"""GRPO on SciFact train claims (CPU, embedded SmolLM2-135M) for a fixed step budget, then NDCG@10 on the
-test claims for the original claim, the untrained policy and the trained policy, side by side; plus the
-time per training step split into generation, reward and update (log-probs + backward + optimiser).
+"""GRPO on SciFact train claims (CPU, embedded SmolLM2-135M) in both query modes, then NDCG@10 on the test
+claims for the original claim, the untrained policy and the trained policy of each mode, with a paired
+randomisation test of every policy against the original claim; plus the time per training step split into
+generation, reward and update.
 
-    python benchmarks/train_scifact_cpu.py [--steps 20] [--eval-limit N] [--out DIR] [--json PATH]
-        [--set KEY=VALUE ...]   (any run-config override, e.g. --set rl.precision=bf16)
+Each mode trains for ``--minutes`` of wall clock (or ``--steps``, whichever comes first), so the whole run
+takes about 2 x minutes + evaluation (~25 minutes with the defaults on 2 cores):
+
+    python benchmarks/train_scifact_cpu.py [--minutes 10] [--steps 200] [--eval-limit N] [--out DIR]
+        [--json PATH] [--set KEY=VALUE ...]   (any run-config override, e.g. --set rl.learning_rate=1e-5)
 """
 
 from __future__ import annotations
@@ -17,16 +21,19 @@ from pathlib import Path
 
 from deepretrieval.config import load_config
 from deepretrieval.default_model import resolve_model
-from deepretrieval.evaluate import evaluate
+from deepretrieval.evaluate import EvalResult, evaluate
 from deepretrieval.paths import REPO_ROOT, shared_data_dir
 from deepretrieval.policies.baselines import OriginalQuery
 from deepretrieval.policies.hf import HFPolicy
-from deepretrieval.report import plot_run, read_metrics
+from deepretrieval.report import read_metrics
+from deepretrieval.significance import compare
 from deepretrieval.train.data import build_task
 from deepretrieval.train.grpo import train
 
 CONFIG = REPO_ROOT / "configs" / "scifact-bm25-cpu.yaml"
 PHASES = ("generation_s", "reward_s", "update_s")
+MODES = ("rewrite", "expand")
+METRIC = "ndcg@10"
 
 
 def step_profile(run_dir: Path) -> dict[str, float]:
@@ -36,12 +43,39 @@ def step_profile(run_dir: Path) -> dict[str, float]:
     return {key: statistics.median(r[f"time/{key}"] for r in steps) for key in ("step_s", *PHASES)}
 
 
+def train_mode(args: argparse.Namespace, mode: str) -> tuple:
+    """Train one mode for its budget; the run config, the run folder and its training figures."""
+    out = Path(args.out) / mode
+    shutil.rmtree(out, ignore_errors=True)
+    overrides = [
+        f"task.data={args.data}",
+        f"task.query_mode={mode}",
+        f"rl.max_steps={args.steps}",
+        f"rl.time_budget_s={args.minutes * 60}",
+        f"output_dir={out}",
+        *args.overrides,
+    ]
+    config = load_config(CONFIG, overrides)
+    started = time.perf_counter()
+    run_dir = train(config)
+    steps = read_metrics(run_dir)
+    figures = {
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "steps": steps[-1]["step"] if steps else 0,
+        "step_seconds": step_profile(run_dir),
+        "reward_first_5": statistics.mean(r["reward"] for r in steps[:5]) if steps else None,
+        "reward_last_5": statistics.mean(r["reward"] for r in steps[-5:]) if steps else None,
+    }
+    return config, run_dir, figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", default=str(shared_data_dir() / "scifact"))
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--minutes", type=float, default=10.0, help="training wall clock per mode")
+    parser.add_argument("--steps", type=int, default=200, help="step cap per mode")
     parser.add_argument(
         "--eval-limit", type=int, default=None, help="evaluate on the first N test claims only"
     )
@@ -50,54 +84,49 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="write the figures here")
     args = parser.parse_args()
 
-    out = Path(args.out)
-    shutil.rmtree(out, ignore_errors=True)
-    config = load_config(
-        CONFIG, [f"task.data={args.data}", f"rl.max_steps={args.steps}", f"output_dir={out}", *args.overrides]
-    )
-    started = time.perf_counter()
-    run_dir = train(config)
-    train_s = time.perf_counter() - started
-    profile = step_profile(run_dir)
-
+    trained = {mode: train_mode(args, mode) for mode in MODES}
+    config = trained["rewrite"][0]
     task = build_task(config)
     generation = {"prefill": config.prompt_prefill, "max_new_tokens": config.rl.max_completion_length}
-    policies = [
-        OriginalQuery(),
-        HFPolicy(resolve_model(config.model), name="untrained", **generation),
-        HFPolicy(str(run_dir / "final"), name="trained", **generation),
-    ]
-    results = {
-        p.name: evaluate(task, p, "test", reasoning=config.reasoning, limit=args.eval_limit, progress=False)
-        for p in policies
-    }
-    ndcg = {name: r.metrics["ndcg@10"] for name, r in results.items()}
-
-    print(
-        f"\nSciFact test ({len(results['original'].per_query)} claims), {args.steps} GRPO steps in {train_s:.0f} s"
-    )
-    print(f"{'policy':<10} {'ndcg@10':>8} {'vs original':>12} {'format_ok':>10}")
-    for name, r in results.items():
-        fmt = "-" if r.format_ok is None else f"{r.format_ok:.3f}"
-        print(f"{name:<10} {ndcg[name]:8.4f} {ndcg[name] / max(ndcg['original'], 1e-9):11.2f}x {fmt:>10}")
-    print(f"\ntime per step (median, {profile['step_s']:.1f} s):")
-    for phase in PHASES:
-        print(
-            f"  {phase.removesuffix('_s'):<11} {profile[phase]:7.2f} s  {profile[phase] / profile['step_s']:6.1%}"
+    untrained = HFPolicy(resolve_model(config.model), name="untrained", **generation)
+    results: dict[str, EvalResult] = {
+        "original": evaluate(
+            task, OriginalQuery(), "test", reasoning=False, limit=args.eval_limit, progress=False
         )
-    print(f"reward plot: {plot_run(run_dir)}")
+    }
+    for mode, (_, run_dir, _) in trained.items():
+        policy = HFPolicy(str(run_dir / "final"), name=f"trained-{mode}", **generation)
+        for name, chosen in ((f"untrained-{mode}", untrained), (f"trained-{mode}", policy)):
+            results[name] = evaluate(
+                task, chosen, "test", reasoning=False, query_mode=mode, limit=args.eval_limit, progress=False
+            )
+    task.close()
+    comparison = compare({name: r.per_query for name, r in results.items()}, "original", [METRIC])
+
+    claims = len(results["original"].per_query)
+    print(f"\nSciFact test ({claims} claims); paired randomisation test against the original claim")
+    print(f"{'policy':<18} {METRIC:>8} {'delta':>8} {'p':>8} {'format_ok':>10}")
+    for name, result in results.items():
+        test = comparison.tests.get(name, {}).get(METRIC)
+        delta, p = ("-", "-") if test is None else (f"{test.delta:+.4f}", f"{test.p_value:.4f}")
+        fmt = "-" if result.format_ok is None else f"{result.format_ok:.3f}"
+        print(f"{name:<18} {result.metrics[METRIC]:8.4f} {delta:>8} {p:>8} {fmt:>10}")
+    for mode, (_, _, figures) in trained.items():
+        split = figures["step_seconds"]
+        print(
+            f"{mode}: {figures['steps']} steps in {figures['train_seconds']:.0f} s, {split['step_s']:.1f} s a step "
+            f"(generation {split['generation_s']:.1f}, reward {split['reward_s']:.3f}, update {split['update_s']:.1f}); "
+            f"mean reward of the first 5 steps {figures['reward_first_5']:.3f}, last 5 {figures['reward_last_5']:.3f}"
+        )
 
     if args.json:
-        figures = {
-            "steps": args.steps,
-            "train_seconds": train_s,
-            "ndcg@10": ndcg,
-            "trained_vs_untrained": ndcg["trained"] / max(ndcg["untrained"], 1e-9),
-            "trained_vs_original": ndcg["trained"] / max(ndcg["original"], 1e-9),
-            "step_seconds": profile,
-            "reward_fraction": profile["reward_s"] / profile["step_s"],
+        payload = {
+            "claims": claims,
+            METRIC: {name: r.metrics[METRIC] for name, r in results.items()},
+            "significance": comparison.to_json(),
+            "training": {mode: figures for mode, (_, _, figures) in trained.items()},
         }
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
 
 
 if __name__ == "__main__":
