@@ -410,7 +410,7 @@ def serve(
     log_level: str = "warning",
 ) -> None:
     """Load the indexes, bind ``host:port`` (0: any free port) and serve until interrupted. The address
-    is printed on stdout as ``retrieval service on http://HOST:PORT`` once the socket is bound."""
+    is printed on stdout as ``retrieval service on http://HOST:PORT`` once the socket listens."""
     import socket
 
     import uvicorn
@@ -424,6 +424,7 @@ def serve(
     except OSError as err:
         service.close()
         raise OSError(f"cannot listen on {host}:{port} ({err.strerror}); choose another --port") from None
+    sock.listen(2048)  # before the address is printed: a client that reads it may connect at once
     bound = sock.getsockname()[1]
     names = ", ".join(f"{name} ({index.info['kind']})" for name, index in service.indexes.items())
     print(f"retrieval service on http://{host}:{bound} serving {names}", flush=True)
