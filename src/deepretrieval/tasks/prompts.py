@@ -19,6 +19,10 @@ NO_REASONING_FORMAT = (
     "Write only the search query inside <answer> </answer>, for example:\n<answer> your query </answer>"
 )
 
+# The compact templates' instructions (every prompt token costs CPU training time).
+SHORT_REASONING_FORMAT = "Think in <think> </think>, then answer in <answer> </answer>."
+SHORT_PLAIN_FORMAT = "Answer in <answer> </answer>."
+
 
 @dataclass(frozen=True)
 class PromptTemplate:
@@ -55,8 +59,8 @@ TEMPLATES: dict[str, PromptTemplate] = {
         system="You write keyword search queries.",
         user="Request: {query}\nRewrite it with the formal terms and synonyms that relevant documents use.",
         target="documents",
-        reasoning_format="Think in <think> </think>, then answer in <answer> </answer>.",
-        plain_format="Answer in <answer> </answer>.",
+        reasoning_format=SHORT_REASONING_FORMAT,
+        plain_format=SHORT_PLAIN_FORMAT,
     ),
     # For query_mode expand: the judge searches with the user's words followed by the answer, so the policy
     # only names what the request lacks (short completions, hence fast CPU steps).
@@ -65,8 +69,8 @@ TEMPLATES: dict[str, PromptTemplate] = {
         system="You write keyword search queries.",
         user="Request: {query}\nWrite the formal name of the topic, as in: 'runny nose' -> <answer> rhinitis </answer>",
         target="documents",
-        reasoning_format="Think in <think> </think>, then answer in <answer> </answer>.",
-        plain_format="Answer in <answer> </answer>.",
+        reasoning_format=SHORT_REASONING_FORMAT,
+        plain_format=SHORT_PLAIN_FORMAT,
     ),
     "classic_ir": PromptTemplate(
         name="classic_ir",
