@@ -50,7 +50,7 @@ def add_eval_args(ev: argparse.ArgumentParser) -> None:
     ev.add_argument(
         "--policy",
         default="original",
-        help="comma-separated: original | gold | expert | untrained | MODEL_DIR_OR_HF_ID | openai:MODEL | "
+        help="comma-separated: original | gold | expert | feedback | untrained | MODEL_DIR_OR_HF_ID | openai:MODEL | "
         "predictions:FILE, each optionally with @no-reasoning or @reasoning (default: original)",
     )
     ev.add_argument(
@@ -222,7 +222,7 @@ def _prepare(specs, args: argparse.Namespace) -> dict[str, object]:
     for spec in specs:
         if _is_local_model(spec.base):
             resolve_model(None if spec.base == "untrained" else spec.base)
-        elif spec.base not in loaded:
+        elif spec.base not in loaded and spec.base != "feedback":  # feedback reads the task: opened later
             loaded[spec.base] = load_policy(spec.base, name=spec.text, **_policy_options(args))
     return loaded
 
@@ -234,6 +234,10 @@ def _evaluate_all(task, specs, loaded: dict[str, object], args: argparse.Namespa
 
     results = []
     for index, spec in enumerate(specs):
+        if spec.base == "feedback" and spec.base not in loaded:
+            from deepretrieval.policies.baselines import Feedback
+
+            loaded[spec.base] = Feedback(task)
         if spec.base not in loaded:
             loaded[spec.base] = load_policy(spec.base, name=spec.text, **_policy_options(args))
         policy = loaded[spec.base]
@@ -261,7 +265,9 @@ def _evaluate_all(task, specs, loaded: dict[str, object], args: argparse.Namespa
 
 
 def _is_local_model(base: str) -> bool:
-    return base not in ("original", "gold", "expert") and not base.startswith(("openai:", "predictions:"))
+    return base not in ("original", "gold", "expert", "feedback") and not base.startswith(
+        ("openai:", "predictions:")
+    )
 
 
 def _compare(results, baseline: str, metrics: list[str], args: argparse.Namespace):

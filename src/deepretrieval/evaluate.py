@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from deepretrieval.generation_log import GenerationLog
 from deepretrieval.policies.base import AnswerPolicy, CompletionPolicy, GenerationFailure, Policy
+from deepretrieval.policies.card import PolicyCard
 from deepretrieval.rewards import AnswerParser, Guards, QueryMode, check_query_mode, judged_queries
 from deepretrieval.significance import Comparison
 from deepretrieval.tasks.base import Example, Outcome, Task
@@ -51,6 +52,18 @@ def prompting_for(
     if query_mode is None:
         query_mode = card.query_mode if card else "rewrite"  # type: ignore[assignment]
     return Prompting(reasoning, template, query_mode)  # type: ignore[arg-type]
+
+
+def check_feedback(task: Task, card: PolicyCard | None) -> None:
+    """A policy trained on prompts that show the top results must be evaluated on the same prompts."""
+    if card is None or not card.feedback:
+        return
+    shown = (getattr(task, "feedback", 0), getattr(task, "feedback_words", None))
+    if shown != (card.feedback, card.feedback_words):
+        raise ValueError(
+            f"this policy was trained with the top {card.feedback} results ({card.feedback_words} words each) "
+            f"in its prompt; evaluate it with --option feedback={card.feedback} --option feedback_words={card.feedback_words}"
+        )
 
 
 @dataclass(frozen=True)
@@ -191,6 +204,7 @@ def evaluate(
         raise ValueError(f"split {split!r} of task {task.name!r} has no examples")
     prompting = prompting_for(policy, reasoning, template, query_mode)
     check_query_mode(task, prompting.query_mode)
+    check_feedback(task, policy.card if isinstance(policy, CompletionPolicy) else None)
     log = None
     if log_path is not None and isinstance(policy, CompletionPolicy):
         log = GenerationLog(log_path, _log_key(task, policy, split, prompting))

@@ -3,6 +3,8 @@
 =====================  ===============================================================================
 ``original``           the example's original text, unchanged
 ``gold``               the ground-truth answer (SQL): proves a harness
+``feedback``           blind pseudo-relevance feedback: the top results the task shows (task option
+                       ``feedback``), all appended (``deepretrieval eval`` opens it with the task)
 ``untrained``          the embedded default model (SmolLM2-135M-Instruct), no training
 ``openai:MODEL``       an OpenAI-compatible chat-completions endpoint (``OPENAI_BASE_URL``, ``OPENAI_API_KEY``)
 ``predictions:PATH``   an external system's outputs, one per line in split order, or JSONL id + prediction

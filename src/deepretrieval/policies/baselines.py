@@ -16,6 +16,24 @@ class OriginalQuery:
         return [example.original for example in examples]
 
 
+class Feedback:
+    """Blind pseudo-relevance feedback: answers with the snippets of the top results the task shows the policy
+    (its ``feedback`` option), all of them. In ``expand`` mode that is classic PRF expansion, the bar a policy
+    that reads the same results must clear to show it learned which of them to trust."""
+
+    name = "feedback"
+
+    def __init__(self, task: object) -> None:
+        if not getattr(task, "feedback", 0):
+            raise ValueError(
+                "--policy feedback needs a retrieval task with feedback > 0 (task.options.feedback)"
+            )
+        self.task = task
+
+    def answers(self, examples: Sequence[Example]) -> list[str]:
+        return [" ".join(self.task.feedback_snippets(example)) for example in examples]  # type: ignore[attr-defined]
+
+
 class Gold:
     """Answers with the ground truth itself (gold SQL); only defined where the truth is an answer string."""
 

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from deepretrieval.files import write_json
+from deepretrieval.tasks.retrieval import DEFAULT_FEEDBACK_WORDS
 
 CARD_FILE = "deepretrieval_policy.json"
 
@@ -23,7 +24,8 @@ class PolicyCardError(ValueError):
 @dataclass(frozen=True)
 class PolicyCard:
     """What a policy was trained with. ``template`` is the task's prompt template name (None: the task's
-    default); ``query_mode`` how its answers reach the retriever (``rewrite`` or ``expand``)."""
+    default); ``query_mode`` how its answers reach the retriever (``rewrite`` or ``expand``); ``feedback``
+    how many top results of the user's query its prompt showed (``feedback_words`` words each; 0: none)."""
 
     reasoning: bool
     prompt_prefill: str = ""
@@ -31,6 +33,8 @@ class PolicyCard:
     template: str | None = None
     query_mode: str = "rewrite"
     base_model: str | None = None
+    feedback: int = 0
+    feedback_words: int = DEFAULT_FEEDBACK_WORDS
 
     def write(self, folder: str | Path) -> Path:
         """Write ``deepretrieval_policy.json`` into ``folder`` atomically."""
@@ -53,10 +57,12 @@ class PolicyCard:
         if unknown:
             raise PolicyCardError(f"{path}: unknown keys {unknown}; known: {sorted(known)}")
         for key, value in raw.items():
-            expected = bool if key == "reasoning" else str
-            if not isinstance(value, expected) and not (value is None and key not in _REQUIRED_TEXT):
+            expected = _TYPES.get(key, str)
+            wrong_type = not isinstance(value, expected) or (expected is int and isinstance(value, bool))
+            if wrong_type and not (value is None and key not in _REQUIRED_TEXT):
                 raise PolicyCardError(f"{path}: {key} must be {expected.__name__}, got {value!r}")
         return cls(**raw)
 
 
-_REQUIRED_TEXT = {"reasoning", "prompt_prefill", "query_mode"}
+_REQUIRED_TEXT = {"reasoning", "prompt_prefill", "query_mode", "feedback", "feedback_words"}
+_TYPES: dict[str, type] = {"reasoning": bool, "feedback": int, "feedback_words": int}

@@ -15,7 +15,7 @@ from deepretrieval.retrievers.base import Retriever
 from deepretrieval.tasks import TaskFamily
 from deepretrieval.tasks.base import Example, TaskOptions
 from deepretrieval.tasks.prompts import prompt_template
-from deepretrieval.tasks.retrieval import RetrievalTask
+from deepretrieval.tasks.retrieval import DEFAULT_FEEDBACK_WORDS, RetrievalTask
 
 T = TypeVar("T")
 
@@ -109,6 +109,10 @@ class BeirOptions(TaskOptions):
         True, description="drop a retrieved document whose id equals the query id (BEIR's evaluator default)"
     )
     name: str | None = None
+    feedback: int = Field(0, ge=0, description="show the policy the top N results of the original query")
+    feedback_words: int = Field(
+        DEFAULT_FEEDBACK_WORDS, ge=1, description="words shown of each feedback result"
+    )
 
     @field_validator("metrics")
     @classmethod
@@ -141,6 +145,8 @@ def build(data: Path | None, options: BeirOptions, retriever: Retriever) -> Retr
         options.metrics,
         options.template,
         ignore_identical_ids=options.ignore_identical_ids,
+        feedback=options.feedback,
+        feedback_words=options.feedback_words,
     )
 
 

@@ -72,6 +72,16 @@ TEMPLATES: dict[str, PromptTemplate] = {
         reasoning_format=SHORT_REASONING_FORMAT,
         plain_format=SHORT_PLAIN_FORMAT,
     ),
+    # Expansion with pseudo-relevance feedback (task option ``feedback: N``): the prompt lists the opening
+    # words of the top N results of the user's query, so the policy can pick the collection's own terms.
+    "feedback_expansion": PromptTemplate(
+        name="feedback_expansion",
+        system="You write keyword search queries.",
+        user="Request: {query}\nTop results:\n{feedback}\nWrite the formal name of the topic.",
+        target="documents",
+        reasoning_format=SHORT_REASONING_FORMAT,
+        plain_format=SHORT_PLAIN_FORMAT,
+    ),
     "classic_ir": PromptTemplate(
         name="classic_ir",
         system="You are an expert at writing search queries for a keyword (BM25) search engine.",

@@ -6,9 +6,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from deepretrieval.metrics import Metric, parse_metrics
-from deepretrieval.retrievers.base import Ranking, Retriever
+from deepretrieval.retrievers.base import Ranking, Retriever, texts_of
 from deepretrieval.tasks.base import Example, Outcome
 from deepretrieval.tasks.prompts import PromptTemplate, prompt_template
+
+DEFAULT_FEEDBACK_WORDS = 12
+"""Words shown of each feedback result: a demo title and the start of its first sentence."""
 
 
 def pick_default_split(splits: Sequence[str]) -> str:
@@ -24,6 +27,10 @@ class RetrievalTask:
     metric needs. With ``ignore_identical_ids`` (BEIR's evaluator default), a retrieved document whose id
     equals the query id is dropped before scoring: in collections whose queries are themselves documents
     (ArguAna, Quora) the query would otherwise retrieve itself.
+
+    With ``feedback`` > 0 the prompt also shows the opening ``feedback_words`` words of the top ``feedback``
+    documents the original query retrieves (pseudo-relevance feedback, the ``{feedback}`` slot of the
+    template): a small policy cannot know a collection's vocabulary, but it can read it off the results.
     """
 
     answer_key = "query"
@@ -37,6 +44,8 @@ class RetrievalTask:
         template: PromptTemplate | str = "classic_ir",
         *,
         ignore_identical_ids: bool = True,
+        feedback: int = 0,
+        feedback_words: int = DEFAULT_FEEDBACK_WORDS,
     ):
         if not metrics:
             raise ValueError("a retrieval task needs at least one metric")
@@ -52,6 +61,18 @@ class RetrievalTask:
         self.retriever = retriever
         self.ignore_identical_ids = ignore_identical_ids
         self.template = prompt_template(template)
+        if feedback < 0 or feedback_words < 1:
+            raise ValueError(
+                f"feedback must be >= 0 and feedback_words >= 1, got {feedback}, {feedback_words}"
+            )
+        if feedback and "{feedback}" not in self.template.user:
+            raise ValueError(
+                f"feedback={feedback} needs a template with a {{feedback}} slot; {self.template.name!r} has none "
+                "(e.g. template: feedback_expansion)"
+            )
+        self.feedback = feedback
+        self.feedback_words = feedback_words
+        self._feedback_texts: dict[str, str] = {}
         self.default_split = pick_default_split(list(splits))
 
     @property
@@ -76,7 +97,24 @@ class RetrievalTask:
         self, example: Example, reasoning: bool = True, template: str | None = None
     ) -> list[dict[str, str]]:
         chosen = self.template if template is None else prompt_template(template)
-        return chosen.messages(example.fields, reasoning)
+        fields = example.fields
+        if self.feedback:
+            fields = {**fields, "feedback": self.feedback_text(example)}
+        return chosen.messages(fields, reasoning)
+
+    def feedback_snippets(self, example: Example) -> list[str]:
+        """The opening words of the top ``feedback`` documents for the example's original query."""
+        ranking = self.rankings([example.original], [example], self.feedback)[0]
+        texts = texts_of(self.retriever, ranking.doc_ids[: self.feedback])
+        return [" ".join(text.split()[: self.feedback_words]) for text in texts]
+
+    def feedback_text(self, example: Example) -> str:
+        """The ``{feedback}`` slot: one snippet per line, computed once per example."""
+        text = self._feedback_texts.get(example.id)
+        if text is None:
+            text = "\n".join(f"- {snippet}" for snippet in self.feedback_snippets(example))
+            self._feedback_texts[example.id] = text
+        return text
 
     def analyze(self, answer: str) -> list[str]:
         return self.retriever.analyze(answer)

@@ -32,6 +32,7 @@ from deepretrieval.config import ConfigError, RunConfig
 from deepretrieval.default_model import resolve_model
 from deepretrieval.policies.card import PolicyCard
 from deepretrieval.tasks.base import Task
+from deepretrieval.tasks.retrieval import DEFAULT_FEEDBACK_WORDS
 from deepretrieval.train.callbacks import CardOnSave, JsonlMetrics, SigintCheckpoint, StepProfiler, TimeBudget
 from deepretrieval.train.data import build_batch_reward, build_task, prompt_dataset, training_examples
 from deepretrieval.train.lm_head import project_completions_only
@@ -285,6 +286,8 @@ def policy_card(config: RunConfig) -> PolicyCard:
         template=config.task.options.get("template"),
         query_mode=config.task.query_mode,
         base_model=config.model,
+        feedback=int(config.task.options.get("feedback", 0)),
+        feedback_words=int(config.task.options.get("feedback_words", DEFAULT_FEEDBACK_WORDS)),
     )
 
 

@@ -48,11 +48,12 @@ def per_query_rows(task, split: str, results: Sequence) -> list[dict]:
 
 
 def run(out: Path, seed: int = 0, overrides: list[str] | None = None) -> dict:
-    """Train, evaluate the three policies on the demo's held-out split (the trained and untrained policies in
-    the query mode and prompt template of training), print one table, write the figures and per-query file."""
+    """Train, then evaluate on the demo's held-out split the original query, blind pseudo-relevance feedback
+    (when the recipe shows the policy the top results), the untrained and the trained policy (the policies in
+    the query mode and prompt of training); print one table, write the figures and per-query file."""
     from deepretrieval.default_model import resolve_model
     from deepretrieval.evaluate import evaluate, format_table
-    from deepretrieval.policies.baselines import OriginalQuery
+    from deepretrieval.policies.baselines import Feedback, OriginalQuery
     from deepretrieval.policies.hf import HFPolicy
     from deepretrieval.report import plot_run, read_metrics
     from deepretrieval.train.data import build_task
@@ -71,8 +72,10 @@ def run(out: Path, seed: int = 0, overrides: list[str] | None = None) -> dict:
     split = config.task.eval_split or "test"
     generation = {"prefill": config.prompt_prefill, "max_new_tokens": config.rl.max_completion_length}
     as_trained = {"reasoning": config.reasoning, "query_mode": config.task.query_mode}
+    feedback = [Feedback(task)] if getattr(task, "feedback", 0) else []  # blind PRF: the bar to clear
     results = [
         evaluate(task, OriginalQuery(), split, reasoning=config.reasoning, progress=False),
+        *(evaluate(task, policy, split, **as_trained, progress=False) for policy in feedback),
         evaluate(task, HFPolicy(base, name="untrained", **generation), split, **as_trained, progress=False),
         evaluate(
             task,
@@ -89,9 +92,7 @@ def run(out: Path, seed: int = 0, overrides: list[str] | None = None) -> dict:
     steps = read_metrics(run_dir)
     figures = {
         "metric": metric,
-        "original": results[0].metrics[metric],
-        "untrained": results[1].metrics[metric],
-        "trained": results[2].metrics[metric],
+        **{result.policy: result.metrics[metric] for result in results},
         "query_mode": config.task.query_mode,
         "template": config.task.options.get("template"),
         "seed": seed,
