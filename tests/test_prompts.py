@@ -18,7 +18,8 @@ def tokenizer():
 @pytest.mark.parametrize("family", sorted(TEMPLATES))
 @pytest.mark.parametrize("reasoning", [True, False])
 def test_every_template_renders_both_modes(tokenizer, family: str, reasoning: bool) -> None:
-    messages = TEMPLATES[family].messages({"query": "sore throat remedies", "engine": "PubMed"}, reasoning)
+    fields = {"query": "sore throat remedies", "engine": "PubMed", "feedback": "- Pharyngitis: presentation"}
+    messages = TEMPLATES[family].messages(fields, reasoning)
     assert [m["role"] for m in messages] == ["system", "user"]
     assert "sore throat remedies" in messages[1]["content"]
     assert ("<think>" in messages[1]["content"]) == reasoning and "<answer>" in messages[1]["content"]
