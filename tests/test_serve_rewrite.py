@@ -241,3 +241,33 @@ def test_the_batcher_never_mixes_sampling_settings_and_reports_failures() -> Non
     assert batcher.stats()["items"] == 11 and batcher.stats()["max_batch_size"] == 4
     with pytest.raises(RuntimeError, match="closed"):
         batcher.submit(1)
+
+
+class _ScriptedFeedbackPolicy:
+    """A completion policy whose card says it was trained with the top 2 results (3 words each) in its prompt."""
+
+    name = "scripted-feedback"
+
+    def __init__(self) -> None:
+        from deepretrieval.policies.card import PolicyCard
+
+        self.card = PolicyCard(reasoning=False, prompt_prefill="<answer>", template="feedback_expansion",
+                               query_mode="expand", feedback=2, feedback_words=3)  # fmt: skip
+        self.prompts: list = []
+
+    def complete(self, prompts):
+        self.prompts += prompts
+        return ["<answer>pyrexia</answer>" for _ in prompts]
+
+
+def test_a_policy_trained_with_feedback_reads_the_results_of_the_given_index(tiny: dict) -> None:
+    policy = _ScriptedFeedbackPolicy()
+    with pytest.raises(ValueError, match="give an index to read them from"):
+        Rewriter(policy)
+    retriever = tiny["retriever"]
+    (result,) = Rewriter(policy, feedback_from=retriever).rewrite(["fever medicine"])
+    assert result.query == "fever medicine pyrexia" and result.format_ok  # expand mode, as the card says
+    (ranking,) = retriever.search(["fever medicine"], 2)
+    shown = [f"- {' '.join(retriever.text(doc).split()[:3])}" for doc in ranking.doc_ids]
+    user = policy.prompts[0][1]["content"]
+    assert user.startswith("Request: fever medicine\nTop results:\n" + "\n".join(shown) + "\n")

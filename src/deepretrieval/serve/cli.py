@@ -59,8 +59,9 @@ def add_serve_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-wait-ms", type=float, default=10.0, help="how long a batch waits to fill")
 
 
-def load_rewriter(args: argparse.Namespace):
-    """The policy (loaded once) and how it is prompted; the generation cap follows the reasoning choice."""
+def load_rewriter(args: argparse.Namespace, feedback_from=None):
+    """The policy (loaded once) and how it is prompted; the generation cap follows the reasoning choice.
+    ``feedback_from``: the index a policy trained with feedback reads each query's top results from."""
     from deepretrieval.policies.hf import HFPolicy
     from deepretrieval.serve.rewrite import Rewriter
 
@@ -68,7 +69,7 @@ def load_rewriter(args: argparse.Namespace):
         raise ValueError(f"--max-new-tokens must be positive, got {args.max_new_tokens}")
     name = "untrained" if args.model is None else Path(args.model).name
     policy = HFPolicy(args.model, name=name, max_new_tokens=args.max_new_tokens or REASONING_TOKENS)
-    rewriter = Rewriter(policy, template=args.template, reasoning=args.reasoning)
+    rewriter = Rewriter(policy, template=args.template, reasoning=args.reasoning, feedback_from=feedback_from)
     if args.max_new_tokens is None and not rewriter.reasoning:
         policy.max_new_tokens = PLAIN_TOKENS
     return rewriter
@@ -96,7 +97,7 @@ def run_rewrite(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise ValueError(f"--k must be positive, got {args.k}")
     retriever = open_index(args.search) if args.search else None
-    (result,) = load_rewriter(args).rewrite([args.query])
+    (result,) = load_rewriter(args, feedback_from=retriever).rewrite([args.query])
     if result.note:
         print(f"note: {result.note}", file=sys.stderr)
     print(result.query)
@@ -122,7 +123,7 @@ def run_serve(args: argparse.Namespace) -> int:
         if not sep or not name or not folder:
             raise ValueError(f"--index expects NAME=DIR, got {spec!r}")
         indexes[name] = open_index(folder)
-    rewriter = load_rewriter(args)
+    rewriter = load_rewriter(args, feedback_from=next(iter(indexes.values()), None))  # the first --index
     app = create_app(rewriter, indexes=indexes, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
     print(
         f"serving {rewriter.policy.name} on http://{args.host}:{args.port} "

@@ -23,9 +23,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from deepretrieval.policies.base import CompletionPolicy, GenerationFailure
-from deepretrieval.retrievers.base import Retriever
+from deepretrieval.retrievers.base import Retriever, texts_of
 from deepretrieval.rewards import AnswerParser, Guards
 from deepretrieval.tasks.prompts import PromptTemplate, prompt_template
+from deepretrieval.tasks.retrieval import feedback_block
 
 UNTRAINED_TEMPLATE = "classic_ir"
 SNIPPET_WORDS = 30
@@ -62,6 +63,7 @@ class Rewriter:
         template: str | None = None,
         reasoning: bool | None = None,
         guards: Guards | None = None,
+        feedback_from: Retriever | None = None,
     ) -> None:
         card = policy.card
         if card is not None and card.task == "sql":
@@ -76,6 +78,13 @@ class Rewriter:
         self.reasoning = reasoning if reasoning is not None else (card.reasoning if card else False)
         self.query_mode = card.query_mode if card else "rewrite"
         self.parse = AnswerParser(reasoning=self.reasoning, answer_key="query", guards=guards)
+        self.feedback = (card.feedback, card.feedback_words) if card and card.feedback else None
+        if self.feedback and feedback_from is None:
+            raise ValueError(
+                f"policy {policy.name} reads the top {card.feedback} results of each query (trained with "  # type: ignore[union-attr]
+                "feedback): give an index to read them from (rewrite --search DIR, serve --index NAME=DIR)"
+            )
+        self.feedback_from = feedback_from
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -86,7 +95,12 @@ class Rewriter:
         }
 
     def messages(self, query: str) -> list[dict[str, str]]:
-        return self.template.messages({"query": query}, self.reasoning)
+        fields = {"query": query}
+        if self.feedback and self.feedback_from is not None:
+            count, words = self.feedback
+            (ranking,) = self.feedback_from.search([query], count)
+            fields["feedback"] = feedback_block(texts_of(self.feedback_from, ranking.doc_ids), words)
+        return self.template.messages(fields, self.reasoning)
 
     def finish(self, original: str, completion: str | GenerationFailure) -> Rewrite:
         """The parsed rewrite of one completion; the original query when it is malformed."""

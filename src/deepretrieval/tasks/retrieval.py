@@ -14,6 +14,11 @@ DEFAULT_FEEDBACK_WORDS = 12
 """Words shown of each feedback result: a demo title and the start of its first sentence."""
 
 
+def feedback_block(texts: Sequence[str], words: int) -> str:
+    """The ``{feedback}`` slot of a prompt: the opening ``words`` words of each result, one ``- `` line each."""
+    return "\n".join(f"- {' '.join(text.split()[:words])}" for text in texts)
+
+
 def pick_default_split(splits: Sequence[str]) -> str:
     """``test`` when there is one (evaluation's usual target), else ``dev``, else the first split."""
     return next((s for s in ("test", "dev") if s in splits), min(splits))
@@ -109,10 +114,10 @@ class RetrievalTask:
         return [" ".join(text.split()[: self.feedback_words]) for text in texts]
 
     def feedback_text(self, example: Example) -> str:
-        """The ``{feedback}`` slot: one snippet per line, computed once per example."""
+        """The ``{feedback}`` slot, computed once per example."""
         text = self._feedback_texts.get(example.id)
         if text is None:
-            text = "\n".join(f"- {snippet}" for snippet in self.feedback_snippets(example))
+            text = feedback_block(self.feedback_snippets(example), self.feedback_words)
             self._feedback_texts[example.id] = text
         return text
 
