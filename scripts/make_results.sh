@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Regenerate docs/results/*.md: the original query, the untrained embedded SmolLM2 (no reasoning, as the
-# quickstart trains it) and a trained checkpoint, on the demo's held-out queries and on SciFact test, each table with
+# Regenerate docs/results/*.md: the original query, blind pseudo-relevance feedback (the top 3 results' opening
+# words appended), the untrained embedded SmolLM2 (no reasoning, prompted as the quickstart trains it, in expand
+# mode) and a trained checkpoint, on the demo's held-out queries and on SciFact test, each table with
 # paired-randomisation significance marks against the original query. Every Markdown file carries the
 # exact `deepretrieval eval` command that produced it.
 #
@@ -14,14 +15,20 @@ CHECKPOINT=${1:-runs/quickstart/run/final}
 DATA=${DEEPRETRIEVAL_DATA:-../shared/data}
 DR=${DR:-deepretrieval}
 [ -d "$CHECKPOINT" ] || { echo "no checkpoint at $CHECKPOINT: run make quickstart first or pass a folder" >&2; exit 2; }
-POLICIES="original,untrained@no-reasoning,$CHECKPOINT"
+# The quickstart's prompt: the top 3 results of the query, 8 words each (its policy card says so too).
+FEEDBACK=(--option template=feedback_expansion --option feedback=3 --option feedback_words=8)
 # 32 new tokens: the quickstart policy answers in at most 16 (2 CPU cores; reasoning rows need GPUs)
-
-$DR eval --task demo --policy "$POLICIES" --max-new-tokens 32 --out runs/results/demo
-$DR eval --task beir --data "$DATA/scifact" --split test --policy "$POLICIES" --max-new-tokens 32 \
-    --out runs/results/scifact
+run() {  # the baselines, then the models in expand mode (the quickstart's), one table
+  local name=$1; shift
+  $DR eval "$@" "${FEEDBACK[@]}" --policy original,feedback --out "runs/results/$name-baselines"
+  $DR eval "$@" "${FEEDBACK[@]}" --policy "original,untrained@no-reasoning,$CHECKPOINT" --query-mode expand \
+    --max-new-tokens 32 --out "runs/results/$name"
+}
+run demo --task demo
+run scifact --task beir --data "$DATA/scifact" --split test
 
 mkdir -p docs/results
-cp runs/results/demo/results.md docs/results/demo.md
-cp runs/results/scifact/results.md docs/results/scifact.md
+for name in demo scifact; do
+  cat "runs/results/$name-baselines/results.md" <(echo) "runs/results/$name/results.md" > "docs/results/$name.md"
+done
 echo "wrote docs/results/demo.md and docs/results/scifact.md"

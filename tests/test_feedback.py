@@ -57,7 +57,8 @@ def test_blind_feedback_appends_every_snippet_and_changes_the_ranking(task) -> N
     examples = task.examples("test")[:20]
     answers = Feedback(task).answers(examples)
     assert answers == [" ".join(task.feedback_snippets(ex)) for ex in examples]
-    blind = evaluate(task, Feedback(task), "test", query_mode="expand", limit=20, progress=False)
+    blind = evaluate(task, Feedback(task), "test", limit=20, progress=False)
+    assert blind.query_mode == "expand"  # the baseline's own mode
     original = evaluate(task, load_policy("original"), "test", limit=20, progress=False)
     assert blind.metrics["ndcg@10"] != pytest.approx(original.metrics["ndcg@10"])
 
@@ -92,7 +93,7 @@ def test_eval_cli_scores_blind_feedback(task, tmp_path: Path) -> None:
     options = [arg for key, value in OPTIONS.items() for arg in ("--option", f"{key}={value}")]
     proc = subprocess.run(
         [sys.executable, "-m", "deepretrieval.cli", "eval", "--task", "demo", "--policy", "feedback",
-         "--query-mode", "expand", *options, "--out", str(tmp_path / "out")],
+         *options, "--out", str(tmp_path / "out")],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr

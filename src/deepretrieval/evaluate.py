@@ -43,14 +43,14 @@ def prompting_for(
     query_mode: QueryMode | None = None,
 ) -> Prompting:
     """Explicit choices win; otherwise a trained policy is used as its card says; otherwise with reasoning,
-    the task's template and ``rewrite``."""
+    the task's template and the policy's own ``query_mode`` (baselines), else ``rewrite``."""
     card = policy.card if isinstance(policy, CompletionPolicy) else None
     if reasoning is None:
         reasoning = card.reasoning if card else True
     if template is None and card is not None:
         template = card.template
-    if query_mode is None:
-        query_mode = card.query_mode if card else "rewrite"  # type: ignore[assignment]
+    if query_mode is None:  # a baseline may say how its answers reach the judge (blind feedback: expand)
+        query_mode = card.query_mode if card else getattr(policy, "query_mode", "rewrite")
     return Prompting(reasoning, template, query_mode)  # type: ignore[arg-type]
 
 

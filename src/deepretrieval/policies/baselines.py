@@ -22,6 +22,7 @@ class Feedback:
     that reads the same results must clear to show it learned which of them to trust."""
 
     name = "feedback"
+    query_mode = "expand"  # the user's words followed by the snippets, unless eval is told otherwise
 
     def __init__(self, task: object) -> None:
         if not getattr(task, "feedback", 0):
