@@ -53,7 +53,7 @@ class PromptTemplate:
 
 TEMPLATES: dict[str, PromptTemplate] = {
     # Classic IR in as few tokens as possible: on a CPU the GRPO update runs over the whole prompt, so
-    # every instruction token costs training time (the quickstart uses this one).
+    # every instruction token costs training time.
     "keywords": PromptTemplate(
         name="keywords",
         system="You write keyword search queries.",
