@@ -26,7 +26,7 @@ from deepretrieval.policies.base import CompletionPolicy, GenerationFailure
 from deepretrieval.retrievers.base import Retriever, texts_of
 from deepretrieval.rewards import AnswerParser, Guards
 from deepretrieval.tasks.prompts import PromptTemplate, prompt_template
-from deepretrieval.tasks.retrieval import feedback_block
+from deepretrieval.tasks.retrieval import feedback_block, opening_words
 
 UNTRAINED_TEMPLATE = "classic_ir"
 SNIPPET_WORDS = 30
@@ -99,7 +99,9 @@ class Rewriter:
         if self.feedback and self.feedback_from is not None:
             count, words = self.feedback
             (ranking,) = self.feedback_from.search([query], count)
-            fields["feedback"] = feedback_block(texts_of(self.feedback_from, ranking.doc_ids), words)
+            fields["feedback"] = feedback_block(
+                opening_words(texts_of(self.feedback_from, ranking.doc_ids), words)
+            )
         return self.template.messages(fields, self.reasoning)
 
     def finish(self, original: str, completion: str | GenerationFailure) -> Rewrite:

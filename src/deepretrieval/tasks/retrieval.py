@@ -14,9 +14,14 @@ DEFAULT_FEEDBACK_WORDS = 12
 """Words shown of each feedback result: a demo title and the start of its first sentence."""
 
 
-def feedback_block(texts: Sequence[str], words: int) -> str:
-    """The ``{feedback}`` slot of a prompt: the opening ``words`` words of each result, one ``- `` line each."""
-    return "\n".join(f"- {' '.join(text.split()[:words])}" for text in texts)
+def opening_words(texts: Sequence[str], words: int) -> list[str]:
+    """The first ``words`` words of each text: the snippets a feedback prompt shows."""
+    return [" ".join(text.split()[:words]) for text in texts]
+
+
+def feedback_block(snippets: Sequence[str]) -> str:
+    """The ``{feedback}`` slot of a prompt: one ``- snippet`` line per result."""
+    return "\n".join(f"- {snippet}" for snippet in snippets)
 
 
 def pick_default_split(splits: Sequence[str]) -> str:
@@ -110,14 +115,13 @@ class RetrievalTask:
     def feedback_snippets(self, example: Example) -> list[str]:
         """The opening words of the top ``feedback`` documents for the example's original query."""
         ranking = self.rankings([example.original], [example], self.feedback)[0]
-        texts = texts_of(self.retriever, ranking.doc_ids[: self.feedback])
-        return [" ".join(text.split()[: self.feedback_words]) for text in texts]
+        return opening_words(texts_of(self.retriever, ranking.doc_ids[: self.feedback]), self.feedback_words)
 
     def feedback_text(self, example: Example) -> str:
         """The ``{feedback}`` slot, computed once per example."""
         text = self._feedback_texts.get(example.id)
         if text is None:
-            text = feedback_block(self.feedback_snippets(example), self.feedback_words)
+            text = feedback_block(self.feedback_snippets(example))
             self._feedback_texts[example.id] = text
         return text
 
