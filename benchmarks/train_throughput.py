@@ -11,7 +11,7 @@ step of every run is warm-up and left out), medians over all kept steps, and the
 
 ``old`` is the 323568b recipe: fp32, gradient checkpointing on (TRL's default, which the bridge then left
 in place), 2 prompts x 8 completions of up to 20 tokens, the ``classic_ir`` prompt, full fine-tuning, and
-TRL's fused LM head projecting every prompt position. ``new`` is ``deepretrieval/data/quickstart.yaml``.
+TRL's fused LM head projecting every prompt position, every row run whole through the model in the update. ``new`` is ``deepretrieval/data/quickstart.yaml``.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ OLD_RECIPE = {
         "seed": 0,
         "precision": "fp32",
         "gradient_checkpointing": True,
+        "share_prompt_forward": False,
     },
 }
 

@@ -106,6 +106,11 @@ class RLConfig(_Section):
     max_grad_norm: float = Field(default=1.0, gt=0.0)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     gradient_checkpointing: bool = False
+    share_prompt_forward: bool = Field(
+        default=True,
+        description="forward each distinct prompt once in the update, shared by its group's samples "
+        "(same log-probs and gradients; single process, no gradient checkpointing, else TRL's own pass)",
+    )
     loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = Field(
         default="dapo", description="TRL's GRPO loss normalisation (pinned: TRL's default has changed before)"
     )

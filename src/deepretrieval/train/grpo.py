@@ -103,6 +103,7 @@ RL_HANDLED_HERE = {
     "max_prompt_length": "prompts longer than this are dropped when the dataset is built",
     "time_budget_s": "the TimeBudget callback",
     "lora": "the peft_config given to GRPOTrainer",
+    "share_prompt_forward": "SharedPromptGRPOTrainer instead of TRL's GRPOTrainer",
 }
 
 
@@ -213,6 +214,8 @@ def build_trainer(config: RunConfig, run_dir: Path, extra_callbacks: Sequence[Tr
     from accelerate import PartialState
     from trl import GRPOTrainer
 
+    from deepretrieval.train.shared_prompt import SharedPromptGRPOTrainer
+
     set_seed(config.rl.seed)
     # Fail fast on what needs no work: the model must be reachable and the TRL settings valid before
     # an index is built.
@@ -247,7 +250,8 @@ def build_trainer(config: RunConfig, run_dir: Path, extra_callbacks: Sequence[Tr
         callbacks.append(TimeBudget(config.rl.time_budget_s))
     if config.logging.backend == "tensorboard":
         callbacks.append(_tensorboard_callback(run_dir / "logs"))
-    trainer = GRPOTrainer(
+    trainer_class = SharedPromptGRPOTrainer if config.rl.share_prompt_forward else GRPOTrainer
+    trainer = trainer_class(
         model=model,
         reward_funcs=[reward_fn],
         args=args,
