@@ -153,6 +153,18 @@ def test_an_interrupted_evaluation_resumes_where_it_stopped(tiny: dict, tmp_path
     assert other.generated == 4
 
 
+def test_a_log_is_not_reused_when_a_task_option_changes_the_prompts(tiny: dict, tmp_path: Path) -> None:
+    log, policy = tmp_path / "generations.jsonl", HFPolicy(str(tiny["model"]), max_new_tokens=4)
+    for words, generated in ((3, 4), (3, 0), (2, 4)):  # same template, fewer words shown: new prompts
+        task = load_task(
+            "beir", tiny["beir"], retriever=RetrieverConfig(index=str(tiny["root"] / "idx")),
+            metrics=["ndcg@10"], template="feedback_expansion", feedback=2, feedback_words=words,
+        )  # fmt: skip
+        counting = Interrupting(policy, None)
+        evaluate(task, counting, "train", log_path=log, progress=False)
+        assert counting.generated == generated, words
+
+
 def test_a_damaged_log_line_is_an_error_not_a_silent_result(tmp_path: Path) -> None:
     path = tmp_path / "log.jsonl"
     GenerationLog(path, {"k": 1}).append([("a", "x"), ("b", "y")])

@@ -8,6 +8,8 @@ evaluation resumes where it stopped.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -188,7 +190,7 @@ def evaluate(
     """Run ``policy`` on ``split`` (default: the task's) and score every answer with the task's judge.
 
     ``label`` names the result (default: the policy's name). ``log_path``: a model's completions are
-    logged there and reused by a later call with the same policy, task, split and prompting."""
+    logged there and reused by a later call with the same policy, task, split, examples and prompts."""
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be a positive number of examples, got {limit}")
     if not isinstance(policy, (AnswerPolicy, CompletionPolicy)):
@@ -207,7 +209,7 @@ def evaluate(
     check_feedback(task, policy.card if isinstance(policy, CompletionPolicy) else None)
     log = None
     if log_path is not None and isinstance(policy, CompletionPolicy):
-        log = GenerationLog(log_path, _log_key(task, policy, split, prompting))
+        log = GenerationLog(log_path, _log_key(task, policy, split, prompting, examples))
     try:
         answered = answer(
             task,
@@ -276,8 +278,13 @@ def _judge(
     return outcomes
 
 
-def _log_key(task: Task, policy: CompletionPolicy, split: str, prompting: Prompting) -> dict:
-    """What a policy's completions depend on: reused only when all of it is unchanged."""
+def _log_key(
+    task: Task, policy: CompletionPolicy, split: str, prompting: Prompting, examples: Sequence[Example]
+) -> dict:
+    """What a policy's completions depend on: reused only when all of it is unchanged. The digest of the
+    prompts themselves covers every task option that shapes them (e.g. how many results a feedback prompt
+    shows), which the template name alone does not."""
+    prompts = [task.messages(example, prompting.reasoning, prompting.template) for example in examples]
     return {
         "policy": policy.fingerprint,
         "task": task.name,
@@ -285,6 +292,7 @@ def _log_key(task: Task, policy: CompletionPolicy, split: str, prompting: Prompt
         "split": split,
         "reasoning": prompting.reasoning,
         "template": prompting.template,
+        "prompts": hashlib.sha256(json.dumps(prompts, sort_keys=True).encode()).hexdigest()[:16],
     }
 
 
