@@ -75,11 +75,10 @@ def _score(trainer: GRPOTrainer, model: LlamaForCausalLM, batch_size: int | None
 def test_shared_prompt_pass_equals_trls(batch_size: int | None) -> None:
     project_completions_only(True)
     model = _model()
-    assert SharedPromptGRPOTrainer._can_share(
-        _trainer(SharedPromptGRPOTrainer), model, *_batch()[:1], COMPLETION, False, {}
-    )
+    shared = _trainer(SharedPromptGRPOTrainer)
+    assert shared._can_share(model, _batch()[0], COMPLETION, False, {})  # the shared pass is what runs below
     trl_logp, trl_entropy, trl_grads = _score(_trainer(GRPOTrainer), model, batch_size)
-    logp, entropy, grads = _score(_trainer(SharedPromptGRPOTrainer), model, batch_size)
+    logp, entropy, grads = _score(shared, model, batch_size)
     assert (trl_logp != 0).sum() == (_batch()[1][:, -COMPLETION:]).sum()  # every kept token scored
     torch.testing.assert_close(logp, trl_logp, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(entropy, trl_entropy, atol=1e-5, rtol=1e-4)
