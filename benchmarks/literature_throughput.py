@@ -23,7 +23,7 @@ from pathlib import Path
 from deepretrieval.paths import shared_data_dir
 from deepretrieval.retrievers.boolean import BooleanRetriever
 from deepretrieval.retrievers.corpus import load_corpus
-from deepretrieval.retrievers.pubmed import PubMedRetriever, PubMedSettings
+from deepretrieval.retrievers.web.pubmed import PubMedRetriever, PubMedSettings
 from deepretrieval.serve.standin import Collection, StandIn, peak_rate
 
 FAKE_KEY = "benchmark-not-a-real-key"  # the stand-in accepts any key; NCBI's 10/s limit applies to it

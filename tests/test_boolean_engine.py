@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from deepretrieval.retrievers.base import DateRange, IndexedRetriever, SettingsError
 from deepretrieval.retrievers.boolean import BooleanRetriever, BooleanSettings, QueryOptions
 from deepretrieval.retrievers.corpus import Corpus, CorpusError, load_corpus
-from deepretrieval.retrievers.index_store import MANIFEST, BadIndexError
+from deepretrieval.retrievers.storage.index_store import MANIFEST, BadIndexError
 
 DOCS = [
     ("d1", "Gout and hyperuricemia", "Allopurinol lowers uric acid in patients with gout.", "2001/05/10"),

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from deepretrieval.retrievers.corpus import Corpus
-from deepretrieval.retrievers.dense import DEFAULT_MODEL, DenseRetriever, DenseSettings, encode, load_encoder
+from deepretrieval.retrievers.dense import DEFAULT_MODEL, DenseRetriever, DenseSettings, load_encoder
+from deepretrieval.retrievers.dense.encoder import encode
 
 pytest.importorskip("sentence_transformers")
 pytest.importorskip("onnxruntime")
@@ -52,8 +53,8 @@ def test_export_is_cached_and_a_damaged_one_is_redone(
 ) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from deepretrieval.retrievers.dense import model_location
-    from deepretrieval.retrievers.onnx_encoder import MODEL_FILE, onnx_encoder
+    from deepretrieval.retrievers.dense.encoder import model_location
+    from deepretrieval.retrievers.dense.onnx_encoder import MODEL_FILE, onnx_encoder
 
     monkeypatch.setenv("DEEPRETRIEVAL_CACHE", str(tmp_path))
 

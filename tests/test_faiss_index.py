@@ -22,7 +22,7 @@ from deepretrieval.retrievers.dense import DenseRetriever
 
 pytest.importorskip("sentence_transformers")
 pytest.importorskip("faiss")
-from deepretrieval.retrievers.faiss_index import FaissRetriever, FaissSettings
+from deepretrieval.retrievers.dense.faiss_index import FaissRetriever, FaissSettings
 
 
 @pytest.fixture(scope="module")

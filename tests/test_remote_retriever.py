@@ -22,7 +22,7 @@ from deepretrieval.retrievers import DateRange, IndexMismatchError, open_retriev
 from deepretrieval.retrievers import registry as registry_module
 from deepretrieval.retrievers.bm25 import BM25Retriever
 from deepretrieval.retrievers.corpus import Corpus
-from deepretrieval.retrievers.remote import RemoteRetriever, ServiceUnavailable
+from deepretrieval.retrievers.web.remote import RemoteRetriever, ServiceUnavailable
 from deepretrieval.serve.retrieval_service import IndexSpec, ServiceLimits
 from deepretrieval.tasks import load_task
 from deepretrieval.tasks.beir import read_queries

@@ -18,7 +18,7 @@ from _service_helpers import LiveService
 from deepretrieval.coalesce import Coalescer
 from deepretrieval.retrievers.bm25 import BM25Retriever
 from deepretrieval.retrievers.corpus import Corpus
-from deepretrieval.retrievers.index_store import BadIndexError
+from deepretrieval.retrievers.storage.index_store import BadIndexError
 from deepretrieval.serve.retrieval_service import IndexSpec, RetrievalService, ServiceLimits
 from deepretrieval.tasks.beir import read_queries
 

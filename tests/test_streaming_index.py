@@ -14,8 +14,8 @@ import pytest
 import scipy.sparse
 import Stemmer
 
-from deepretrieval.retrievers import bm25_build
 from deepretrieval.retrievers.bm25 import BM25Retriever, BM25Settings
+from deepretrieval.retrievers.bm25 import build as bm25_build
 from deepretrieval.retrievers.corpus import Corpus, CorpusError, load_corpus, open_corpus
 
 WORDS = [f"w{i}" for i in range(3000)] + ["running", "runs", "runner", "cells", "the", "and", "of", "studies"]

@@ -22,7 +22,7 @@ from deepretrieval.config import parse_config
 from deepretrieval.integrations import verl_reward
 from deepretrieval.integrations.verl import compute_score, compute_score_batch
 from deepretrieval.integrations.verl_data import run_spec
-from deepretrieval.retrievers.remote import RemoteRetriever
+from deepretrieval.retrievers.web.remote import RemoteRetriever
 from deepretrieval.serve.retrieval_service import IndexSpec
 from deepretrieval.train.data import build_batch_reward, build_task
 from deepretrieval.train.rewards_adapter import TRLBatchReward

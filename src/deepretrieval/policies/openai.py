@@ -24,7 +24,7 @@ import httpx
 
 from deepretrieval.paths import cache_dir
 from deepretrieval.policies.base import GenerationFailure
-from deepretrieval.retrievers.http import retry_after_seconds
+from deepretrieval.retrievers.web.client import retry_after_seconds
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRIED_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})

@@ -180,7 +180,7 @@ class Retriever(Protocol):
 
 @runtime_checkable
 class IndexedRetriever(Retriever, Protocol):
-    """A retriever over an index folder it builds itself (see ``index_store`` for the folder layout).
+    """A retriever over an index folder it builds itself (see ``storage.index_store`` for the folder layout).
 
     ``build`` writes and publishes the index atomically and returns it loaded; ``load`` opens a published
     index, taking only runtime options (threads, device, batch size: nothing that changes the index).

@@ -23,7 +23,8 @@ from deepretrieval.retrievers.corpus import (
     load_corpus,
     open_corpus,
 )
-from deepretrieval.retrievers.index_store import (
+from deepretrieval.retrievers.registry import is_indexed, retriever_class
+from deepretrieval.retrievers.storage.index_store import (
     FORMAT_VERSION,
     BadIndexError,
     IndexMismatchError,
@@ -31,7 +32,6 @@ from deepretrieval.retrievers.index_store import (
     has_index,
     rebuild_hint,
 )
-from deepretrieval.retrievers.registry import is_indexed, retriever_class
 
 logger = logging.getLogger(__name__)
 

@@ -18,13 +18,13 @@ import importlib
 import re
 
 _KINDS: dict[str, str | type] = {
-    "bm25": "deepretrieval.retrievers.bm25:BM25Retriever",
-    "dense": "deepretrieval.retrievers.dense:DenseRetriever",
-    "faiss": "deepretrieval.retrievers.faiss_index:FaissRetriever",
+    "bm25": "deepretrieval.retrievers.bm25.retriever:BM25Retriever",
+    "dense": "deepretrieval.retrievers.dense.exact:DenseRetriever",
+    "faiss": "deepretrieval.retrievers.dense.faiss_index:FaissRetriever",
     "boolean": "deepretrieval.retrievers.boolean:BooleanRetriever",
-    "pubmed": "deepretrieval.retrievers.pubmed:PubMedRetriever",
-    "ctgov": "deepretrieval.retrievers.ctgov:CTGovRetriever",
-    "remote": "deepretrieval.retrievers.remote:RemoteRetriever",
+    "pubmed": "deepretrieval.retrievers.web.pubmed:PubMedRetriever",
+    "ctgov": "deepretrieval.retrievers.web.ctgov:CTGovRetriever",
+    "remote": "deepretrieval.retrievers.web.remote:RemoteRetriever",
 }
 _KIND = re.compile(r"[a-z][a-z0-9_-]*")
 _TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")

@@ -1,5 +1,5 @@
 """The retrieval service: published indexes loaded once, searched over HTTP by every training or evaluation
-process that shares them (``deepretrieval serve-retriever``; the client is ``retrievers.remote``).
+process that shares them (``deepretrieval serve-retriever``; the client is ``retrievers.web.remote``).
 
 Endpoints (JSON in and out; errors are ``{"detail": message}`` with a 4xx status):
 
@@ -38,8 +38,8 @@ from fastapi.responses import JSONResponse, Response
 from deepretrieval.coalesce import Coalescer
 from deepretrieval.retrievers import open_retriever
 from deepretrieval.retrievers.base import DateRange, Ranking, Retriever
-from deepretrieval.retrievers.index_store import MANIFEST, BadIndexError
 from deepretrieval.retrievers.registry import known_kinds, retriever_class
+from deepretrieval.retrievers.storage.index_store import MANIFEST, BadIndexError
 
 logger = logging.getLogger(__name__)
 

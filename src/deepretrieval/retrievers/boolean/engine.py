@@ -1,7 +1,7 @@
 """A local Boolean search engine over a literature collection, on tantivy: PubMed and Ovid syntax in,
 documents matching the Boolean query out, ranked by BM25, with the match count as ``Ranking.total``.
 
-Files of an index version (published and verified by ``index_store``): tantivy's segment files and
+Files of an index version (published and verified by ``storage.index_store``): tantivy's segment files and
 ``meta.json``, and ``ids.json`` (the document id of every row). Title and abstract are indexed apart,
 each twice (stemmed and exact, see ``compile``), with the publication date when the corpus has one.
 """
@@ -39,7 +39,7 @@ from deepretrieval.retrievers.boolean.syntax import (
     normalize_date,
 )
 from deepretrieval.retrievers.corpus import Corpus
-from deepretrieval.retrievers.index_store import IndexVersion, IndexWriter, load_index
+from deepretrieval.retrievers.storage.index_store import IndexVersion, IndexWriter, load_index
 
 IDS = "ids.json"
 TEXT_FIELDS = ("title", "abstract")
@@ -145,7 +145,7 @@ class BooleanRetriever:
         **runtime: Any,
     ) -> BooleanRetriever:
         """Index ``corpus`` (titles, abstracts and dates are read back from its file), publish the index in
-        ``index_dir`` (see ``index_store``) and load it with the ``runtime`` options of :meth:`load`."""
+        ``index_dir`` (see ``storage.index_store``) and load it with the ``runtime`` options of :meth:`load`."""
         settings = settings or BooleanSettings()
         writer = IndexWriter(index_dir, cls.kind)
         with writer:

@@ -1,6 +1,6 @@
 """Dense retrieval on a FAISS index: exact inner product by default, HNSW or IVF when asked.
 
-Same embeddings, encoder and lifecycle as :class:`~deepretrieval.retrievers.dense.DenseRetriever` (it
+Same embeddings, encoder and lifecycle as :class:`~deepretrieval.retrievers.dense.exact.DenseRetriever` (it
 embeds with the same code); only the vectors' store and search differ. Files of an index version (besides
 the document store)::
 
@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import Field
 
-from deepretrieval.retrievers.dense import DenseSettings, EmbeddingRetriever, _check_batch_size
-from deepretrieval.retrievers.doc_store import DocStore
-from deepretrieval.retrievers.index_store import IndexVersion, load_index
+from deepretrieval.retrievers.dense.embedding import DenseSettings, EmbeddingRetriever, check_batch_size
+from deepretrieval.retrievers.storage.doc_store import DocStore
+from deepretrieval.retrievers.storage.index_store import IndexVersion, load_index
 
 if TYPE_CHECKING:
     import faiss
@@ -117,7 +117,7 @@ class FaissRetriever(EmbeddingRetriever):
     ) -> FaissRetriever:
         """Open the published index in ``index_dir`` (the FAISS index is read into memory). ``verify``
         also checks the checksum of every file."""
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         if ef_search < 1 or nprobe < 1:
             raise ValueError(f"ef_search and nprobe must be >= 1, got {ef_search} and {nprobe}")
         faiss = _faiss()

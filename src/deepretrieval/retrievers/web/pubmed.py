@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deepretrieval.retrievers.base import DateRange
-from deepretrieval.retrievers.http import (
+from deepretrieval.retrievers.web.client import (
     Fetched,
     HttpSearchClient,
     HttpSettings,

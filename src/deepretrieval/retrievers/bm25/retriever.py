@@ -1,6 +1,6 @@
-"""BM25 on ``bm25s`` (sparse matrices, no Java), with Lucene-style defaults and a memory-mapped on-disk index.
+"""``BM25Retriever``: batched BM25 search over a memory-mapped index (``build`` writes it, see ``build``).
 
-Files of an index version (besides the document store, see ``doc_store``)::
+Files of an index version (besides the document store, see ``storage.doc_store``)::
 
     bm25.data.npy      float32 [nnz]      BM25 weight of every (term, document) pair, term-major
     bm25.indices.npy   int32/64 [nnz]     the document row of every weight
@@ -16,56 +16,26 @@ import mmap
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Literal
 
 import bm25s
 import numpy as np
 import scipy.sparse
-import Stemmer
-from pydantic import Field, field_validator
 from sparse_dot_topn import sp_matmul_topn
 
-from deepretrieval.retrievers.base import DateRange, Ranking, RetrieverSettings, refuse_dates
-from deepretrieval.retrievers.bm25_build import DATA, INDICES, INDPTR, VOCAB, write_index_files
+from deepretrieval.retrievers.base import DateRange, Ranking, refuse_dates
+from deepretrieval.retrievers.bm25.build import DATA, INDICES, INDPTR, VOCAB, write_index_files
+from deepretrieval.retrievers.bm25.settings import BM25Settings, tokenizer
 from deepretrieval.retrievers.corpus import Corpus, CorpusFile
-from deepretrieval.retrievers.doc_store import DocStore
-from deepretrieval.retrievers.index_store import IndexVersion, IndexWriter, load_index
+from deepretrieval.retrievers.storage.doc_store import DocStore
+from deepretrieval.retrievers.storage.index_store import IndexVersion, IndexWriter, load_index
 
 MIN_QUERIES_PER_THREAD = 16
-
-
-class BM25Settings(RetrieverSettings):
-    """Scoring and analysis settings. Defaults are Anserini/Lucene's BM25 (k1=0.9, b=0.4) with
-    English Snowball stemming and English stop words."""
-
-    k1: float = Field(0.9, ge=0)
-    b: float = Field(0.4, ge=0, le=1)
-    method: Literal["lucene", "robertson", "atire", "bm25l", "bm25+"] = "lucene"
-    stemmer: str | None = "english"
-    stopwords: str | None = "en"
-
-    @field_validator("stemmer")
-    @classmethod
-    def _known_stemmer(cls, value: str | None) -> str | None:
-        if value is not None and value not in Stemmer.algorithms():
-            raise ValueError(f"unknown stemmer; available: {', '.join(Stemmer.algorithms())}")
-        return value
-
-    @field_validator("stopwords")
-    @classmethod
-    def _known_stopwords(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                bm25s.tokenize([""], stopwords=value, show_progress=False)
-            except ValueError:
-                raise ValueError("unknown stop-word list; use a language code such as en, de, fr") from None
-        return value
 
 
 class BM25Retriever:
     """Batched BM25 search over a fixed collection: :meth:`build` once, :meth:`load` memory-mapped.
 
-    bm25s precomputes BM25 weights as a term x document sparse matrix. Instead of bm25s.retrieve's
+    The index holds the BM25 weights as a term x document sparse matrix. Instead of bm25s.retrieve's
     per-query loop we score a whole batch with ONE sparse product (queries x terms) @ (terms x docs)
     fused with top-k selection (``sparse_dot_topn``, multi-threaded C++): the reward path scores
     hundreds of queries at once, and this is what keeps it cheaper than calling bm25s per query.
@@ -92,7 +62,7 @@ class BM25Retriever:
         self._term_doc = term_doc
         self._vocab = vocab
         self._doc_ids = np.asarray(docs.ids, dtype=object)
-        self._tokenize = _tokenizer(self.settings)
+        self._tokenize = tokenizer(self.settings)
 
     def __len__(self) -> int:
         return len(self._doc_ids)
@@ -110,8 +80,8 @@ class BM25Retriever:
         verify: bool = False,
     ) -> BM25Retriever:
         """Index ``corpus`` (in memory, or a :class:`CorpusFile` streamed in batches), publish the index
-        in ``index_dir`` (see ``index_store``) and load it. Memory stays bounded whatever the collection's
-        size: see ``bm25_build``."""
+        in ``index_dir`` (see ``storage.index_store``) and load it. Memory stays bounded whatever the collection's
+        size: see ``bm25.build``."""
         settings = settings or BM25Settings()
         writer = IndexWriter(index_dir, cls.kind)
         with writer:
@@ -177,8 +147,8 @@ class BM25Retriever:
     @classmethod
     def analyzer(cls, settings: BM25Settings) -> Callable[[str], list[str]]:
         """``analyze`` of any index built with ``settings``, without the index: a remote client (see
-        ``retrievers.remote``) analyses text locally, exactly as the served index does."""
-        tokenize = _tokenizer(settings)
+        ``retrievers.web.remote``) analyses text locally, exactly as the served index does."""
+        tokenize = tokenizer(settings)
         return lambda text: tokenize([text])[0]
 
     def _query_matrix(self, queries: Sequence[str]) -> scipy.sparse.csr_matrix:
@@ -233,18 +203,6 @@ def _open_matrix(version: IndexVersion, mmap_mode: str | None) -> tuple[scipy.sp
         raise version.fail(f"{INDICES} holds document rows outside 0..{count - 1}")
     term_doc = scipy.sparse.csr_matrix((data, indices, indptr), shape=(len(vocab), count), copy=False)
     return term_doc, vocab
-
-
-def _tokenizer(settings: BM25Settings) -> Callable[[list[str]], list[list[str]]]:
-    """Texts -> analysed terms per text, as ``settings`` say (the one analysis of indexing and search)."""
-    stemmer = Stemmer.Stemmer(settings.stemmer) if settings.stemmer else None
-
-    def tokenize(texts: list[str]) -> list[list[str]]:
-        return bm25s.tokenize(
-            texts, stopwords=settings.stopwords or [], stemmer=stemmer, return_ids=False, show_progress=False
-        )
-
-    return tokenize
 
 
 def _fingerprint(settings: BM25Settings, corpus_fingerprint: str) -> str:

@@ -13,7 +13,7 @@ from typing import BinaryIO, Self
 import numpy as np
 
 from deepretrieval.retrievers.corpus import document_line
-from deepretrieval.retrievers.index_store import IndexVersion
+from deepretrieval.retrievers.storage.index_store import IndexVersion
 
 TEXTS = "docs.jsonl"  # one document_line per document, in row order
 OFFSETS = "docs.offsets.npy"  # int64 [n + 1]: byte offset of every line, then the file size

@@ -21,18 +21,15 @@ import itertools
 import json
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Self
+from typing import BinaryIO, Self
 
 import bm25s
 import numpy as np
-import Stemmer
 from tqdm.auto import tqdm
 
+from deepretrieval.retrievers.bm25.settings import BM25Settings, stemmer_of
 from deepretrieval.retrievers.corpus import Corpus, CorpusFile
-from deepretrieval.retrievers.doc_store import DocStoreWriter
-
-if TYPE_CHECKING:
-    from deepretrieval.retrievers.bm25 import BM25Settings
+from deepretrieval.retrievers.storage.doc_store import DocStoreWriter
 
 DATA, INDICES, INDPTR, VOCAB = "bm25.data.npy", "bm25.indices.npy", "bm25.indptr.npy", "bm25.vocab.json"
 BATCH_DOCS = 20_000  # documents tokenized at once (~100 MB of token lists at 100 words a document)
@@ -99,7 +96,7 @@ def _count_pairs(
     corpus: Corpus | CorpusFile, store: DocStoreWriter, settings: BM25Settings, spill: Path, progress: bool
 ) -> _Counted:
     counted = _Counted()
-    stemmer = Stemmer.Stemmer(settings.stemmer) if settings.stemmer else None
+    stemmer = stemmer_of(settings)
     first = 0
     # closed (its line cleared) on an error too, so the one-line error starts its own line
     with tqdm(desc="BM25 index", unit=" docs", disable=not progress, leave=False) as bar:

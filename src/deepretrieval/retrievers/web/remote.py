@@ -27,8 +27,8 @@ import orjson
 
 from deepretrieval.retrievers.base import DateRange, Ranking
 from deepretrieval.retrievers.corpus import corpus_fingerprint
-from deepretrieval.retrievers.index_store import IndexMismatchError
 from deepretrieval.retrievers.registry import retriever_class
+from deepretrieval.retrievers.storage.index_store import IndexMismatchError
 
 logger = logging.getLogger(__name__)
 
