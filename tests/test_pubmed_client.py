@@ -20,8 +20,8 @@ import pytest
 
 from _literature_helpers import N_DOCS, TOPICS, files_containing, pmid, write_corpus
 from deepretrieval.retrievers.base import DateRange
-from deepretrieval.retrievers.web.client import OFFLINE_MISS, ResponseCache
 from deepretrieval.retrievers.web.pubmed import PubMedRetriever, PubMedSettings
+from deepretrieval.retrievers.web.search_api import OFFLINE_MISS, ResponseCache
 from deepretrieval.serve.standin import Fault, StandIn, peak_rate
 
 
@@ -318,7 +318,7 @@ def test_settings_and_contract(tmp_path: Path) -> None:
 
 _WRITER = """
 import sys
-from deepretrieval.retrievers.web.client import Fetched, ResponseCache
+from deepretrieval.retrievers.web.search_api import Fetched, ResponseCache
 cache = ResponseCache(sys.argv[1])
 ids = [str(n) for n in range(3000)]
 i = 0

@@ -12,9 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
-import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -24,7 +21,7 @@ import httpx
 
 from deepretrieval.paths import cache_dir
 from deepretrieval.policies.base import GenerationFailure
-from deepretrieval.retrievers.web.client import retry_after_seconds
+from deepretrieval.retrievers.web.client import HttpClient, RequestFailed, Retry, retryable
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRIED_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -39,9 +36,9 @@ class OpenAIPolicy:
     """Chat messages in, completions out, through ``POST {base_url}/chat/completions``.
 
     Up to ``concurrency`` requests are in flight at once (threads sharing one connection pool). A request
-    that times out, cannot connect, or gets 429 / 5xx is retried up to ``max_retries`` times with
-    exponential backoff and full jitter (``backoff_s * 2**attempt``, capped at ``max_backoff_s``), or after
-    the server's ``Retry-After`` when it sends one.
+    that times out, cannot connect, or gets 408 / 409 / 429 / 5xx is retried up to ``max_retries`` times
+    with exponential backoff and full jitter (``backoff_s * 2**attempt``, capped at ``max_backoff_s``), and
+    at least the server's ``Retry-After`` when it sends one (the loop of ``retrievers.web.client``).
     """
 
     card = None  # an API model is prompted as the caller says
@@ -75,20 +72,22 @@ class OpenAIPolicy:
             raise ValueError("openai:MODEL against api.openai.com needs OPENAI_API_KEY in the environment")
         self.name = name or f"openai:{model}"
         self.concurrency = concurrency
-        self.max_retries = max_retries
-        self.backoff_s = backoff_s
-        self.max_backoff_s = max_backoff_s
         self.temperature = temperature
         self.max_tokens = max_tokens
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._client = httpx.Client(
-            headers=headers,
-            timeout=timeout_s,
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        self._client = HttpClient(
+            self.name,
+            Retry(max_retries + 1, backoff_s, max_backoff_s),
+            timeout_s=timeout_s,
+            concurrency=concurrency,
+            headers={"Authorization": f"Bearer {key}"} if key else {},
+            secret=key or None,
         )
         self._cache = diskcache.Cache(str(Path(cache) if cache else cache_dir() / "completions"))
-        self._lock = threading.Lock()
-        self.stats = {"requests": 0, "retries": 0, "cache_hits": 0, "failures": 0}
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Requests made, retries, completions served from the cache, completions that failed."""
+        return self._client.stats.as_dict()
 
     @property
     def fingerprint(self) -> str:
@@ -107,7 +106,7 @@ class OpenAIPolicy:
             for m in prompts
         ]
         results: list[str | GenerationFailure | None] = [self._cache.get(key) for key in keys]
-        self._count("cache_hits", sum(r is not None for r in results))
+        self._client.stats.add("cache_hits", sum(r is not None for r in results))
         todo = [i for i, r in enumerate(results) if r is None]
         if todo:
             with ThreadPoolExecutor(max_workers=min(self.concurrency, len(todo))) as pool:
@@ -120,36 +119,26 @@ class OpenAIPolicy:
         return results  # type: ignore[return-value]
 
     def _request(self, messages: list[dict[str, str]]) -> str | GenerationFailure:
-        # Hand-written rather than a retry library: the server's Retry-After must replace the backoff,
-        # and the loop must end in a reported failure rather than an exception; both are a few lines here.
         body = {"model": self.model, "messages": messages, **self._sampling()}
-        problem = ""
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                self._count("retries")
-            self._count("requests")
-            try:
-                response = self._client.post(f"{self.base_url}/chat/completions", json=body)
-            except (httpx.TimeoutException, httpx.TransportError) as err:
-                problem, wait = f"{type(err).__name__}", None
-            else:
-                if response.status_code == 200:
-                    return self._content(response)
-                if response.status_code in FATAL_STATUS:
-                    raise OpenAIError(
-                        f"{self.base_url}/chat/completions answered {response.status_code} for model "
-                        f"{self.model!r}: {FATAL_STATUS[response.status_code]}"
-                    )
-                problem = f"HTTP {response.status_code}"
-                if response.status_code not in RETRIED_STATUS:  # e.g. 400: the endpoint says why
-                    problem += f" ({' '.join(response.text.split())[:200]})"
-                    break
-                wait = retry_after_seconds(response.headers.get("retry-after"))
-            if attempt < self.max_retries:
-                cap = min(self.max_backoff_s, self.backoff_s * 2**attempt)
-                time.sleep(min(wait, self.max_backoff_s) if wait is not None else random.uniform(0, cap))
-        self._count("failures")
-        return GenerationFailure(f"{problem} after {attempt + 1} attempts")
+        try:
+            return self._client.request("POST", f"{self.base_url}/chat/completions", self._read, json=body)
+        except RequestFailed as err:
+            self._client.stats.add("failures")
+            return GenerationFailure(f"{err.problem} after {err.attempts} attempts")
+
+    def _read(self, response: httpx.Response) -> str | GenerationFailure:
+        status = response.status_code
+        if status == 200:
+            return self._content(response)
+        if status in FATAL_STATUS:
+            raise OpenAIError(
+                f"{self.base_url}/chat/completions answered {status} for model {self.model!r}: {FATAL_STATUS[status]}"
+            )
+        if status in RETRIED_STATUS:
+            raise retryable(response, f"HTTP {status}")
+        raise RequestFailed(
+            f"HTTP {status} ({' '.join(response.text.split())[:200]})"
+        )  # e.g. 400: it says why
 
     def _content(self, response: httpx.Response) -> str | GenerationFailure:
         try:
@@ -157,10 +146,6 @@ class OpenAIPolicy:
         except (ValueError, KeyError, IndexError, TypeError):
             return GenerationFailure("the endpoint's answer is not a chat.completion object")
         return content if isinstance(content, str) else GenerationFailure("the completion has no text")
-
-    def _count(self, key: str, n: int = 1) -> None:
-        with self._lock:
-            self.stats[key] += n
 
     def close(self) -> None:
         self._client.close()

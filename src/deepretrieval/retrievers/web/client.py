@@ -1,48 +1,37 @@
-"""Shared machinery for search-API clients (PubMed, ClinicalTrials.gov): a process-wide rate limiter,
-retries with exponential backoff and full jitter, a persistent response cache, and the concurrent batch
-runner. An engine module only knows its URL, its parameters and its response shape (``_cache_request``
-and ``_fetch``); everything else lives here.
+"""One HTTP client for every engine searched over the network (PubMed, ClinicalTrials.gov, the retrieval
+service) and for OpenAI-compatible policies: a process-wide rate limiter, and ONE retry loop with
+exponential backoff and full jitter that honours Retry-After.
 
-Guarantees the reward path relies on: ``search`` never raises for anything the network or the server
-does (a query that cannot be searched after the retries becomes ``Ranking.failure``); failures are never
-cached; a secret (API key) never reaches a cache key, a cache file, a log line or an error message."""
+The loop knows transport failures (a timeout, a dropped or refused connection: retried); what an answer
+means is the caller's ``read(response)``: it returns the result, raises :class:`RetryableError` for an
+answer worth asking again for (429, 5xx, a body that is not the API's JSON), or raises anything else to
+stop at once (:class:`RequestFailed` for a request the server refuses as sent). A secret given to the
+client (an API key) is replaced by ``***`` in its log lines and errors.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import logging
-import os
+import math
 import random
-import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from pathlib import Path
-from typing import Any, Self, TypeVar, get_args, get_type_hints
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import numpy as np
-
-from deepretrieval.paths import cache_dir as default_cache_root
-from deepretrieval.retrievers.base import DateRange, Ranking
+import httpx
 
 log = logging.getLogger(__name__)
 
-OFFLINE_ENV = "DEEPRETRIEVAL_OFFLINE"
-OFFLINE_MISS = "offline: not in cache"
-USER_AGENT = "deepretrieval (search-API client; python-httpx)"
 # Network jitter can bunch requests that left the client a full window apart; NCBI counts arrivals, so
 # the limiter keeps this much extra distance between request i and request i+N.
 JITTER_MARGIN_S = 0.15
-_DATE = re.compile(r"^(\d{4})(?:/(\d{2})(?:/(\d{2}))?)?$")
-_WORD = re.compile(r"\w+")
-_BOOLEAN_OPERATORS = frozenset({"and", "or", "not"})
 
 T = TypeVar("T")
 
@@ -114,194 +103,54 @@ def shared_limiter(url: str, secret: str | None, requests_per_second: float) -> 
     return limiter
 
 
-# --------------------------------------------------------------------------- settings and errors
+# --------------------------------------------------------------------------- retries
 
 
 @dataclass(frozen=True)
-class HttpSettings:
-    """What every search-API client shares. Engine settings subclass this with their own defaults."""
+class Retry:
+    """How a request is retried: ``attempts`` tries in all; before try n+1 a pause drawn uniformly from
+    0 to ``min(backoff_cap_s, backoff_s * 2**(n-1))`` (full jitter), at least the server's Retry-After;
+    giving up early when the pauses would add up to more than ``max_wait_s``."""
 
-    engine_url: str = ""
-    requests_per_second: float | None = None  # None: the engine's published (or default) limit
-    concurrency: int = 16  # requests in flight at once (threads); the limiter still caps the rate
-    timeout_s: float = 30.0
-    attempts: int = 6  # tries per request before the query becomes a failure
-    backoff_s: float = 0.5  # first backoff ceiling; doubles per retry (full jitter below it)
-    backoff_cap_s: float = 16.0
-    max_wait_s: float = 120.0  # total backoff per request before giving up
-    cache: bool = True
-    cache_dir: str | Path | None = None  # None: <deepretrieval cache>/api/<engine>
-    cache_size_gb: float = 8.0  # ~35 KB per 3,000-id query; the least recently stored go first past this
-    offline: bool = False  # cache only; also set by DEEPRETRIEVAL_OFFLINE=1
-
-    def __post_init__(self) -> None:
-        hints = get_type_hints(type(self))
-        for setting in fields(self):
-            value = getattr(self, setting.name)
-            if not _fits(value, hints[setting.name]):
-                raise ValueError(
-                    f"{type(self).__name__}.{setting.name} must be "
-                    f"{getattr(hints[setting.name], '__name__', hints[setting.name])}, got {value!r}"
-                )
-        if not self.engine_url.startswith(("http://", "https://")):
-            raise ValueError(f"engine_url must be an http(s) URL, got {self.engine_url!r}")
-        if self.requests_per_second is not None and self.requests_per_second <= 0:
-            raise ValueError(f"requests_per_second must be > 0, got {self.requests_per_second}")
-        if self.concurrency < 1 or self.attempts < 1:
-            raise ValueError(
-                f"concurrency and attempts must be >= 1, got {self.concurrency}, {self.attempts}"
-            )
-        if min(self.timeout_s, self.backoff_s, self.backoff_cap_s, self.max_wait_s) < 0:
-            raise ValueError("timeout_s, backoff_s, backoff_cap_s and max_wait_s must be >= 0")
-        if self.cache_size_gb <= 0:
-            raise ValueError(f"cache_size_gb must be > 0, got {self.cache_size_gb}")
-
-    @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> Self:
-        """Build from a config mapping; an unknown key is an error that lists the valid ones."""
-        names = [f.name for f in fields(cls)]
-        unknown = sorted(set(options) - set(names))
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} key(s) {unknown}; valid keys: {', '.join(names)}")
-        return cls(**options)
-
-
-def _fits(value: object, hint: Any) -> bool:
-    """Whether a setting's value has its declared type (``X | None`` unions; an int is a float)."""
-    for kind in get_args(hint) or (hint,):
-        if kind is type(None) and value is None:
-            return True
-        if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
-            return True
-        if kind is int and isinstance(value, bool):
-            continue
-        if isinstance(kind, type) and isinstance(value, kind):
-            return True
-    return False
+    attempts: int
+    backoff_s: float
+    backoff_cap_s: float
+    max_wait_s: float = math.inf
 
 
 class RetryableError(Exception):
-    """An answer worth asking again for: 429, 5xx, a timeout, a dropped connection, a body that is not
-    the API's JSON. ``retry_after`` is the server's Retry-After in seconds, when it sent one."""
+    """An answer worth asking again for. ``retry_after`` is the server's Retry-After in seconds, when it
+    sent one (see :func:`retryable`)."""
 
     def __init__(self, message: str, retry_after: float | None = None):
         super().__init__(message)
         self.retry_after = retry_after
 
 
-class SearchFailed(Exception):
-    """The query could not be searched: a request the server refuses as sent, or retries exhausted."""
+class RequestFailed(Exception):
+    """The request could not be made: the server refused it as sent, or the retries ran out (:class:`GaveUp`).
+    ``problem`` says why; ``attempts`` is how many requests were made."""
+
+    def __init__(self, problem: str, attempts: int = 1):
+        super().__init__(problem)
+        self.problem = problem
+        self.attempts = attempts
 
 
-@dataclass(frozen=True)
-class Fetched:
-    """One query's result as an engine returns it: ids best first, and the engine's match count."""
+class GaveUp(RequestFailed):
+    """Every attempt met a transient failure (or the backoff budget ran out); ``problem`` is the last one."""
 
-    ids: list[str]
-    total: int
+    def __init__(self, name: str, problem: str, attempts: int, why: str):
+        super().__init__(problem, attempts)
+        self.message = f"{name}: {problem}; gave up {why}"
 
-
-@dataclass
-class ClientStats:
-    """Counters for benchmarks and tests: HTTP attempts made, retries, cache hits, failed queries."""
-
-    requests: int = 0
-    retries: int = 0
-    cache_hits: int = 0
-    failures: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def add(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            setattr(self, name, getattr(self, name) + n)
+    def __str__(self) -> str:
+        return self.message
 
 
-# --------------------------------------------------------------------------- dates and query words
-
-
-def parse_date(text: str) -> tuple[int, int | None, int | None]:
-    """``YYYY``, ``YYYY/MM`` or ``YYYY/MM/DD`` (NCBI's formats) as (year, month, day); a clear error
-    for anything else, including dates that do not exist."""
-    match = _DATE.match(text.strip()) if isinstance(text, str) else None
-    if match is None:
-        raise ValueError(f"date {text!r} is not YYYY, YYYY/MM or YYYY/MM/DD")
-    year, month, day = (int(g) if g else None for g in match.groups())
-    try:
-        dt.date(year, month or 1, day or 1)
-    except ValueError:
-        raise ValueError(f"date {text!r} is not a calendar date") from None
-    return year, month, day
-
-
-def check_date_range(dates: DateRange) -> None:
-    """Both ends parse and the start is not after the end."""
-    ends = [parse_date(d) for d in (dates.start, dates.end) if d is not None]
-    if len(ends) == 2 and (ends[0][0], ends[0][1] or 1, ends[0][2] or 1) > (
-        ends[1][0],
-        ends[1][1] or 12,
-        ends[1][2] or 31,
-    ):
-        raise ValueError(f"date range starts after it ends: {dates.start} > {dates.end}")
-
-
-def query_words(text: str, syntax: re.Pattern[str]) -> list[str]:
-    """Lower-cased ``\\w+`` words of a query, without Boolean operators and without what ``syntax``
-    matches (field tags, engine operators)."""
-    words = _WORD.findall(syntax.sub(" ", text).lower())
-    return [w for w in words if w not in _BOOLEAN_OPERATORS]
-
-
-# --------------------------------------------------------------------------- cache
-
-
-class ResponseCache:
-    """Persistent query -> (ids, total) store on ``diskcache`` (SQLite: every write is one transaction,
-    so a process killed mid-write leaves the previous state, never a torn entry). Keys are digests of the
-    full request description, which never holds a secret. Entries are checked on load; a damaged one is
-    dropped and fetched again. Past ``size_gb`` the least recently stored entries are evicted."""
-
-    def __init__(self, directory: str | Path, size_gb: float = 8.0):
-        import diskcache
-
-        self.directory = Path(directory)
-        self._store = diskcache.Cache(str(self.directory), size_limit=int(size_gb * 2**30))
-
-    @staticmethod
-    def key(request: Mapping[str, Any]) -> str:
-        return hashlib.sha256(json.dumps(request, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-
-    def get(self, key: str) -> Fetched | None:
-        raw = self._store.get(key)
-        if raw is None:
-            return None
-        try:
-            entry = json.loads(raw)
-            ids, total = entry["ids"], entry["total"]
-            if not (
-                isinstance(ids, list) and all(isinstance(i, str) for i in ids) and isinstance(total, int)
-            ):
-                raise ValueError("wrong types")
-        except (ValueError, KeyError, TypeError) as err:
-            log.warning("dropping a damaged cache entry in %s (%s)", self.directory, err)
-            self._store.delete(key)
-            return None
-        return Fetched(ids, total)
-
-    def put(self, key: str, fetched: Fetched, request: Mapping[str, Any]) -> None:
-        self._store.set(key, json.dumps({"request": request, "ids": fetched.ids, "total": fetched.total}))
-
-    def close(self) -> None:
-        self._store.close()
-
-
-# --------------------------------------------------------------------------- the client
-
-
-def ranking_of(fetched: Fetched) -> Ranking:
-    """APIs give no scores: rank-based, descending (-1, -2, ...)."""
-    return Ranking(
-        list(fetched.ids), -np.arange(1, len(fetched.ids) + 1, dtype=np.float32), total=fetched.total
-    )
+def retryable(response: httpx.Response, problem: str) -> RetryableError:
+    """``problem`` as a retryable error carrying the response's Retry-After."""
+    return RetryableError(problem, retry_after_seconds(response.headers.get("Retry-After")))
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -319,202 +168,99 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
-class HttpSearchClient:
-    """Batched search over an HTTP API. Subclasses set ``kind`` and implement ``_cache_request`` (the
-    full request a query makes, secrets left out) and ``_fetch`` (the engine's paging, calling
-    ``_call`` for each page)."""
+@dataclass
+class ClientStats:
+    """Counters for benchmarks and tests: HTTP attempts made, retries, cache hits, failed queries."""
 
-    kind: str = "http"
-    fingerprint: str = ""
+    requests: int = 0
+    retries: int = 0
+    cache_hits: int = 0
+    failures: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def __init__(self, settings: HttpSettings, *, secret: str | None, requests_per_second: float):
-        import httpx
+    def add(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + n)
 
-        self.settings = settings
-        self.offline = settings.offline or os.environ.get(OFFLINE_ENV, "").lower() in ("1", "true", "yes")
-        self.stats = ClientStats()
-        self._secret = secret
-        self._limiter = shared_limiter(settings.engine_url, secret, requests_per_second)
-        self._random = random.Random()
-        self._cache: ResponseCache | None = None
-        if settings.cache:
-            directory = settings.cache_dir or default_cache_root() / "api" / self.kind
-            self._cache = ResponseCache(directory, settings.cache_size_gb)
-        elif self.offline:
-            raise ValueError(f"{self.kind}: offline mode answers from the cache, but cache=False; enable it")
-        self._http = httpx.Client(
-            timeout=settings.timeout_s,
-            limits=httpx.Limits(max_connections=settings.concurrency),
-            headers={"User-Agent": USER_AGENT},
-        )
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "requests": self.requests,
+            "retries": self.retries,
+            "cache_hits": self.cache_hits,
+            "failures": self.failures,
+        }
 
-    # ---- engine hooks
 
-    def _cache_request(self, query: str, k: int, dates: DateRange | None) -> dict[str, Any]:
-        raise NotImplementedError
+# --------------------------------------------------------------------------- the client
 
-    def _fetch(self, query: str, k: int, dates: DateRange | None) -> Fetched:
-        raise NotImplementedError
 
-    def _check_k(self, k: int) -> None:
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+class HttpClient:
+    """An ``httpx`` connection pool (``concurrency`` connections; shared by threads) with the retry loop.
+    ``name`` prefixes log lines and errors; ``limiter`` paces every attempt; ``stats`` counts requests and
+    retries (callers add their cache hits and failures)."""
 
-    # ---- public API
-
-    def search(
-        self, queries: Sequence[str], k: int, *, dates: Sequence[DateRange | None] | None = None
-    ) -> list[Ranking]:
-        """Top-``k`` ids for every query, best first; duplicates are searched once, cached queries not
-        at all, the rest concurrently under the shared rate limit. A query that cannot be searched gets
-        ``Ranking.failure(reason)``; an empty query gets an empty ranking (total 0) without a request."""
-        self._check_k(k)
-        if isinstance(queries, str):
-            raise TypeError("search takes a sequence of queries, not one string")
-        if dates is None:
-            dates = [None] * len(queries)
-        if len(dates) != len(queries):
-            raise ValueError(f"dates has {len(dates)} entries for {len(queries)} queries; give one per query")
-        for limits in dates:
-            if limits is not None:
-                check_date_range(limits)
-        # an empty range is no limit: same search, same cache entry
-        pairs = [(q, d if d is not None and (d.start or d.end) else None) for q, d in zip(queries, dates)]
-        results: dict[tuple[str, DateRange | None], Ranking] = {}
-        todo: list[tuple[tuple[str, DateRange | None], dict[str, Any], str]] = []
-        for pair in dict.fromkeys(pairs):
-            query, limits = pair
-            if not isinstance(query, str):
-                raise TypeError(f"queries must be strings, got {type(query).__name__}")
-            if not query.strip():
-                results[pair] = ranking_of(Fetched([], 0))
-                continue
-            request = self._cache_request(query, k, limits)
-            key = ResponseCache.key(request)
-            cached = self._cache.get(key) if self._cache is not None else None
-            if cached is not None:
-                self.stats.add("cache_hits")
-                results[pair] = ranking_of(cached)
-            elif self.offline:
-                results[pair] = Ranking.failure(OFFLINE_MISS)
-            else:
-                todo.append((pair, request, key))
-        if todo:
-            workers = min(self.settings.concurrency, len(todo))
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=self.kind) as pool:
-                rankings = pool.map(lambda item: self._search_one(item[0], k, item[1], item[2]), todo)
-                for (pair, _, _), ranking in zip(todo, rankings):
-                    results[pair] = ranking
-        return [results[pair] for pair in pairs]
-
-    def text(self, doc_id: str) -> str:
-        raise NotImplementedError(
-            f"{self.kind} search returns document ids only, not texts; read texts from a local corpus"
-        )
-
-    def close(self) -> None:
-        self._http.close()
-        if self._cache is not None:
-            self._cache.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.fingerprint})"
-
-    # ---- machinery
-
-    def _search_one(
-        self, pair: tuple[str, DateRange | None], k: int, request: dict[str, Any], key: str
-    ) -> Ranking:
-        query, limits = pair
-        try:
-            fetched = self._fetch(query, k, limits)
-        except SearchFailed as err:
-            self.stats.add("failures")
-            return Ranking.failure(self._redact(str(err)))
-        if self._cache is not None:
-            self._cache.put(key, fetched, request)
-        return ranking_of(fetched)
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
-
-    def _call(
+    def __init__(
         self,
-        method: str,
-        url: str,
-        params: Mapping[str, str],
-        parse: Callable[[Any], T],
-    ) -> T:
-        """One request, rate-limited and retried: 429 (honouring Retry-After), 5xx, timeouts, dropped
-        connections and unparsable bodies are retried with exponential backoff and full jitter, within
-        ``attempts`` tries and ``max_wait_s`` of backoff; other 4xx answers fail at once. ``parse`` gets
-        the response and raises ``RetryableError`` or ``SearchFailed`` for bodies it cannot use."""
-        import httpx
+        name: str,
+        retry: Retry,
+        *,
+        timeout_s: float,
+        concurrency: int | None = None,
+        limiter: RateLimiter | None = None,
+        headers: Mapping[str, str] | None = None,
+        secret: str | None = None,
+    ):
+        self.name = name
+        self.retry = retry
+        self.timeout_s = timeout_s
+        self.stats = ClientStats()
+        self._limiter = limiter
+        self._secret = secret
+        self._random = random.Random()
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        self._http = httpx.Client(
+            timeout=timeout_s, limits=limits if concurrency else httpx.Limits(), headers=dict(headers or {})
+        )
 
-        settings = self.settings
+    def request(self, method: str, url: str, read: Callable[[httpx.Response], T], **send: Any) -> T:
+        """``read`` of the answer to one request (``send``: httpx's ``params``, ``data``, ``json``,
+        ``content``, ``headers``), rate-limited and retried as the module notes say; raises
+        :class:`GaveUp` when the retries run out, and whatever ``read`` raises that is not retryable."""
+        retry = self.retry
         waited = 0.0
-        for attempt in range(settings.attempts):
-            self._limiter.acquire()
+        for attempt in range(1, retry.attempts + 1):
+            if self._limiter is not None:
+                self._limiter.acquire()
             self.stats.add("requests")
             try:
-                if method == "GET":
-                    response = self._http.get(url, params=params)
-                else:
-                    response = self._http.post(url, data=params)
-                result = self._check(response, parse)
-                return result
+                return read(self._http.request(method, url, **send))
             except httpx.TimeoutException:
-                problem = RetryableError(f"no answer within {settings.timeout_s} s")
+                problem = RetryableError(f"no answer within {self.timeout_s} s")
             except httpx.RequestError as err:  # dropped or refused connection, undecodable body, ...
                 problem = RetryableError(f"connection failed ({type(err).__name__})")
             except RetryableError as err:
                 problem = err
-            if attempt + 1 == settings.attempts:
+            except RequestFailed as err:
+                err.attempts = attempt
+                raise
+            if attempt == retry.attempts:
                 break
-            delay = self._random.uniform(0, min(settings.backoff_cap_s, settings.backoff_s * 2**attempt))
+            delay = self._random.uniform(0, min(retry.backoff_cap_s, retry.backoff_s * 2 ** (attempt - 1)))
             if problem.retry_after is not None:
                 delay = max(delay, problem.retry_after)
-            if waited + delay > settings.max_wait_s:
-                raise SearchFailed(
-                    f"{self.kind}: {problem}; gave up (backoff budget of {settings.max_wait_s} s)"
+            if waited + delay > retry.max_wait_s:
+                raise GaveUp(
+                    self.name, self.redact(str(problem)), attempt, f"(backoff budget of {retry.max_wait_s} s)"
                 )
-            log.warning(
-                "%s: %s; retry %d in %.1f s", self.kind, self._redact(str(problem)), attempt + 1, delay
-            )
+            log.warning("%s: %s; retry %d in %.1f s", self.name, self.redact(str(problem)), attempt, delay)
             self.stats.add("retries")
             time.sleep(delay)
             waited += delay
-        raise SearchFailed(f"{self.kind}: {problem}; gave up after {settings.attempts} attempts")
+        raise GaveUp(self.name, self.redact(str(problem)), retry.attempts, f"after {retry.attempts} attempts")
 
-    def _check(self, response: Any, parse: Callable[[Any], T]) -> T:
-        status = response.status_code
-        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-        if status == 429:
-            raise RetryableError("rate limited (HTTP 429)", retry_after)
-        if status >= 500:
-            raise RetryableError(f"server error (HTTP {status})", retry_after)
-        if 300 <= status < 400:
-            where = response.headers.get("Location", "?")
-            raise SearchFailed(
-                f"{self.kind}: the server redirects (HTTP {status}) to {where}; set engine_url to it"
-            )
-        if status >= 400:
-            body = " ".join(response.text.split())[:300]
-            raise SearchFailed(f"{self.kind}: the server refused the request (HTTP {status}): {body}")
-        return parse(response)
+    def redact(self, text: str) -> str:
+        """``text`` with the client's secret replaced by ``***``."""
+        return text.replace(self._secret, "***") if self._secret else text
 
-
-def json_body(response: Any, kind: str) -> Any:
-    """The response's JSON; a body that does not parse (truncated, HTML from a proxy) is retryable."""
-    try:
-        return json.loads(response.content)
-    except ValueError:
-        raise RetryableError(
-            f"{kind} answered HTTP {response.status_code} with a body that is not JSON"
-        ) from None
+    def close(self) -> None:
+        self._http.close()

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from deepretrieval.retrievers.base import DateRange
-from deepretrieval.retrievers.web.client import (
+from deepretrieval.retrievers.web.client import RetryableError
+from deepretrieval.retrievers.web.search_api import (
     Fetched,
-    HttpSearchClient,
-    HttpSettings,
-    RetryableError,
+    SearchApiRetriever,
+    SearchApiSettings,
     json_body,
     parse_date,
     query_words,
@@ -38,7 +38,7 @@ _SYNTAX = re.compile(r"\b(?:AREA|RANGE|SEARCH|EXPANSION|COVERAGE|MISSING|TILT)\[
 
 
 @dataclass(frozen=True)
-class CTGovSettings(HttpSettings):
+class CTGovSettings(SearchApiSettings):
     """ClinicalTrials.gov client settings."""
 
     engine_url: str = DEFAULT_URL  # API root; the client appends /studies
@@ -63,7 +63,7 @@ def _iso(text: str, *, end: bool) -> str:
     return f"{year:04d}-{month:02d}-{day:02d}"
 
 
-class CTGovRetriever(HttpSearchClient):
+class CTGovRetriever(SearchApiRetriever):
     """``search(queries, k, dates=...)`` over ``/studies``: NCT ids in the API's order, ``total`` = the
     API's ``totalCount``."""
 

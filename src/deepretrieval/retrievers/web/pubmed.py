@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from deepretrieval.retrievers.base import DateRange
-from deepretrieval.retrievers.web.client import (
+from deepretrieval.retrievers.web.client import RetryableError
+from deepretrieval.retrievers.web.search_api import (
     Fetched,
-    HttpSearchClient,
-    HttpSettings,
-    RetryableError,
+    SearchApiRetriever,
+    SearchApiSettings,
     json_body,
     query_words,
 )
@@ -43,7 +43,7 @@ _SYNTAX = re.compile(r"\[[^\]]*\]")  # field tags: [tiab], [MeSH Terms], [dp], .
 
 
 @dataclass(frozen=True)
-class PubMedSettings(HttpSettings):
+class PubMedSettings(SearchApiSettings):
     """PubMed client settings. The API key is not a setting: it comes from ``$NCBI_API_KEY`` (or the
     client's ``api_key`` argument) so that it is never written into a config, a manifest or a result."""
 
@@ -61,7 +61,7 @@ class PubMedSettings(HttpSettings):
             )
 
 
-class PubMedRetriever(HttpSearchClient):
+class PubMedRetriever(SearchApiRetriever):
     """``search(queries, k, dates=...)`` over esearch: PMIDs best first in esearch's order, ``total`` =
     esearch's ``count``. Date ranges become ``datetype=pdat&mindate=..&maxdate=..``."""
 

@@ -16,8 +16,6 @@ Open it as ``open_retriever("remote", endpoint="http://host:8000", index="scifac
 from __future__ import annotations
 
 import logging
-import random
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from deepretrieval.retrievers.base import DateRange, Ranking
 from deepretrieval.retrievers.corpus import corpus_fingerprint
 from deepretrieval.retrievers.registry import retriever_class
 from deepretrieval.retrievers.storage.index_store import IndexMismatchError
+from deepretrieval.retrievers.web.client import GaveUp, HttpClient, Retry, RetryableError
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +62,6 @@ class RemoteRetriever:
         corpus: str | Path | None = None,
         **unknown: object,
     ):
-        import httpx
-
         if unknown:
             raise ValueError(
                 f"unknown remote retriever option {min(unknown)!r}; options: {', '.join(OPTIONS)}"
@@ -80,10 +77,11 @@ class RemoteRetriever:
         if index is not None and not isinstance(index, str):
             raise ValueError(f"remote retriever: index must be a served index's name, got {index!r}")
         self.endpoint = endpoint.rstrip("/")
-        self.retries = retries
-        self.backoff_s = backoff_s
-        self._random = random.Random()
-        self._http = httpx.Client(timeout=timeout_s)
+        self._http = HttpClient(
+            f"retrieval service {self.endpoint}",
+            Retry(retries + 1, backoff_s, BACKOFF_CAP_S),
+            timeout_s=timeout_s,
+        )
         try:
             described = self._request("GET", "/indexes")
             try:
@@ -244,38 +242,32 @@ class RemoteRetriever:
     ) -> dict[str, Any]:
         """One call, retried on transient failures; a refusal (4xx) raises ``missing`` for 404 and
         ``ValueError`` otherwise, with the service's message."""
-        import httpx
 
-        url = self.endpoint + path
-        body = None if payload is None else orjson.dumps(payload)
-        problem = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self._random.uniform(0, min(BACKOFF_CAP_S, self.backoff_s * 2 ** (attempt - 1))))
-            try:
-                response = self._http.request(
-                    method, url, content=body, headers={"content-type": "application/json"} if body else None
-                )
-            except httpx.TransportError as err:
-                problem = f"{type(err).__name__}: {err}"
-                continue
-            if response.status_code in RETRY_STATUSES:
-                problem = f"HTTP {response.status_code}: {_detail(response)}"
-                continue
-            if response.status_code >= 400:
-                refused = missing if response.status_code == 404 else ValueError
+        def read(response: Any) -> dict[str, Any]:
+            status = response.status_code
+            if status in RETRY_STATUSES:
+                raise RetryableError(f"HTTP {status}: {_detail(response)}")
+            if status >= 400:
+                refused = missing if status == 404 else ValueError
                 raise refused(
                     f"the retrieval service at {self.endpoint} refused {method} {path} "
-                    f"(HTTP {response.status_code}): {_detail(response)}"
+                    f"(HTTP {status}): {_detail(response)}"
                 )
             try:
                 return orjson.loads(response.content)
             except ValueError:
-                problem = f"HTTP {response.status_code} with a body that is not JSON"
-        raise ServiceUnavailable(
-            f"retrieval service {self.endpoint} unavailable for {method} {path} after "
-            f"{self.retries + 1} attempts ({problem}); is `deepretrieval serve-retriever` running there?"
-        )
+                raise RetryableError(f"HTTP {status} with a body that is not JSON") from None
+
+        send: dict[str, Any] = {}
+        if payload is not None:
+            send = {"content": orjson.dumps(payload), "headers": {"content-type": "application/json"}}
+        try:
+            return self._http.request(method, self.endpoint + path, read, **send)
+        except GaveUp as err:
+            raise ServiceUnavailable(
+                f"retrieval service {self.endpoint} unavailable for {method} {path} after {err.attempts} "
+                f"attempts ({err.problem}); is `deepretrieval serve-retriever` running there?"
+            ) from None
 
 
 def _wire(text: str) -> str:
