@@ -8,6 +8,7 @@ import pytest
 
 from deepretrieval.config import RetrieverConfig
 from deepretrieval.evaluate import evaluate
+from deepretrieval.retrievers import Retriever
 from deepretrieval.rewards import BatchReward, RankTiers, task_scheme
 from deepretrieval.tasks import load_task
 from deepretrieval.tasks.evidence import EvidenceTask, normalize
@@ -87,7 +88,7 @@ def test_qa_jsonl_accepts_answer_or_answers(tmp_path) -> None:
     assert task_scheme(task).miss == -3.5  # not SQuAD: the NQ / TriviaQA miss penalty
 
 
-class CountingReads:
+class CountingReads(Retriever):
     """A real BM25 index that counts the passages read through it (to prove the scan stops early)."""
 
     def __init__(self, inner):

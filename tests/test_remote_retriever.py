@@ -18,6 +18,7 @@ from _service_helpers import LiveService
 from _train_helpers import write_tiny_beir
 from deepretrieval.cli import main
 from deepretrieval.config import RetrieverConfig
+from deepretrieval.registry import Registry
 from deepretrieval.retrievers import DateRange, IndexMismatchError, open_retriever, register
 from deepretrieval.retrievers import registry as registry_module
 from deepretrieval.retrievers.bm25 import BM25Retriever
@@ -224,14 +225,14 @@ def test_another_index_behind_the_same_name_is_refused(scifact_bm25, tmp_path: P
 
 
 class WordsBM25(BM25Retriever):
-    """An index kind without ``analyzer``: its clients analyse through ``POST /analyze``."""
+    """An index kind that declares no local analyzer: its clients analyse through ``POST /analyze``."""
 
     kind = "bm25-words"
-    analyzer = None
+    local_analyzer = False
 
 
 def test_kinds_without_a_local_analyzer_analyse_through_the_service(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(registry_module, "_KINDS", dict(registry_module._KINDS))
+    monkeypatch.setattr(registry_module, "_KINDS", Registry("retriever", registry_module._BUILTIN))
     register("bm25-words", WordsBM25)
     index = WordsBM25.build(
         Corpus(["a", "b"], ["running dogs", "the cats"]), tmp_path / "w", show_progress=False

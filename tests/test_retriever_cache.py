@@ -19,7 +19,7 @@ DOCS = Corpus(
 )
 
 
-class RecordingRetriever:
+class RecordingRetriever(Retriever):
     """Forwards to a real retriever and records every batch it is sent (to prove batching and dedupe).
     A query starting with "flaky" fails the first time it is searched, as an API that gave up would."""
 

@@ -1,8 +1,9 @@
 """The retriever registry: kinds by name, lazy classes, engines opened from options, new index kinds in one
-class, and open_retriever's split of settings from runtime options."""
+class, open_retriever's split of settings from runtime options, and the capabilities classes declare."""
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from deepretrieval.registry import Registry
 from deepretrieval.retrievers import (
     BadIndexError,
+    Corpus,
     DateRange,
     Ranking,
     Retriever,
@@ -22,17 +25,17 @@ from deepretrieval.retrievers import (
     registry,
     retriever_class,
 )
-from deepretrieval.retrievers.base import word_terms
-from deepretrieval.retrievers.bm25 import BM25Retriever
+from deepretrieval.retrievers.base import IndexedRetriever, word_terms
+from deepretrieval.retrievers.bm25 import BM25Retriever, BM25Settings
 
 
 @pytest.fixture(autouse=True)
 def _own_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     """Kinds registered by a test vanish after it."""
-    monkeypatch.setattr(registry, "_KINDS", dict(registry._KINDS))
+    monkeypatch.setattr(registry, "_KINDS", Registry("retriever", registry._BUILTIN))
 
 
-class TitleEngine:
+class TitleEngine(Retriever):
     """A search engine with no index (as PubMed or a remote service are): a fixed list of dated titles,
     a document matches when it holds every query word; opened as ``TitleEngine(**options)``."""
 
@@ -86,7 +89,9 @@ def test_builtin_kinds_and_unknown_kind() -> None:
     assert {"bm25", "dense"} <= set(known_kinds())
     assert retriever_class("bm25") is BM25Retriever
     known = ", ".join(known_kinds())
-    with pytest.raises(ValueError, match=f"unknown retriever 'bm52'; known: {known}$") as caught:
+    with pytest.raises(
+        ValueError, match=f"unknown retriever 'bm52'; did you mean 'bm25'. known: {known}$"
+    ) as caught:
         retriever_class("bm52")
     assert "\n" not in str(caught.value)
     with pytest.raises(ValueError, match="unknown retriever 'bm52'"):
@@ -115,11 +120,16 @@ def test_register_refuses_conflicts_and_malformed_entries() -> None:
         register("titles-class", "somewhere.else:Engine")
     with pytest.raises(ValueError, match="lower-case letters"):
         register("Titles", TitleEngine)
-    with pytest.raises(ValueError, match="must look like 'package.module:Class'"):
+    with pytest.raises(ValueError, match="must look like 'package.module:attr'"):
         register("titles-bad", "no_colon_here")
+    with pytest.raises(TypeError, match="must be a class or 'package.module:Class'"):
+        register("titles-object", TitleEngine({}))  # type: ignore[arg-type]
     register("titles-missing", f"{__name__}:NoSuchClass")
-    with pytest.raises(TypeError, match="is not a class"):
+    with pytest.raises(ImportError, match="has no attribute 'NoSuchClass'"):
         retriever_class("titles-missing")
+    register("not-a-retriever", f"{__name__}:TITLES")
+    with pytest.raises(TypeError, match="is not a subclass of deepretrieval.retrievers.Retriever"):
+        retriever_class("not-a-retriever")
     register("bm25-alias", BM25Retriever)
     with pytest.raises(ValueError, match="BM25Retriever.kind must be 'bm25-alias'"):
         retriever_class("bm25-alias")
@@ -158,3 +168,62 @@ def test_open_retriever_splits_settings_from_runtime_options(tmp_path: Path) -> 
         open_retriever("bm25")
     with pytest.raises(BadIndexError, match="no bm25 index in .* and no corpus given to build one"):
         open_retriever("bm25", index_dir=tmp_path / "empty")
+
+
+# --------------------------------------------------------------------------- declared capabilities
+
+
+@pytest.mark.parametrize("kind", registry._BUILTIN)
+def test_every_builtin_kind_declares_its_capabilities(kind: str) -> None:
+    """What open_retriever and the retrieval service read from a class is what its code really does."""
+    cls = retriever_class(kind)
+    assert issubclass(cls, Retriever) and not inspect.isabstract(cls)
+    assert cls.indexed == issubclass(cls, IndexedRetriever)
+    if cls.indexed:
+        load = inspect.signature(cls.load).parameters.values()
+        assert cls.runtime_options == {p.name for p in load if p.kind is inspect.Parameter.KEYWORD_ONLY}
+        assert cls.streams_corpus == (kind != "boolean") and not cls.takes_corpus
+        assert cls.kind == kind and set(cls.settings_type.model_fields).isdisjoint(cls.runtime_options)
+    else:
+        assert cls.takes_corpus == ("corpus" in inspect.signature(cls).parameters)
+        assert not (cls.runtime_options or cls.streams_corpus or cls.local_analyzer)
+    assert cls.local_analyzer == (kind == "bm25")
+
+
+def test_local_analyzer_is_the_index_analysis(tmp_path: Path) -> None:
+    index = BM25Retriever.build(
+        Corpus(["1"], ["Running runners ran"]),
+        tmp_path / "i",
+        BM25Settings(stemmer="english"),
+        show_progress=False,
+    )
+    analyze = BM25Retriever.analyzer(index.settings)
+    assert (
+        analyze("The runners were running")
+        == index.analyze("The runners were running")
+        == ["runner", "were", "run"]
+    )
+    with pytest.raises(NotImplementedError, match="the dense retriever analyses text with its index only"):
+        retriever_class("dense").analyzer(retriever_class("dense").settings_type())
+
+
+def test_default_texts_read_one_text_at_a_time() -> None:
+    engine = TitleEngine(TITLES)
+    assert engine.texts(["p3", "p1"]) == ["Aspirin and stroke", "Vitamin D and fractures"]
+    assert engine.kind is None and engine.corpus_fingerprint is None
+    assert not (engine.indexed or engine.takes_corpus or engine.local_analyzer)
+
+
+def test_a_class_that_is_not_a_full_retriever_cannot_be_made() -> None:
+    class NoText(Retriever):
+        def search(self, queries, k, *, dates=None):
+            return []
+
+        def analyze(self, text):
+            return []
+
+        def close(self):
+            pass
+
+    with pytest.raises(TypeError, match="abstract method.*text"):
+        NoText()

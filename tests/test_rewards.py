@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from deepretrieval.parsing import ParsedCompletion
+from deepretrieval.retrievers import Retriever
 from deepretrieval.retrievers.cache import CachedRetriever
 from deepretrieval.rewards import (
     BatchReward,
@@ -118,7 +119,7 @@ def test_batch_reward_on_real_index_equals_per_sample_scoring(scifact_task) -> N
     assert 0 < summary["ndcg@10"] < 1 and summary["think_len"] > 0
 
 
-class CountingRetriever:
+class CountingRetriever(Retriever):
     """A real retriever that records how it is called (to prove batching and dedupe)."""
 
     def __init__(self, inner):

@@ -1,17 +1,18 @@
 """The retriever contract: one batched call returning ``Ranking``s, text on demand, the analysed terms.
 
-Two shapes of retriever share :class:`Retriever`: index-backed ones (BM25, dense) also follow
-:class:`IndexedRetriever` (``build`` / ``load`` an index folder); search engines (APIs, services) are
-constructed from their options and have no index of their own.
+Every retriever subclasses :class:`Retriever` and declares what it can do on its class. Index-backed ones
+(BM25, dense, Boolean) subclass :class:`IndexedRetriever` (``build`` / ``load`` an index folder); search
+engines (APIs, services) are constructed from their options and have no index of their own.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, Self, overload, runtime_checkable
+from typing import Any, ClassVar, Self, overload
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -126,14 +127,6 @@ def word_terms(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def texts_of(retriever: Retriever, doc_ids: Sequence[str]) -> list[str]:
-    """The texts of ``doc_ids``: in one batched read when the retriever has ``texts`` (index-backed
-    retrievers read their document store in file order), else one ``text`` call per id (search engines,
-    whose protocol only promises ``text``)."""
-    many = getattr(retriever, "texts", None)
-    return many(doc_ids) if callable(many) else [retriever.text(doc_id) for doc_id in doc_ids]
-
-
 def refuse_dates(kind: str, queries: Sequence[str], dates: Sequence[DateRange | None] | None) -> None:
     """For retrievers that cannot filter by date: raise unless every range is absent or open."""
     if dates is None:
@@ -147,51 +140,79 @@ def refuse_dates(kind: str, queries: Sequence[str], dates: Sequence[DateRange | 
         )
 
 
-@runtime_checkable
-class Retriever(Protocol):
-    """Anything that ranks documents for a batch of queries.
+class Retriever(ABC):
+    """Anything that ranks documents for a batch of queries; every retriever subclasses it.
 
     ``fingerprint`` identifies the index contents (or engine) and settings; caches key on it, so two
-    retrievers with the same fingerprint must return the same rankings for the same query.
+    retrievers with the same fingerprint must return the same rankings for the same query. ``kind`` is the
+    registry kind (a remote retriever gives the served index's); ``corpus_fingerprint`` the collection an
+    index was built from (None for a search engine, which has no corpus of its own).
+
+    What a retriever can do beyond the four methods is declared on its class, never probed:
+
+    - ``indexed``: it builds and loads an index folder (:class:`IndexedRetriever`); else it is a search
+      engine, opened as ``Cls(**options)``;
+    - ``takes_corpus``: (search engines) its constructor takes ``corpus=``, the task's collection;
+    - ``streams_corpus``: (indexed) ``build`` reads a :class:`~deepretrieval.retrievers.corpus.CorpusFile`
+      in batches, so ``open_retriever`` never loads the collection into memory;
+    - ``runtime_options``: (indexed) the keyword-only options of ``load`` (threads, device, ...: nothing
+      that changes the index), told apart from settings by ``open_retriever``;
+    - ``local_analyzer``: (indexed) ``analyzer(settings)`` reproduces ``analyze`` without the index, so a
+      remote client analyses text itself instead of asking the retrieval service.
     """
 
+    kind: ClassVar[str | None] = None
     fingerprint: str
+    corpus_fingerprint: str | None = None
 
+    indexed: ClassVar[bool] = False
+    takes_corpus: ClassVar[bool] = False
+    streams_corpus: ClassVar[bool] = False
+    runtime_options: ClassVar[frozenset[str]] = frozenset()
+    local_analyzer: ClassVar[bool] = False
+
+    @abstractmethod
     def search(
         self, queries: Sequence[str], k: int, *, dates: Sequence[DateRange | None] | None = None
     ) -> list[Ranking]:
         """Top-``k`` documents for every query, best first, in one call. Never raises on odd query text:
         an empty or unmatchable query gets an empty ranking. ``dates`` gives one range (or None) per
         query; a retriever that cannot filter by date raises ``ValueError`` for a non-open range."""
-        ...
 
+    @abstractmethod
     def text(self, doc_id: str) -> str:
         """The document's text (title and body), loaded on demand."""
-        ...
 
+    def texts(self, doc_ids: Sequence[str]) -> list[str]:
+        """The texts of many documents, in order: one ``text`` call per id unless the retriever reads
+        them in one batch (index-backed retrievers read their document store in file order)."""
+        return [self.text(doc_id) for doc_id in doc_ids]
+
+    @abstractmethod
     def analyze(self, text: str) -> list[str]:
         """The terms the retriever scores ``text`` by, in order with repeats."""
-        ...
 
+    @abstractmethod
     def close(self) -> None:
         """Release files, maps and connections; the retriever is unusable afterwards."""
-        ...
 
 
-@runtime_checkable
-class IndexedRetriever(Retriever, Protocol):
+class IndexedRetriever(Retriever):
     """A retriever over an index folder it builds itself (see ``storage.index_store`` for the folder layout).
 
     ``build`` writes and publishes the index atomically and returns it loaded; ``load`` opens a published
-    index, taking only runtime options (threads, device, batch size: nothing that changes the index).
+    index, taking only runtime options (declared in ``runtime_options``). ``kind`` must be the registered
+    kind: it is written into the index manifest.
     """
 
+    indexed: ClassVar[bool] = True
     kind: ClassVar[str]
     settings_type: ClassVar[type[RetrieverSettings]]
     settings: RetrieverSettings
     corpus_fingerprint: str
 
     @classmethod
+    @abstractmethod
     def build(
         cls,
         corpus: Corpus,
@@ -200,7 +221,15 @@ class IndexedRetriever(Retriever, Protocol):
         *,
         show_progress: bool = True,
         **runtime_options: Any,
-    ) -> Self: ...
+    ) -> Self:
+        """Index ``corpus`` into ``index_dir``, publish it and return it loaded with ``runtime_options``."""
 
     @classmethod
-    def load(cls, index_dir: str | Path, **runtime_options: Any) -> Self: ...
+    @abstractmethod
+    def load(cls, index_dir: str | Path, **runtime_options: Any) -> Self:
+        """Open the published index in ``index_dir``."""
+
+    @classmethod
+    def analyzer(cls, settings: RetrieverSettings) -> Callable[[str], list[str]]:
+        """``analyze`` of any index built with ``settings``, without the index (``local_analyzer`` kinds)."""
+        raise NotImplementedError(f"the {cls.kind} retriever analyses text with its index only")

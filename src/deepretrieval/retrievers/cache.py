@@ -8,19 +8,19 @@ from pathlib import Path
 import diskcache
 from cachetools import LRUCache
 
-from deepretrieval.retrievers.base import DateRange, Ranking, Retriever, texts_of
+from deepretrieval.retrievers.base import DateRange, Ranking, Retriever
 
 Key = tuple[str, str, int, tuple[str | None, str | None] | None]
 
 
-class CachedRetriever:
+class CachedRetriever(Retriever):
     """Wraps a retriever: removes duplicate searches, answers repeats from an in-memory LRU (and, if
     ``disk_dir`` is given, a persistent on-disk cache), and sends only the misses in ONE batched call.
 
     Keys are ``(index fingerprint, query, k, date range)``, so a rebuilt index never serves stale
     rankings. A failed ranking (an engine that gave up) is returned but never cached. The LRU holds at
-    most ``max_entries`` rankings, which bounds host memory over a long run. Satisfies the same
-    ``Retriever`` protocol as what it wraps; ``close`` closes both.
+    most ``max_entries`` rankings, which bounds host memory over a long run. A retriever like the one it
+    wraps (its kind, fingerprints and texts); ``close`` closes both.
     """
 
     def __init__(self, inner: Retriever, max_entries: int = 50_000, disk_dir: str | Path | None = None):
@@ -31,15 +31,15 @@ class CachedRetriever:
         self.hits = 0
         self.misses = 0
 
-    @property
+    @property  # type: ignore[override]
     def kind(self) -> str | None:
-        """The wrapped retriever's registry kind (None for an engine that does not say)."""
-        return getattr(self.inner, "kind", None)
+        """The wrapped retriever's registry kind."""
+        return self.inner.kind
 
-    @property
+    @property  # type: ignore[override]
     def corpus_fingerprint(self) -> str | None:
         """The wrapped index's corpus fingerprint (None for a search engine, which has no corpus)."""
-        return getattr(self.inner, "corpus_fingerprint", None)
+        return self.inner.corpus_fingerprint
 
     def _key(self, query: str, date: DateRange | None, k: int) -> Key:
         return (self.fingerprint, query, k, None if date is None else (date.start, date.end))
@@ -83,8 +83,7 @@ class CachedRetriever:
         return self.inner.text(doc_id)
 
     def texts(self, doc_ids: Sequence[str]) -> list[str]:
-        """Many texts in one read where the wrapped retriever can (see ``texts_of``)."""
-        return texts_of(self.inner, doc_ids)
+        return self.inner.texts(doc_ids)
 
     def analyze(self, text: str) -> list[str]:
         return self.inner.analyze(text)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import logging
 from collections.abc import Callable
@@ -13,7 +12,7 @@ from typing import Any
 from filelock import FileLock
 
 from deepretrieval.paths import cache_dir
-from deepretrieval.retrievers.base import Retriever, SettingsError
+from deepretrieval.retrievers.base import IndexedRetriever, Retriever, SettingsError
 from deepretrieval.retrievers.corpus import (
     Corpus,
     CorpusFile,
@@ -23,7 +22,7 @@ from deepretrieval.retrievers.corpus import (
     load_corpus,
     open_corpus,
 )
-from deepretrieval.retrievers.registry import is_indexed, retriever_class
+from deepretrieval.retrievers.registry import retriever_class
 from deepretrieval.retrievers.storage.index_store import (
     FORMAT_VERSION,
     BadIndexError,
@@ -51,12 +50,11 @@ def open_retriever(
     the kind's settings and runtime options. An index in a given ``index_dir`` that was built from another
     corpus than ``corpus``, or with other settings than those given, raises :class:`IndexMismatchError`;
     a damaged one raises :class:`BadIndexError`. A damaged cached index is rebuilt (it is only a cache).
-    Search engines (no index) take only ``options``, and the corpus when their constructor takes one (the
+    Search engines (no index) take only ``options``, and the corpus when they declare ``takes_corpus`` (the
     remote retriever checks that the served index was built from it)."""
     cls = retriever_class(kind)
-    if not is_indexed(cls):
-        takes_corpus = "corpus" in inspect.signature(cls).parameters
-        if (corpus is not None and not takes_corpus) or index_dir is not None:
+    if not cls.indexed:
+        if (corpus is not None and not cls.takes_corpus) or index_dir is not None:
             raise ValueError(
                 f"the {kind} retriever is a search engine with no index: it takes no corpus or index_dir"
             )
@@ -65,9 +63,7 @@ def open_retriever(
     settings = cls.settings_type(**chosen)
     corpus_path = corpus_file(corpus) if corpus is not None else None
     # builders that read the corpus in batches get it as a stream: collections of any size fit in memory
-    read: Callable[[Path], Corpus | CorpusFile] = (
-        open_corpus if getattr(cls, "streams_corpus", False) else load_corpus
-    )
+    read: Callable[[Path], Corpus | CorpusFile] = open_corpus if cls.streams_corpus else load_corpus
     source: Corpus | CorpusFile | None = None
     cached = index_dir is None
     if index_dir is None:
@@ -108,14 +104,12 @@ def open_retriever(
         )
 
 
-def _split_options(cls: type, kind: str, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Settings (they decide the index) apart from runtime options (keyword-only arguments of ``load``)."""
+def _split_options(
+    cls: type[IndexedRetriever], kind: str, options: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Settings (they decide the index) apart from the declared runtime options (those of ``load``)."""
     fields = set(cls.settings_type.model_fields)
-    runtime_names = {
-        name
-        for name, parameter in inspect.signature(cls.load).parameters.items()
-        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
-    }
+    runtime_names = cls.runtime_options
     unknown = sorted(set(options) - fields - runtime_names)
     if unknown:
         raise SettingsError(
@@ -133,7 +127,7 @@ def _cache_folder(kind: str, corpus_path: Path, fingerprint: str, settings: dict
 
 
 def _check_match(
-    retriever: Any, index_dir: Path, corpus_path: Path | None, settings: Any, chosen: set[str]
+    retriever: IndexedRetriever, index_dir: Path, corpus_path: Path | None, settings: Any, chosen: set[str]
 ) -> None:
     """Refuse an index built from another corpus than ``corpus_path`` or with other explicit settings."""
     kind = retriever.kind

@@ -38,7 +38,7 @@ from fastapi.responses import JSONResponse, Response
 from deepretrieval.coalesce import Coalescer
 from deepretrieval.retrievers import open_retriever
 from deepretrieval.retrievers.base import DateRange, Ranking, Retriever
-from deepretrieval.retrievers.registry import known_kinds, retriever_class
+from deepretrieval.retrievers.registry import known_kinds
 from deepretrieval.retrievers.storage.index_store import MANIFEST, BadIndexError
 
 logger = logging.getLogger(__name__)
@@ -133,19 +133,18 @@ class ServedIndex:
         )
         if manifest.get("fingerprint") != self.retriever.fingerprint:  # republished meanwhile
             manifest = _manifest(spec.path)
-        local_analyzer = callable(getattr(retriever_class(kind), "analyzer", None))
         self.info: dict[str, Any] = {
             "name": spec.name,
             "kind": kind,
             "fingerprint": self.retriever.fingerprint,
-            "corpus_fingerprint": getattr(self.retriever, "corpus_fingerprint", None),
+            "corpus_fingerprint": self.retriever.corpus_fingerprint,
             "documents": manifest.get("corpus", {}).get("documents"),
             "bytes": sum(entry.get("size", 0) for entry in manifest.get("files", {}).values()),
             "settings": manifest.get("settings", {}),
             "version": manifest.get("version"),
             "path": str(spec.path.resolve()),
             # "local": a client analyses text itself with the kind's analyzer(settings), as this index does
-            "analyzer": "local" if local_analyzer else "remote",
+            "analyzer": "local" if self.retriever.local_analyzer else "remote",
         }
 
     def _search_batch(self, jobs: list[SearchJob]) -> list[list[Ranking] | Exception]:

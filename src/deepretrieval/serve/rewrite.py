@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from deepretrieval.policies.base import CompletionPolicy, GenerationFailure
-from deepretrieval.retrievers.base import Retriever, texts_of
+from deepretrieval.retrievers.base import Retriever
 from deepretrieval.rewards import AnswerParser, Guards
 from deepretrieval.tasks.prompts import PromptTemplate, prompt_template
 from deepretrieval.tasks.retrieval import feedback_block, opening_words
@@ -100,7 +100,7 @@ class Rewriter:
             count, words = self.feedback
             (ranking,) = self.feedback_from.search([query], count)
             fields["feedback"] = feedback_block(
-                opening_words(texts_of(self.feedback_from, ranking.doc_ids), words)
+                opening_words(self.feedback_from.texts(ranking.doc_ids), words)
             )
         return self.template.messages(fields, self.reasoning)
 

@@ -33,7 +33,7 @@ from pydantic import Field, field_validator
 
 from deepretrieval.files import atomic_write
 from deepretrieval.paths import cache_dir
-from deepretrieval.retrievers.base import Retriever, texts_of
+from deepretrieval.retrievers.base import Retriever
 from deepretrieval.tasks import TaskFamily
 from deepretrieval.tasks.base import Example, Outcome, TaskOptions
 from deepretrieval.tasks.beir import DataError, read_jsonl
@@ -102,7 +102,7 @@ class EvidenceTask(RetrievalTask):
             if passage is None:
                 if doc_id not in texts:
                     ahead = [d for d in doc_ids[rank - 1 : rank - 1 + size] if d not in self._passages]
-                    texts = dict(zip(ahead, texts_of(self.retriever, ahead)))
+                    texts = dict(zip(ahead, self.retriever.texts(ahead)))
                     size = min(size * 2, SCAN_MAX)
                 passage = self._passages[doc_id] = normalize(texts.pop(doc_id))
             if any(pattern in passage for pattern in patterns):

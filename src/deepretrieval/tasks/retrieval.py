@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from deepretrieval.metrics import Metric, parse_metrics
-from deepretrieval.retrievers.base import Ranking, Retriever, texts_of
+from deepretrieval.retrievers.base import Ranking, Retriever
 from deepretrieval.tasks.base import Example, Outcome
 from deepretrieval.tasks.prompts import PromptTemplate, prompt_template
 
@@ -115,7 +115,7 @@ class RetrievalTask:
     def feedback_snippets(self, example: Example) -> list[str]:
         """The opening words of the top ``feedback`` documents for the example's original query."""
         ranking = self.rankings([example.original], [example], self.feedback)[0]
-        return opening_words(texts_of(self.retriever, ranking.doc_ids[: self.feedback]), self.feedback_words)
+        return opening_words(self.retriever.texts(ranking.doc_ids[: self.feedback]), self.feedback_words)
 
     def feedback_text(self, example: Example) -> str:
         """The ``{feedback}`` slot, computed once per example."""

@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse
 from sparse_dot_topn import sp_matmul_topn
 
-from deepretrieval.retrievers.base import DateRange, Ranking, refuse_dates
+from deepretrieval.retrievers.base import DateRange, IndexedRetriever, Ranking, refuse_dates
 from deepretrieval.retrievers.bm25.build import DATA, INDICES, INDPTR, VOCAB, write_index_files
 from deepretrieval.retrievers.bm25.settings import BM25Settings, tokenizer
 from deepretrieval.retrievers.corpus import Corpus, CorpusFile
@@ -32,7 +32,7 @@ from deepretrieval.retrievers.storage.index_store import IndexVersion, IndexWrit
 MIN_QUERIES_PER_THREAD = 16
 
 
-class BM25Retriever:
+class BM25Retriever(IndexedRetriever):
     """Batched BM25 search over a fixed collection: :meth:`build` once, :meth:`load` memory-mapped.
 
     The index holds the BM25 weights as a term x document sparse matrix. Instead of bm25s.retrieve's
@@ -43,7 +43,9 @@ class BM25Retriever:
 
     kind = "bm25"
     settings_type = BM25Settings
-    streams_corpus = True  # build reads a CorpusFile in batches (open_retriever passes one)
+    streams_corpus = True
+    runtime_options = frozenset({"threads", "mmap", "verify"})
+    local_analyzer = True
 
     def __init__(
         self,

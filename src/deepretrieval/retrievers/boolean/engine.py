@@ -25,7 +25,7 @@ import tantivy
 from pydantic import field_validator
 from tqdm import tqdm
 
-from deepretrieval.retrievers.base import DateRange, Ranking, RetrieverSettings
+from deepretrieval.retrievers.base import DateRange, IndexedRetriever, Ranking, RetrieverSettings
 from deepretrieval.retrievers.boolean.approximate import NOTHING, Core, approximate
 from deepretrieval.retrievers.boolean.collection import records
 from deepretrieval.retrievers.boolean.compile import EXACT, Compiler
@@ -93,11 +93,12 @@ class QueryOptions:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
-class BooleanRetriever:
+class BooleanRetriever(IndexedRetriever):
     """PubMed- and Ovid-syntax Boolean search over a tantivy index of titles and abstracts."""
 
     kind: ClassVar[str] = "boolean"
     settings_type: ClassVar[type[RetrieverSettings]] = BooleanSettings
+    runtime_options = frozenset({"threads", "syntax", "headings", "max_expansions", "max_terms", "verify"})
 
     def __init__(
         self,

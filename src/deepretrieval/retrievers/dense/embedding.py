@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import numpy as np
 from pydantic import field_validator
 
-from deepretrieval.retrievers.base import DateRange, Ranking, RetrieverSettings, refuse_dates, word_terms
+from deepretrieval.retrievers.base import (
+    DateRange,
+    IndexedRetriever,
+    Ranking,
+    RetrieverSettings,
+    refuse_dates,
+    word_terms,
+)
 from deepretrieval.retrievers.corpus import Corpus, CorpusFile
 from deepretrieval.retrievers.dense.encoder import (
     DEFAULT_MODEL,
@@ -73,7 +80,7 @@ def fingerprint(
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
-class EmbeddingRetriever(ABC):
+class EmbeddingRetriever(IndexedRetriever):
     """What dense retrievers share: the encoder, the document store, batched search over embedded queries
     and the build that embeds a corpus. Subclasses store the vectors and rank them (``_save_vectors``,
     ``load``, ``top_k``): :class:`DenseRetriever` exactly with numpy, ``FaissRetriever`` with FAISS.
@@ -81,9 +88,8 @@ class EmbeddingRetriever(ABC):
     The encoder is loaded on the first search, so ``load`` and ``text`` stay cheap. ``device`` and
     ``batch_size`` are runtime options: they do not change the index."""
 
-    kind: ClassVar[str]
     settings_type: ClassVar[type[DenseSettings]] = DenseSettings
-    streams_corpus: ClassVar[bool] = True  # build reads a CorpusFile in batches (open_retriever passes one)
+    streams_corpus = True
 
     def __init__(self, version: IndexVersion, docs: DocStore, *, device: str | None, batch_size: int) -> None:
         self.index_dir = version.root

@@ -26,6 +26,7 @@ class DenseRetriever(EmbeddingRetriever):
 
     kind = "dense"
     settings_type = DenseSettings
+    runtime_options = frozenset({"device", "batch_size", "mmap", "verify"})
 
     def __init__(
         self,

@@ -56,6 +56,7 @@ class FaissRetriever(EmbeddingRetriever):
 
     kind = "faiss"
     settings_type = FaissSettings
+    runtime_options = frozenset({"device", "batch_size", "ef_search", "nprobe", "threads", "verify"})
 
     def __init__(
         self,

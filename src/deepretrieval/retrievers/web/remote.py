@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from deepretrieval.retrievers.base import DateRange, Ranking
+from deepretrieval.retrievers.base import DateRange, Ranking, Retriever
 from deepretrieval.retrievers.corpus import corpus_fingerprint
 from deepretrieval.retrievers.registry import retriever_class
 from deepretrieval.retrievers.storage.index_store import IndexMismatchError
@@ -40,7 +40,7 @@ class ServiceUnavailable(ConnectionError):
     """The retrieval service could not be reached or kept failing after the retries."""
 
 
-class RemoteRetriever:
+class RemoteRetriever(Retriever):
     """Search, texts and analysis of one index of a retrieval service.
 
     ``index`` names the served index (optional when the service serves one); ``batch_size`` is the most
@@ -49,6 +49,8 @@ class RemoteRetriever:
     by ``open_retriever``) makes the connection check that the served index was built from it.
     ``kind`` is the served index's kind (``bm25``...), so that tasks treat the remote index like a local
     one; the registry kind of this class is ``remote``."""
+
+    takes_corpus = True
 
     def __init__(
         self,
@@ -113,7 +115,7 @@ class RemoteRetriever:
         self.index = index
         self.info = info
         self.limits: dict[str, int] = described["limits"]
-        self.kind: str = info["kind"]
+        self.kind = info["kind"]
         self.fingerprint: str = info["fingerprint"]
         self.corpus_fingerprint: str | None = info["corpus_fingerprint"]
         self.documents: int | None = info["documents"]

@@ -19,13 +19,13 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Self, TypeVar, get_args, get_type_hints
+from typing import Any, ClassVar, Self, TypeVar, get_args, get_type_hints
 
 import httpx
 import numpy as np
 
 from deepretrieval.paths import cache_dir as default_cache_root
-from deepretrieval.retrievers.base import DateRange, Ranking
+from deepretrieval.retrievers.base import DateRange, Ranking, Retriever
 from deepretrieval.retrievers.web.client import (
     HttpClient,
     RequestFailed,
@@ -209,13 +209,12 @@ def ranking_of(fetched: Fetched) -> Ranking:
     )
 
 
-class SearchApiRetriever:
+class SearchApiRetriever(Retriever):
     """Batched search over an HTTP API. Subclasses set ``kind`` and implement ``_cache_request`` (the
     full request a query makes, secrets left out) and ``_fetch`` (the engine's paging, calling
     ``_call`` for each page)."""
 
-    kind: str = "http"
-    fingerprint: str = ""
+    kind: ClassVar[str]
 
     def __init__(self, settings: SearchApiSettings, *, secret: str | None, requests_per_second: float):
         self.settings = settings
