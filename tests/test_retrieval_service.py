@@ -4,7 +4,6 @@ index, coalesced concurrent searches, clear 4xx refusals, and the ``serve-retrie
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -15,7 +14,6 @@ import httpx
 import pytest
 
 from _service_helpers import LiveService
-from deepretrieval.coalesce import Coalescer
 from deepretrieval.retrievers.bm25 import BM25Retriever
 from deepretrieval.retrievers.corpus import Corpus
 from deepretrieval.retrievers.storage.index_store import BadIndexError
@@ -40,70 +38,6 @@ def live(scifact_bm25: BM25Retriever):
 def tiny_index(tmp_path_factory: pytest.TempPathFactory) -> BM25Retriever:
     corpus = Corpus(["t1", "t2", "t3"], ["fever and pyrexia", "a flat tyre", "laptop battery fails"])
     return BM25Retriever.build(corpus, tmp_path_factory.mktemp("tiny"), show_progress=False)
-
-
-# --------------------------------------------------------------------------- the coalescer
-
-
-def test_coalescer_batches_by_size_and_answers_each_caller() -> None:
-    seen: list[list[int]] = []
-
-    def square(items: list[int]) -> list[int | Exception]:
-        seen.append(items)
-        return [ValueError(f"no {n}") if n == 13 else n * n for n in items]
-
-    # A window far longer than the test: batches leave only because they reach max_size (or at close).
-    coalescer: Coalescer[int, int] = Coalescer(square, window_s=600, max_size=10)
-    futures = [coalescer.submit(n) for n in range(30)]
-    assert [f.result() for f in futures if not f.exception()] == [n * n for n in range(30) if n != 13]
-    with pytest.raises(ValueError, match="no 13"):
-        futures[13].result()
-    assert [len(batch) for batch in seen] == [10, 10, 10] and coalescer.batches == 3
-    tail = coalescer.submit(7)
-    coalescer.close()  # flushes what is pending without waiting out the window
-    assert tail.result() == 49 and seen[-1] == [7]
-    with pytest.raises(RuntimeError, match="closed"):
-        coalescer.submit(1)
-
-
-def test_coalescer_sizes_items_and_reports_handler_failures() -> None:
-    def fail(items: list[list[int]]) -> list[int]:
-        if any(9 in item for item in items):
-            raise RuntimeError("handler broke")
-        return [sum(item) for item in items]
-
-    coalescer: Coalescer[list[int], int] = Coalescer(fail, window_s=600, max_size=6, size=len)
-    first = [coalescer.submit([1, 2, 3]), coalescer.submit([4, 5, 6])]  # 3 + 3 = 6: one batch
-    assert [f.result() for f in first] == [6, 15] and coalescer.batches == 1
-    big = coalescer.submit(list(range(8)))  # larger than max_size: goes alone
-    assert big.result() == 28 and coalescer.batches == 2
-    broken = [coalescer.submit([9]), coalescer.submit([1] * 5)]
-    for future in broken:
-        with pytest.raises(RuntimeError, match="handler broke"):
-            future.result()
-    later = coalescer.submit([2, 2])  # the worker lives on after a failed batch
-    coalescer.close()
-    assert later.result() == 4
-    with pytest.raises(ValueError, match="window_s >= 0 and max_size >= 1"):
-        Coalescer(fail, window_s=0, max_size=0)
-
-
-def test_coalescer_works_in_a_forked_child() -> None:
-    """A process forked while the worker runs (a data loader, a pool) gets a fresh queue and worker."""
-    coalescer: Coalescer[int, int] = Coalescer(lambda items: [n * n for n in items], window_s=0, max_size=4)
-    assert coalescer(3) == 9  # the parent's worker thread is running now
-
-    def child() -> None:
-        sys.exit(0 if coalescer(4) == 16 else 1)
-
-    process = multiprocessing.get_context("fork").Process(target=child)
-    process.start()
-    process.join(timeout=60)
-    if process.is_alive():
-        process.kill()
-    assert process.exitcode == 0
-    assert coalescer(5) == 25
-    coalescer.close()
 
 
 # --------------------------------------------------------------------------- index arguments
@@ -189,7 +123,7 @@ def test_concurrent_requests_are_coalesced_into_one_search(scifact_bm25, claims)
                     batches,
                 )
             )
-        assert live.service.indexes["scifact"].searcher.batches == 1
+        assert live.service.indexes["scifact"].searcher.stats()["batches"] == 1
     for queries, answer in zip(batches, answers):
         expected = scifact_bm25.search(queries, 10)
         assert [r["hits"] for r in answer.json()["results"]] == [

@@ -217,32 +217,6 @@ def test_serve_command_answers_health_and_rewrite(tiny: dict, tmp_path: Path) ->
         server.wait(30)
 
 
-def test_the_batcher_never_mixes_sampling_settings_and_reports_failures() -> None:
-    from deepretrieval.serve.batcher import DynamicBatcher
-
-    seen: list[tuple[object, list[int]]] = []
-
-    def run(values, key):
-        seen.append((key, list(values)))
-        if key == "broken":
-            raise RuntimeError("out of memory")
-        return [v * v for v in values]
-
-    batcher = DynamicBatcher(run, max_batch=4, max_wait_s=0.2)
-    futures = [batcher.submit(i, key="a" if i % 2 else "b") for i in range(10)]
-    failing = batcher.submit(99, key="broken")
-    assert [f.result(timeout=30) for f in futures] == [i * i for i in range(10)]
-    with pytest.raises(RuntimeError, match="out of memory"):
-        failing.result(timeout=30)
-    batcher.close()
-    assert all(len(values) <= 4 for _, values in seen)
-    for key, values in seen:
-        assert all(("a" if v % 2 else "b") == key for v in values) or key == "broken"
-    assert batcher.stats()["items"] == 11 and batcher.stats()["max_batch_size"] == 4
-    with pytest.raises(RuntimeError, match="closed"):
-        batcher.submit(1)
-
-
 class _ScriptedFeedbackPolicy:
     """A completion policy whose card says it was trained with the top 2 results (3 words each) in its prompt."""
 

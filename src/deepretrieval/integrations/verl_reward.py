@@ -28,7 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from deepretrieval.coalesce import Coalescer
+from deepretrieval.batching import Batcher
 from deepretrieval.config import RetrieverConfig, RunConfig, load_config, parse_config
 from deepretrieval.integrations.verl_data import SPEC_KEY, truth_json
 from deepretrieval.rewards import BatchReward
@@ -202,7 +202,7 @@ def _example(judge: Judge, sample: Sample) -> Example:
     return judge.example(split, example_id, sample.ground_truth)
 
 
-_coalescer: Coalescer[Sample, dict[str, float]] = Coalescer(
+_batcher: Batcher[Sample, dict[str, float]] = Batcher(
     score_samples, window_s=WINDOW_S, max_size=MAX_BATCH, name="deepretrieval-verl-reward"
 )
 
@@ -216,7 +216,7 @@ def compute_score(
 ) -> dict[str, float]:
     """verl's per-sample reward (``NaiveRewardManager``, the reward loop): concurrent calls (verl scores
     samples in a thread pool) are coalesced into one batched reward; returns ``{"score", ...}``."""
-    return _coalescer(Sample(data_source, solution_str, ground_truth, extra_info))
+    return _batcher(Sample(data_source, solution_str, ground_truth, extra_info))
 
 
 def compute_score_batch(

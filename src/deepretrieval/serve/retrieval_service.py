@@ -12,7 +12,7 @@ Endpoints (JSON in and out; errors are ``{"detail": message}`` with a 4xx status
 - ``GET /indexes`` (name, kind, fingerprints, documents, bytes on disk, settings, analyser) and
   ``GET /health``.
 
-Concurrent searches of one index are coalesced (:class:`~deepretrieval.coalesce.Coalescer`): one worker
+Concurrent searches of one index are batched (:class:`~deepretrieval.batching.Batcher`): one worker
 thread per index gathers the requests that arrive within a short window into one batched, deduplicated
 ``search`` call (the BM25 scorer is itself multi-threaded). Nothing is cached per request, so the
 server's memory stays flat under load; the indexes are memory-mapped.
@@ -35,7 +35,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from deepretrieval.coalesce import Coalescer
+from deepretrieval.batching import Batcher
 from deepretrieval.retrievers import open_retriever
 from deepretrieval.retrievers.base import DateRange, Ranking, Retriever
 from deepretrieval.retrievers.registry import known_kinds
@@ -124,7 +124,7 @@ class ServedIndex:
         kind = spec.kind or manifest["kind"]
         self.name = spec.name
         self.retriever: Retriever = open_retriever(kind, index_dir=spec.path, show_progress=False)
-        self.searcher: Coalescer[SearchJob, list[Ranking]] = Coalescer(
+        self.searcher: Batcher[SearchJob, list[Ranking]] = Batcher(
             self._search_batch,
             window_s=limits.batch_window_ms / 1000,
             max_size=limits.max_batch_queries,

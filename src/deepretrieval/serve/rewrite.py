@@ -10,7 +10,7 @@ says so. :func:`create_app` serves it over HTTP (FastAPI):
   client, including :class:`deepretrieval.policies.openai.OpenAIPolicy`, can use the model;
 * ``GET /health``: the model, prompting, indexes, limits and the batch sizes formed so far.
 
-Requests arriving together share one generation call (:class:`deepretrieval.serve.batcher.DynamicBatcher`).
+Requests arriving together share one generation call (:class:`deepretrieval.batching.Batcher`).
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the request models from the endpoint
@@ -175,20 +175,23 @@ def create_app(
     from pydantic import BaseModel, ConfigDict, Field
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    from deepretrieval.serve.batcher import DynamicBatcher
+    from deepretrieval.batching import Batcher
 
     indexes = dict(indexes or {})
     policy = rewriter.policy
     served_name = model_name or policy.name
 
-    def generate(prompts: Sequence[list[dict[str, str]]], key: Hashable) -> list[str | GenerationFailure]:
-        max_tokens, temperature = key  # type: ignore[misc]
+    def generate(items: Sequence[tuple[list[dict[str, str]], Hashable]]) -> list[str | GenerationFailure]:
+        prompts = [prompt for prompt, _ in items]
+        max_tokens, temperature = items[0][1]  # type: ignore[misc]  # a batch shares its sampling settings
         sampling = {
             k: v for k, v in (("max_new_tokens", max_tokens), ("temperature", temperature)) if v is not None
         }
         return policy.complete(prompts, **sampling) if sampling else policy.complete(prompts)  # type: ignore[call-arg]
 
-    batcher = DynamicBatcher(generate, max_batch=max_batch, max_wait_s=max_wait_ms / 1000)
+    batcher: Batcher[tuple[list[dict[str, str]], Hashable], str | GenerationFailure] = Batcher(
+        generate, window_s=max_wait_ms / 1000, max_size=max_batch, key=lambda item: item[1], name="generation"
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -241,7 +244,7 @@ def create_app(
         stream: bool = False
 
     async def generated(prompts: list[list[dict[str, str]]], key: Hashable) -> list[Any]:
-        futures = [asyncio.wrap_future(batcher.submit(prompt, key)) for prompt in prompts]
+        futures = [asyncio.wrap_future(batcher.submit((prompt, key))) for prompt in prompts]
         try:
             return await asyncio.gather(*futures)
         except Exception as err:  # noqa: BLE001 - the generation itself failed: a 500, said plainly
@@ -305,10 +308,16 @@ def create_app(
             "prompting": rewriter.describe(),
             "indexes": sorted(indexes),
             "limits": asdict(limits),
-            "batching": batcher.stats(),
+            "batching": _batching(batcher.stats()),
         }
 
     return app
+
+
+def _batching(stats: dict[str, Any]) -> dict[str, Any]:
+    """The batcher's stats under the names ``/health`` has always used."""
+    names = {"busy_s": "generation_s", "max_size": "max_batch", "window_ms": "max_wait_ms"}
+    return {names.get(key, key): value for key, value in stats.items()}
 
 
 class BodyLimit:
