@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from deepretrieval.paths import shared_data_dir
+from _common import shared_data_dir
 from deepretrieval.retrievers.boolean import BooleanRetriever
 from deepretrieval.retrievers.boolean.pubmed_parser import STOPWORDS
 from deepretrieval.retrievers.corpus import load_corpus

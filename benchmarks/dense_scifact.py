@@ -26,7 +26,7 @@ import ir_measures
 import Stemmer
 from ir_measures import R, nDCG
 
-from deepretrieval.paths import shared_data_dir
+from _common import shared_data_dir
 from deepretrieval.retrievers.corpus import Corpus, load_corpus
 from deepretrieval.retrievers.dense import DEFAULT_MODEL, DenseRetriever, DenseSettings, load_encoder
 

@@ -30,8 +30,8 @@ from pathlib import Path
 
 from cachetools import LRUCache
 
+from _common import shared_data_dir
 from deepretrieval.config import RetrieverConfig
-from deepretrieval.paths import shared_data_dir
 from deepretrieval.retrievers.base import Ranking
 from deepretrieval.tasks import load_task
 from deepretrieval.tasks.base import Example

@@ -20,13 +20,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from deepretrieval.paths import shared_data_dir
+from _common import shared_data_dir, tests_module
 from deepretrieval.retrievers.boolean import BooleanRetriever
 from deepretrieval.retrievers.corpus import load_corpus
 from deepretrieval.retrievers.web.pubmed import PubMedRetriever, PubMedSettings
-from deepretrieval.serve.standin import Collection, StandIn, peak_rate
 
 FAKE_KEY = "benchmark-not-a-real-key"  # the stand-in accepts any key; NCBI's 10/s limit applies to it
+
+_standin = tests_module("standin")  # the stand-in PubMed server lives with the tests
+Collection, StandIn, peak_rate = _standin.Collection, _standin.StandIn, _standin.peak_rate
 
 
 def make_batch(titles: list[str], rng: random.Random, prompts: int, samples: int, repeat: float) -> list[str]:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from deepretrieval.paths import shared_data_dir
+from _common import shared_data_dir
 from deepretrieval.retrievers import open_retriever
 from deepretrieval.retrievers.bm25 import BM25Retriever
 from deepretrieval.retrievers.corpus import load_corpus

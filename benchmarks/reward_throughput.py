@@ -27,9 +27,9 @@ from pathlib import Path
 import bm25s
 import Stemmer
 
+from _common import shared_data_dir
 from deepretrieval.metrics import ndcg
 from deepretrieval.parsing import parse_completion
-from deepretrieval.paths import shared_data_dir
 from deepretrieval.retrievers.bm25 import BM25Retriever
 from deepretrieval.retrievers.cache import CachedRetriever
 from deepretrieval.retrievers.corpus import load_corpus

@@ -32,7 +32,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from deepretrieval.paths import shared_data_dir
+from _common import shared_data_dir
 from deepretrieval.sql.executor import ExecutionLimits, SqlExecutorPool
 from deepretrieval.tasks.base import Example
 from deepretrieval.tasks.sql import SqlTask

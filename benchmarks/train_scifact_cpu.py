@@ -19,10 +19,10 @@ import statistics
 import time
 from pathlib import Path
 
+from _common import REPO_ROOT, shared_data_dir
 from deepretrieval.config import load_config
 from deepretrieval.default_model import resolve_model
 from deepretrieval.evaluate import EvalResult, evaluate
-from deepretrieval.paths import REPO_ROOT, shared_data_dir
 from deepretrieval.policies.baselines import OriginalQuery
 from deepretrieval.policies.hf import HFPolicy
 from deepretrieval.report import read_metrics

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from deepretrieval.paths import shared_data_dir
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    """``$DEEPRETRIEVAL_DATA`` if set, else ``../shared/data`` beside the repository checkout."""
+    env = os.environ.get("DEEPRETRIEVAL_DATA")
+    return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
 
 
 def _require(path: Path) -> Path:

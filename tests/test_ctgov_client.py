@@ -12,7 +12,7 @@ from _literature_helpers import N_DOCS, TOPICS, nct, write_corpus
 from deepretrieval.retrievers.base import DateRange
 from deepretrieval.retrievers.web.ctgov import CTGovRetriever, CTGovSettings
 from deepretrieval.retrievers.web.search_api import OFFLINE_MISS
-from deepretrieval.serve.standin import Fault, StandIn, peak_rate
+from standin import Fault, StandIn, peak_rate
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 from _literature_helpers import files_containing
 from _train_helpers import tiny_run_config, write_tiny_model
 from deepretrieval.config import parse_config
-from deepretrieval.serve.standin import StandIn, peak_rate
+from standin import StandIn, peak_rate
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from _literature_helpers import N_DOCS, TOPICS, files_containing, pmid, write_co
 from deepretrieval.retrievers.base import DateRange
 from deepretrieval.retrievers.web.pubmed import PubMedRetriever, PubMedSettings
 from deepretrieval.retrievers.web.search_api import OFFLINE_MISS, ResponseCache
-from deepretrieval.serve.standin import Fault, StandIn, peak_rate
+from standin import Fault, StandIn, peak_rate
 
 
 def expected(topic: str) -> list[str]:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from _literature_helpers import nct, write_corpus
-from deepretrieval.serve.standin import Collection, Fault, StandIn, peak_rate
+from standin import Collection, Fault, StandIn, peak_rate
 
 
 @pytest.fixture(scope="module")
@@ -235,8 +235,7 @@ def test_command_line_server(corpus: Path, tmp_path: Path) -> None:
     log_path = tmp_path / "log.jsonl"
     command = [
         sys.executable,
-        "-m",
-        "deepretrieval.serve.standin",
+        str(Path(__file__).with_name("standin.py")),
         "--engine",
         "ctgov",
         "--data",

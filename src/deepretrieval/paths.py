@@ -1,17 +1,9 @@
-"""Where things live: the shared benchmark data and the user cache."""
+"""Where the package keeps what it can rebuild: the user cache (indexes, API answers, exported models)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def shared_data_dir() -> Path:
-    """``$DEEPRETRIEVAL_DATA`` if set, else ``../shared/data`` beside the repository checkout."""
-    env = os.environ.get("DEEPRETRIEVAL_DATA")
-    return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
 
 
 def cache_dir() -> Path:

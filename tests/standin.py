@@ -1,7 +1,7 @@
 """Stand-in PubMed (E-utilities ``esearch.fcgi``) and ClinicalTrials.gov (API v2 ``/studies``) servers,
 for tests and offline demos: real HTTP on a local port, answering from a BEIR-style collection.
 
-    python -m deepretrieval.serve.standin --engine pubmed --data DIR --port 8001 [--faults 429:first=3]
+    python tests/standin.py --engine pubmed --data DIR --port 8001 [--faults 429:first=3]
 
 What is faithful (checked against the recorded bodies in ``literature/api-samples``): the esearch JSON
 (``header``, ``esearchresult`` with string ``count``/``retmax``/``retstart``, ``idlist``,
@@ -553,9 +553,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m deepretrieval.serve.standin", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python tests/standin.py", description=__doc__.split("\n")[0])
     parser.add_argument("--engine", choices=ENGINES, required=True)
     parser.add_argument("--data", required=True, help="a BEIR folder (corpus.jsonl) or a corpus JSONL file")
     parser.add_argument("--host", default="127.0.0.1")
