@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from deepretrieval.files import write_text
+
 
 class GenerationLogError(ValueError):
     """A log whose contents cannot be trusted; the message says which file to delete."""
@@ -61,10 +63,7 @@ class GenerationLog:
 
     def _start(self) -> None:
         """A fresh log holding only the header, published atomically."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_name(self.path.name + ".partial")
-        partial.write_text(json.dumps({"key": self.key}) + "\n", encoding="utf-8")
-        os.replace(partial, self.path)
+        write_text(self.path, json.dumps({"key": self.key}) + "\n")
 
     def append(self, completions: Iterable[tuple[str, str]]) -> None:
         """Log ``(id, completion)`` pairs and push them to disk (a crash after this loses none of them)."""

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from deepretrieval.files import atomic_write, write_text
+
 REPORT_DIR = "report"
 
 
@@ -111,10 +113,9 @@ def _plot(records: list[dict], series: Series, out: Path) -> Path:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path = out / series.file
-    partial = path.with_name(path.stem + ".partial.png")
-    fig.savefig(partial, dpi=110)
+    with atomic_write(path) as handle:
+        fig.savefig(handle, format="png", dpi=110)
     plt.close(fig)
-    os.replace(partial, path)
     return path
 
 
@@ -127,11 +128,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     out = Path(out) if out else run_dir / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     plotted = [(series, _plot(records, series, out)) for series in series_for(records)]
-    page = out / "report.html"
-    partial = page.with_name(page.name + ".partial")
-    partial.write_text(_html(run_dir, records, plotted, out), encoding="utf-8")
-    os.replace(partial, page)
-    return page
+    return write_text(out / "report.html", _html(run_dir, records, plotted, out))
 
 
 def plot_run(run_dir: str | Path) -> Path:

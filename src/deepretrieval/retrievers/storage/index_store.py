@@ -34,6 +34,7 @@ from typing import Any, Self, TypeVar
 import numpy as np
 from filelock import FileLock
 
+from deepretrieval.files import write_json
 from deepretrieval.retrievers.corpus import Corpus
 
 FORMAT, FORMAT_VERSION = "deepretrieval-index", 1
@@ -333,10 +334,7 @@ class IndexWriter:
         }
         os.rename(self.folder, self.root / self._version)
         self.folder = self.root / self._version
-        partial = self.root / f".{MANIFEST}.{secrets.token_hex(4)}"
-        partial.write_text(json.dumps(manifest, indent=1))
-        _fsync(partial)
-        os.replace(partial, self.root / MANIFEST)
+        write_json(self.root / MANIFEST, manifest)
         _fsync(self.root)
         self._published = True
         self._remove_stale()
