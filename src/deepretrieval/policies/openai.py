@@ -38,7 +38,8 @@ class OpenAIPolicy:
     Up to ``concurrency`` requests are in flight at once (threads sharing one connection pool). A request
     that times out, cannot connect, or gets 408 / 409 / 429 / 5xx is retried up to ``max_retries`` times
     with exponential backoff and full jitter (``backoff_s * 2**attempt``, capped at ``max_backoff_s``), and
-    at least the server's ``Retry-After`` when it sends one (the loop of ``retrievers.web.client``).
+    at least the server's ``Retry-After`` when it sends one (the loop of ``retrievers.web.client``); a
+    request whose pauses would add up to more than ``max_retries * max_backoff_s`` is given up.
     """
 
     card = None  # an API model is prompted as the caller says
@@ -76,7 +77,8 @@ class OpenAIPolicy:
         self.max_tokens = max_tokens
         self._client = HttpClient(
             self.name,
-            Retry(max_retries + 1, backoff_s, max_backoff_s),
+            # pauses in all at most what max_retries capped backoffs add up to: a far Retry-After is a failure
+            Retry(max_retries + 1, backoff_s, max_backoff_s, max_wait_s=max_retries * max_backoff_s),
             timeout_s=timeout_s,
             concurrency=concurrency,
             headers={"Authorization": f"Bearer {key}"} if key else {},
