@@ -3,9 +3,9 @@ HTTP as if it were loaded in this process.
 
 It is a drop-in replacement for the served index: same rankings (ids, float32 scores, totals), same
 ``fingerprint`` (so caches and run manifests cannot tell them apart) and the same ``analyze``, computed
-locally with the served kind's analyser and settings when the kind provides one (``analyzer(settings)``;
-BM25 does), since the reward's repetition guard calls it once per answer. Transient failures (no
-connection, a timeout, 5xx, 503 busy) are retried with exponential backoff and full jitter; queries that
+locally with the served kind's analyser and settings when the kind declares ``local_analyzer`` (BM25
+does), since the reward's repetition guard calls it once per answer. Transient failures (no connection,
+a timeout, 5xx, 503 busy) are retried by the shared client (``web.client``: backoff, jitter); queries that
 still cannot be searched get ``Ranking.failure`` (the reward leaves such samples out). A request the
 service refuses (4xx) is a caller error and raises ``ValueError`` with the service's message.
 
