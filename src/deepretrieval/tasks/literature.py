@@ -40,7 +40,6 @@ class LiteratureOptions(TaskOptions):
     date_limits: bool | None = Field(
         None, description="search each review up to its publication date (default: on engines that can)"
     )
-    template: str = "literature"
     name: str | None = None
 
 
@@ -53,10 +52,9 @@ class LiteratureTask(RetrievalTask):
         splits: dict[str, list[Example]],
         retriever: Retriever,
         k: int = 3000,
-        template: str = "literature",
         date_limits: bool | None = None,
     ):
-        super().__init__(name, splits, retriever, (f"recall@{k}",), template, ignore_identical_ids=False)
+        super().__init__(name, splits, retriever, (f"recall@{k}",), "literature", ignore_identical_ids=False)
         self.k = k
         self._recall = Metric("recall", k)
         self.metrics = (str(self._recall), "precision", "retrieved")
@@ -67,14 +65,9 @@ class LiteratureTask(RetrievalTask):
     def default_reward(self) -> dict[str, Any]:
         return {"kind": "recall_tiers", "metric": str(self._recall)}
 
-    def messages(
-        self, example: Example, reasoning: bool = True, template: str | None = None
-    ) -> list[dict[str, str]]:
+    def prompt_fields(self, example: Example) -> dict[str, str]:
         engine = ENGINE_NAMES.get(self.retriever.kind, "PubMed")  # the local engine speaks PubMed syntax
-        fields = {**example.fields, "engine": engine}
-        return super().messages(
-            Example(example.id, fields, example.truth, example.original), reasoning, template
-        )
+        return {**example.fields, "engine": engine}
 
     def measure(self, answers: Sequence[str], examples: Sequence[Example]) -> list[Outcome | None]:
         dates = [_review_dates(example) for example in examples] if self.date_limits else None
@@ -150,9 +143,10 @@ def build(data: Path | None, options: LiteratureOptions, retriever: Retriever) -
         load_splits(data),
         retriever,
         options.k,
-        options.template,
         options.date_limits,
     )
 
 
-FAMILY = TaskFamily(options=LiteratureOptions, build=build, corpus=corpus_path, retriever="boolean")
+FAMILY = TaskFamily(
+    template="literature", options=LiteratureOptions, build=build, corpus=corpus_path, retriever="boolean"
+)

@@ -31,8 +31,7 @@ from deepretrieval.sql.executor import ExecutionLimits, ExecutionResult, SqlExec
 from deepretrieval.sql.hardness import spider_hardness
 from deepretrieval.sql.schema import describe_database
 from deepretrieval.tasks import TaskFamily
-from deepretrieval.tasks.base import Example, Outcome, TaskOptions
-from deepretrieval.tasks.prompts import PromptTemplate
+from deepretrieval.tasks.base import Example, Outcome, PromptShape, TaskOptions
 
 logger = logging.getLogger(__name__)
 
@@ -45,28 +44,6 @@ SPIDER_DATABASE_DIRS = {"test": "test_database"}
 GOLD_CACHE_BYTES = 256 * 1024 * 1024
 PROGRESS_MIN_JOBS = 256
 CACHEABLE = ("ok", "error", "rejected")  # deterministic outcomes; a timeout or crash may not repeat
-
-SYSTEM_PROMPT = (
-    "You are an expert SQLite developer. You answer questions about a database by writing one SQLite "
-    "SELECT query over its tables."
-)
-REASONING_FORMAT = (
-    "First think step by step about the tables, columns, joins and conditions the question needs, inside "
-    "<think> </think>. Then write the query as JSON inside <answer> </answer>, for example:\n"
-    '<think> ... </think>\n<answer>{{"sql": "SELECT ..."}}</answer>'
-)
-NO_REASONING_FORMAT = (
-    "Write only the query as JSON inside <answer> </answer>, for example:\n"
-    '<answer>{{"sql": "SELECT ..."}}</answer>'
-)
-SQL_TEMPLATE = PromptTemplate(
-    name="sql",
-    system=SYSTEM_PROMPT,
-    user="Database schema:\n{schema}\n\n{knowledge}Question: {question}",
-    target="rows",
-    reasoning_format=REASONING_FORMAT,
-    plain_format=NO_REASONING_FORMAT,
-)
 
 
 class SqlDataError(ValueError):
@@ -112,6 +89,8 @@ class SqlTask:
 
     name = "sql"
     answer_key = "sql"
+    default_template = "sql"
+    supports_feedback = False
     primary_metric = "ex"
     metrics = ("ex", "executed")
     outcome_keys = frozenset({"ex", "executed", "timeout"})
@@ -291,15 +270,14 @@ class SqlTask:
 
     # ------------------------------------------------------------------ prompts
 
-    def messages(
-        self, example: Example, reasoning: bool = True, template: str | None = None
-    ) -> list[dict[str, str]]:
+    def messages(self, example: Example, prompting: PromptShape) -> list[dict[str, str]]:
         """[system, user]: the schema as CREATE TABLE statements, BIRD evidence, the question, the format."""
-        if template not in (None, SQL_TEMPLATE.name):
-            raise ValueError(f"the sql task has one prompt template, {SQL_TEMPLATE.name!r}; got {template!r}")
         fields = example.fields
         knowledge = f"External knowledge: {fields['evidence']}\n\n" if fields.get("evidence") else ""
-        return SQL_TEMPLATE.messages({**fields, "knowledge": knowledge}, reasoning)
+        return prompting.messages({**fields, "knowledge": knowledge})
+
+    def feedback_snippets(self, example: Example, count: int, words: int) -> list[str]:
+        raise ValueError("the sql task is judged by a database: it has no search results to show")
 
     # ------------------------------------------------------------------ judging
 
@@ -407,4 +385,4 @@ def build(data: Path | None, options: SqlOptions, retriever: None) -> SqlTask:
     )
 
 
-FAMILY = TaskFamily(options=SqlOptions, build=build)
+FAMILY = TaskFamily(template="sql", options=SqlOptions, build=build)
