@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from deepretrieval.metrics import Metric
 from deepretrieval.retrievers.base import DateRange, Retriever
@@ -30,6 +30,8 @@ from deepretrieval.tasks.beir import DataError, read_jsonl, read_qrels
 from deepretrieval.tasks.retrieval import RetrievalTask
 
 DATE_ENGINES = frozenset({"pubmed", "ctgov"})
+SET_KEYS = ("precision", "retrieved")
+"""Outcomes of the whole result list: relevant among the returned documents, and how many the query matched."""
 ENGINE_NAMES = {"pubmed": "PubMed", "ctgov": "ClinicalTrials.gov"}
 
 
@@ -37,10 +39,24 @@ class LiteratureOptions(TaskOptions):
     """``task.options`` of literature search."""
 
     k: int = Field(3000, gt=0, description="results scanned for recall (the seed: 3,000)")
+    metrics: tuple[str, ...] | None = Field(
+        None,
+        description="ranked metrics (recall@200, ndcg@10...) and 'precision' / 'retrieved' "
+        "(default: recall@K, precision, retrieved)",
+    )
     date_limits: bool | None = Field(
         None, description="search each review up to its publication date (default: on engines that can)"
     )
     name: str | None = None
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("name at least one metric")
+        return tuple(m if m in SET_KEYS else str(Metric.parse(m)) for m in value)
 
 
 class LiteratureTask(RetrievalTask):
@@ -53,17 +69,21 @@ class LiteratureTask(RetrievalTask):
         retriever: Retriever,
         k: int = 3000,
         date_limits: bool | None = None,
+        metrics: Sequence[str] | None = None,
     ):
-        super().__init__(name, splits, retriever, (f"recall@{k}",), "literature", ignore_identical_ids=False)
-        self.k = k
-        self._recall = Metric("recall", k)
-        self.metrics = (str(self._recall), "precision", "retrieved")
-        self.outcome_keys = frozenset(self.metrics)
+        chosen = tuple(metrics or (f"recall@{k}", *SET_KEYS))
+        ranked = [m for m in chosen if m not in SET_KEYS] or [f"recall@{k}"]
+        super().__init__(name, splits, retriever, ranked, "literature", ignore_identical_ids=False)
+        self.k = self.depth
+        self.metrics = chosen
+        self.outcome_keys = frozenset({*chosen, *SET_KEYS})
+        self.primary_metric = chosen[0]
         self.date_limits = retriever.kind in DATE_ENGINES if date_limits is None else date_limits
 
     @property
     def default_reward(self) -> dict[str, Any]:
-        return {"kind": "recall_tiers", "metric": str(self._recall)}
+        recall = next((m for m in self.metrics if m.startswith("recall@")), f"recall@{self.k}")
+        return {"kind": "recall_tiers", "metric": recall}
 
     def prompt_fields(self, example: Example) -> dict[str, str]:
         engine = ENGINE_NAMES.get(self.retriever.kind, "PubMed")  # the local engine speaks PubMed syntax
@@ -78,13 +98,10 @@ class LiteratureTask(RetrievalTask):
                 outcomes.append(None)
                 continue
             relevant = sum(1 for doc in ranking.doc_ids if example.truth.get(doc, 0) > 0)
-            outcomes.append(
-                {
-                    str(self._recall): self._recall(ranking.doc_ids, example.truth),
-                    "precision": relevant / len(ranking) if len(ranking) else 0.0,
-                    "retrieved": float(len(ranking) if ranking.total is None else ranking.total),
-                }
-            )
+            outcome = {str(m): m(ranking.doc_ids, example.truth) for m in self._metrics}
+            outcome["precision"] = relevant / len(ranking) if len(ranking) else 0.0
+            outcome["retrieved"] = float(len(ranking) if ranking.total is None else ranking.total)
+            outcomes.append(outcome)
         return outcomes
 
 
@@ -144,6 +161,7 @@ def build(data: Path | None, options: LiteratureOptions, retriever: Retriever) -
         retriever,
         options.k,
         options.date_limits,
+        options.metrics,
     )
 
 

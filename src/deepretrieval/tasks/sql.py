@@ -21,7 +21,7 @@ import os
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from cachetools import LRUCache
 from pydantic import Field
@@ -44,6 +44,8 @@ SPIDER_DATABASE_DIRS = {"test": "test_database"}
 GOLD_CACHE_BYTES = 256 * 1024 * 1024
 PROGRESS_MIN_JOBS = 256
 CACHEABLE = ("ok", "error", "rejected")  # deterministic outcomes; a timeout or crash may not repeat
+SQL_OUTCOMES = frozenset({"ex", "executed", "timeout"})
+"""Execution match, the prediction ran, it ran out of time."""
 
 
 class SqlDataError(ValueError):
@@ -91,9 +93,7 @@ class SqlTask:
     answer_key = "sql"
     default_template = "sql"
     supports_feedback = False
-    primary_metric = "ex"
-    metrics = ("ex", "executed")
-    outcome_keys = frozenset({"ex", "executed", "timeout"})
+    outcome_keys = SQL_OUTCOMES
 
     def __init__(
         self,
@@ -106,7 +106,13 @@ class SqlTask:
         workers: int | None = None,
         pool: SqlExecutorPool | None = None,
         compat: Compat = "keep_distinct",
+        metrics: Sequence[str] = ("ex", "executed"),
     ):
+        unknown = [m for m in metrics if m not in SQL_OUTCOMES]
+        if not metrics or unknown:
+            raise ValueError(f"sql metrics are {', '.join(sorted(SQL_OUTCOMES))}; got {list(metrics)}")
+        self.metrics = tuple(metrics)
+        self.primary_metric = self.metrics[0]
         self.data_dir = Path(data_dir)
         if not self.data_dir.is_dir():
             raise SqlDataError(f"SQL data folder {self.data_dir} does not exist")
@@ -357,6 +363,9 @@ class SqlOptions(TaskOptions):
 
     dialect: Dialect | None = None
     split: str = "dev"
+    metrics: tuple[Literal["ex", "executed", "timeout"], ...] = Field(
+        ("ex", "executed"), min_length=1, description="reported metrics, the first is the primary"
+    )
     sample_rows: int = Field(0, ge=0)
     workers: int | None = Field(None, gt=0)
     timeout_s: float | None = Field(None, gt=0)
@@ -382,6 +391,7 @@ def build(data: Path | None, options: SqlOptions, retriever: None) -> SqlTask:
         limits=limits,
         workers=options.workers,
         compat=options.compat,
+        metrics=options.metrics,
     )
 
 
