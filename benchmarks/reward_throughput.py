@@ -30,6 +30,7 @@ import Stemmer
 from _common import shared_data_dir
 from deepretrieval.metrics import ndcg
 from deepretrieval.parsing import parse_completion
+from deepretrieval.prompting import Prompting
 from deepretrieval.retrievers.bm25 import BM25Retriever
 from deepretrieval.retrievers.cache import CachedRetriever
 from deepretrieval.retrievers.corpus import load_corpus
@@ -126,7 +127,7 @@ def main() -> int:
         task = RetrievalTask(
             "scifact", {"train": examples}, CachedRetriever(retriever), metrics
         )  # cold cache
-        reward = BatchReward(task, MetricReward())
+        reward = BatchReward(task, MetricReward(), prompting=Prompting("classic_ir", reasoning=True))
         start = time.perf_counter()
         batch_rewards = reward.score(completions, batch_examples).rewards
         times["batch"].append(time.perf_counter() - start)

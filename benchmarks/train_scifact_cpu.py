@@ -20,13 +20,12 @@ import time
 from pathlib import Path
 
 from _common import REPO_ROOT, shared_data_dir
-from deepretrieval.config import load_config
+from deepretrieval.config import PromptingConfig, load_config
 from deepretrieval.default_model import resolve_model
-from deepretrieval.evaluate import EvalResult, evaluate
+from deepretrieval.evaluation import EvalResult, compare, evaluate
 from deepretrieval.policies.baselines import OriginalQuery
 from deepretrieval.policies.hf import HFPolicy
 from deepretrieval.report import read_metrics
-from deepretrieval.significance import compare
 from deepretrieval.train.data import build_task
 from deepretrieval.train.grpo import train
 
@@ -49,7 +48,7 @@ def train_mode(args: argparse.Namespace, mode: str) -> tuple:
     shutil.rmtree(out, ignore_errors=True)
     overrides = [
         f"task.data={args.data}",
-        f"task.query_mode={mode}",
+        f"prompting.query_mode={mode}",
         f"rl.max_steps={args.steps}",
         f"rl.time_budget_s={args.minutes * 60}",
         f"output_dir={out}",
@@ -87,18 +86,16 @@ def main() -> None:
     trained = {mode: train_mode(args, mode) for mode in MODES}
     config = trained["rewrite"][0]
     task = build_task(config)
-    generation = {"prefill": config.prompt_prefill, "max_new_tokens": config.rl.max_completion_length}
-    untrained = HFPolicy(resolve_model(config.model), name="untrained", **generation)
+    untrained = HFPolicy(resolve_model(config.model), name="untrained")
     results: dict[str, EvalResult] = {
-        "original": evaluate(
-            task, OriginalQuery(), "test", reasoning=False, limit=args.eval_limit, progress=False
-        )
+        "original": evaluate(task, OriginalQuery(), "test", limit=args.eval_limit, progress=False)
     }
     for mode, (_, run_dir, _) in trained.items():
-        policy = HFPolicy(str(run_dir / "final"), name=f"trained-{mode}", **generation)
+        policy = HFPolicy(str(run_dir / "final"), name=f"trained-{mode}")
+        as_trained = PromptingConfig(**policy.card.prompting.to_json())  # the untrained model too
         for name, chosen in ((f"untrained-{mode}", untrained), (f"trained-{mode}", policy)):
             results[name] = evaluate(
-                task, chosen, "test", reasoning=False, query_mode=mode, limit=args.eval_limit, progress=False
+                task, chosen, "test", prompting=as_trained, limit=args.eval_limit, progress=False
             )
     task.close()
     comparison = compare({name: r.per_query for name, r in results.items()}, "original", [METRIC])

@@ -42,8 +42,7 @@ OLD_RECIPE = {
         "overrides": {"metric": "ndcg@10", "format_bonus": 0.1, "format_penalty": -1.0},
     },
     "model": None,
-    "reasoning": False,
-    "prompt_prefill": "<answer>",
+    "prompting": {"reasoning": False, "prefill": "<answer>", "template": "classic_ir"},
     "rl": {
         "num_generations": 8,
         "temperature": 1.0,

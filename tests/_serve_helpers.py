@@ -13,12 +13,13 @@ from typing import Any
 
 from _train_helpers import write_tiny_model
 from deepretrieval.policies.card import PolicyCard
+from deepretrieval.prompting import Prompting
 
 
 def write_tiny_policy(folder: Path) -> Path:
     """The tiny random-init model of the training tests plus a policy card (a 'trained' checkpoint)."""
     write_tiny_model(folder)
-    PolicyCard(reasoning=False, prompt_prefill="<answer>", task="beir").write(folder)
+    PolicyCard(Prompting("classic_ir", reasoning=False, prefill="<answer>"), task="beir").write(folder)
     return folder
 
 

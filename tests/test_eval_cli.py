@@ -11,8 +11,11 @@ import ir_measures
 import pytest
 from ir_measures import R, nDCG
 
-from deepretrieval.evaluate import evaluate, format_table
+from deepretrieval.config import PromptingConfig
+from deepretrieval.evaluation import evaluate, format_table
 from deepretrieval.policies import load_policy
+
+REASONING = PromptingConfig(reasoning=True)
 
 
 def test_eval_cli_scifact_bm25_in_lucene_range(scifact_dir: Path, tmp_path: Path) -> None:
@@ -101,7 +104,7 @@ class ScriptedPolicy:
         self.fingerprint = f"scripted:{completion}"
         self.prompts: list = []
 
-    def complete(self, prompts):
+    def complete(self, prompts, prompting):
         self.prompts += prompts
         return [self.completion for _ in prompts]
 
@@ -109,26 +112,34 @@ class ScriptedPolicy:
 def test_eval_applies_the_training_guards(scifact_task) -> None:
     long_query = "vitamin d " * 300  # 3,000 characters: over the 2,000-character cap of training
     scripted = ScriptedPolicy(f"<think>t</think><answer>{long_query}</answer>")
-    result = evaluate(scifact_task, scripted, "test", limit=5, progress=False)
+    result = evaluate(scifact_task, scripted, "test", limit=5, prompting=REASONING, progress=False)
     assert result.format_ok == 0.0 and set(result.answers.values()) == {""}
     assert result.metrics["ndcg@10"] == 0.0
     short = evaluate(
-        scifact_task, ScriptedPolicy("<think>t</think><answer>vitamin d</answer>"), "test", limit=5
+        scifact_task,
+        ScriptedPolicy("<think>t</think><answer>vitamin d</answer>"),
+        "test",
+        limit=5,
+        prompting=REASONING,
     )
     assert short.format_ok == 1.0
 
 
 def test_eval_prompts_a_policy_as_its_card_says(scifact_task) -> None:
     from deepretrieval.policies.card import PolicyCard
+    from deepretrieval.prompting import Prompting
 
     scripted = ScriptedPolicy("<answer>vitamin d</answer>")
-    scripted.card = PolicyCard(reasoning=False, prompt_prefill="<answer>", template="keywords")
+    scripted.card = PolicyCard(Prompting("keywords", reasoning=False, prefill="<answer>"))
     result = evaluate(scifact_task, scripted, "test", limit=3, progress=False)
-    assert result.reasoning is False and result.format_ok == 1.0
+    assert result.prompting.reasoning is False and result.format_ok == 1.0
     user = scripted.prompts[0][1]["content"]
     assert "<think>" not in user and user.startswith("Request: ")  # the keywords template, no reasoning
-    forced = evaluate(scifact_task, scripted, "test", limit=3, reasoning=True, progress=False)
-    assert forced.reasoning is True and forced.format_ok == 0.0  # explicit choice wins over the card
+    forced = evaluate(scifact_task, scripted, "test", limit=3, prompting=REASONING, progress=False)
+    assert (
+        forced.prompting.reasoning is True and forced.format_ok == 0.0
+    )  # explicit choice wins over the card
+    assert forced.prompting.template == "keywords"  # the rest still from the card
 
 
 @pytest.mark.parametrize(
@@ -167,14 +178,15 @@ def test_eval_cli_user_errors_are_one_line(scifact_dir: Path, tmp_path: Path, ar
 
 def test_expand_mode_sends_the_original_query_plus_the_answer(scifact_task) -> None:
     original = evaluate(scifact_task, load_policy("original"), "test", limit=40, progress=False)
-    nonsense = ScriptedPolicy("<think>t</think><answer>qqqzzz</answer>")  # a term no document has
+    nonsense = ScriptedPolicy("<answer>qqqzzz</answer>")  # a term no document has
     rewrite = evaluate(scifact_task, nonsense, "test", limit=40, progress=False)
-    expand = evaluate(scifact_task, nonsense, "test", limit=40, query_mode="expand", progress=False)
+    expand_mode = PromptingConfig(query_mode="expand")
+    expand = evaluate(scifact_task, nonsense, "test", limit=40, prompting=expand_mode, progress=False)
     assert rewrite.metrics["ndcg@10"] == 0.0 and rewrite.query_mode == "rewrite"
     assert expand.query_mode == "expand"
     assert expand.metrics["ndcg@10"] == pytest.approx(original.metrics["ndcg@10"])
-    with pytest.raises(ValueError, match="unknown query mode"):
-        evaluate(scifact_task, nonsense, "test", limit=2, query_mode="append", progress=False)
+    with pytest.raises(ValueError, match="query_mode"):
+        PromptingConfig(query_mode="append")
 
 
 def test_an_object_that_is_no_policy_is_refused(scifact_task) -> None:

@@ -15,13 +15,15 @@ import pytest
 
 from _serve_helpers import write_tiny_policy
 from _train_helpers import write_tiny_beir
-from deepretrieval.config import RetrieverConfig
-from deepretrieval.evaluate import evaluate, format_table, markdown_report
+from deepretrieval.config import PromptingConfig, RetrieverConfig
+from deepretrieval.evaluation import evaluate, format_table, markdown_report
+from deepretrieval.evaluation.significance import compare, paired_test
 from deepretrieval.generation_log import GenerationLog, GenerationLogError
 from deepretrieval.policies import load_policy, parse_policy_spec
 from deepretrieval.policies.hf import HFPolicy
-from deepretrieval.significance import compare, paired_test
 from deepretrieval.tasks import load_task
+
+FOUR_TOKENS = PromptingConfig(max_new_tokens=4)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +62,7 @@ def test_one_command_evaluates_several_policies(tiny: dict, tmp_path: Path) -> N
     direct = evaluate(
         load_task("beir", tiny["beir"], retriever=RetrieverConfig(index=str(tiny["root"] / "idx")),
                   metrics=["ndcg@10", "recall@10"]),
-        HFPolicy(model, max_new_tokens=4), "train", progress=False,
+        HFPolicy(model), "train", prompting=FOUR_TOKENS, progress=False,
     )  # fmt: skip
     assert by_name[model]["metrics"] == pytest.approx(direct.metrics)
     assert by_name[model]["format_ok"] == pytest.approx(direct.format_ok)
@@ -121,47 +123,51 @@ class Interrupting:
         self.inner, self.batches, self.calls, self.generated = inner, batches, 0, 0
         self.name, self.card, self.fingerprint = inner.name, inner.card, inner.fingerprint
 
-    def complete(self, prompts):
+    def complete(self, prompts, prompting):
         if self.batches is not None and self.calls == self.batches:
             raise KeyboardInterrupt
         self.calls += 1
         self.generated += len(prompts)
-        return self.inner.complete(prompts)
+        return self.inner.complete(prompts, prompting)
 
 
 def test_an_interrupted_evaluation_resumes_where_it_stopped(tiny: dict, tmp_path: Path) -> None:
     task, log = tiny["task"], tmp_path / "generations.jsonl"
-    policy = HFPolicy(str(tiny["model"]), max_new_tokens=4)
-    whole = evaluate(task, policy, "train", batch_size=1, progress=False)
+    policy = HFPolicy(str(tiny["model"]))
+    four = {"prompting": FOUR_TOKENS, "progress": False}
+    whole = evaluate(task, policy, "train", batch_size=1, **four)
     with pytest.raises(KeyboardInterrupt):
-        evaluate(task, Interrupting(policy, 2), "train", batch_size=1, log_path=log, progress=False)
+        evaluate(task, Interrupting(policy, 2), "train", batch_size=1, log_path=log, **four)
     assert len(log.read_text().splitlines()) == 1 + 2  # the key, then the two completed batches
     with log.open("a") as handle:
         handle.write('{"id": "q3", "completion": "<answer> tor')  # a write cut short by the crash
     resumed = Interrupting(policy, None)
-    result = evaluate(task, resumed, "train", batch_size=1, log_path=log, progress=False)
+    result = evaluate(task, resumed, "train", batch_size=1, log_path=log, **four)
     assert resumed.generated == 2  # only the two examples not yet logged
     assert result.completions == whole.completions and result.metrics == whole.metrics
     assert [json.loads(line) for line in log.read_text().splitlines()[1:]] == [
         {"id": ex_id, "completion": text} for ex_id, text in whole.completions.items()
     ]
     again = Interrupting(policy, None)
-    evaluate(task, again, "train", log_path=log, progress=False)
+    evaluate(task, again, "train", log_path=log, **four)
     assert again.generated == 0
     other = Interrupting(policy, None)  # other prompting: the log no longer applies
-    evaluate(task, other, "train", reasoning=True, log_path=log, progress=False)
+    reasoning = PromptingConfig(reasoning=True, max_new_tokens=4)
+    evaluate(task, other, "train", prompting=reasoning, log_path=log, progress=False)
     assert other.generated == 4
 
 
-def test_a_log_is_not_reused_when_a_task_option_changes_the_prompts(tiny: dict, tmp_path: Path) -> None:
-    log, policy = tmp_path / "generations.jsonl", HFPolicy(str(tiny["model"]), max_new_tokens=4)
+def test_a_log_is_not_reused_when_the_prompts_change(tiny: dict, tmp_path: Path) -> None:
+    log, policy = tmp_path / "generations.jsonl", HFPolicy(str(tiny["model"]))
+    task = load_task(
+        "beir", tiny["beir"], retriever=RetrieverConfig(index=str(tiny["root"] / "idx")), metrics=["ndcg@10"]
+    )
     for words, generated in ((3, 4), (3, 0), (2, 4)):  # same template, fewer words shown: new prompts
-        task = load_task(
-            "beir", tiny["beir"], retriever=RetrieverConfig(index=str(tiny["root"] / "idx")),
-            metrics=["ndcg@10"], template="feedback_expansion", feedback=2, feedback_words=words,
-        )  # fmt: skip
+        shown = PromptingConfig(
+            template="feedback_expansion", feedback=2, feedback_words=words, max_new_tokens=4
+        )
         counting = Interrupting(policy, None)
-        evaluate(task, counting, "train", log_path=log, progress=False)
+        evaluate(task, counting, "train", prompting=shown, log_path=log, progress=False)
         assert counting.generated == generated, words
 
 

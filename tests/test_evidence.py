@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from deepretrieval.config import RetrieverConfig
-from deepretrieval.evaluate import evaluate
+from deepretrieval.config import PromptingConfig, RetrieverConfig
+from deepretrieval.evaluation import evaluate
+from deepretrieval.prompting import Prompting
 from deepretrieval.retrievers import Retriever
 from deepretrieval.rewards import BatchReward, RankTiers, task_scheme
 from deepretrieval.tasks import load_task
@@ -51,7 +52,7 @@ def test_squad_scans_the_seed_depth_with_its_own_miss_penalty(squad) -> None:
     assert squad.depth == 3000
     scheme = task_scheme(squad)
     assert isinstance(scheme, RankTiers) and scheme.miss == -2.5
-    reward = BatchReward(squad, scheme)
+    reward = BatchReward(squad, scheme, prompting=Prompting("evidence", reasoning=True))
     good, miss = reward.score(
         [f"<think>t</think><answer>{ex.original}</answer>", "<think>t</think><answer>zzzz qqqq</answer>"],
         [ex, ex],
@@ -151,12 +152,14 @@ def test_answer_in_query_is_reported_by_eval(squad) -> None:
 
     class Leaky:
         name = "leaky"
+        query_mode = "rewrite"
 
         def answers(self, examples):
             return [e.truth[0] if i % 2 else e.original for i, e in enumerate(examples)]
 
     result = evaluate(squad, Leaky(), "test", limit=40, progress=False)
-    plain = evaluate(squad, Leaky(), "test", limit=40, progress=False, query_mode="expand")
+    expand = PromptingConfig(query_mode="expand")
+    plain = evaluate(squad, Leaky(), "test", limit=40, progress=False, prompting=expand)
     examples = squad.examples("test")[:40]
     in_question = [float(any(normalize(a) in normalize(e.original) for a in e.truth)) for e in examples]
     expected = sum(1.0 if i % 2 else q for i, q in enumerate(in_question)) / 40

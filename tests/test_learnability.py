@@ -68,12 +68,11 @@ def reward_curve(root: Path, seed: int) -> list[dict]:
         "task": {
             "name": "beir",
             "data": str(data),
-            "options": {"metrics": ["ndcg@10"], "template": "keywords"},
+            "options": {"metrics": ["ndcg@10"]},
         },
         "retriever": {"index": str(root / "index")},
         "model": str(model),
-        "reasoning": False,
-        "prompt_prefill": "<answer>",
+        "prompting": {"template": "keywords", "reasoning": False, "prefill": "<answer>"},
         "rl": {
             "num_generations": 8,
             "per_device_train_batch_size": 32,

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,11 @@ import pytest
 from _serve_helpers import Faults, running, write_tiny_policy
 from _train_helpers import write_tiny_beir
 from deepretrieval.config import RetrieverConfig
-from deepretrieval.evaluate import evaluate
-from deepretrieval.policies import GenerationFailure, load_policy
+from deepretrieval.evaluation import evaluate
+from deepretrieval.policies import GenerationFailure, PolicyOptions, load_policy
 from deepretrieval.policies.hf import HFPolicy
 from deepretrieval.policies.openai import OpenAIError, OpenAIPolicy
+from deepretrieval.prompting import Prompting
 from deepretrieval.serve.rewrite import Rewriter, create_app
 from deepretrieval.tasks import load_task
 
@@ -28,46 +30,46 @@ PROMPTS = [
     [{"role": "user", "content": "Request: flat tyre"}],
 ]
 MAX_TOKENS = 4
+ASK = Prompting("classic_ir", max_new_tokens=MAX_TOKENS)  # what a client asks for
+SERVED = Prompting("classic_ir", prefill="<answer>", max_new_tokens=MAX_TOKENS)  # how the server prompts
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("openai")
     model = write_tiny_policy(root / "model")
-    policy = HFPolicy(str(model), max_new_tokens=MAX_TOKENS)
+    policy = HFPolicy(str(model))
     return {"root": root, "policy": policy, "beir": write_tiny_beir(root / "beir")}
 
 
 def _client(url: str, cache: Path, **options) -> OpenAIPolicy:
-    settings = {"base_url": f"{url}/v1", "cache": cache, "max_tokens": MAX_TOKENS, "backoff_s": 0.01}
+    settings = {"base_url": f"{url}/v1", "cache": cache, "backoff_s": 0.01}
     return OpenAIPolicy("tiny", **(settings | options))
 
 
 def test_completions_come_from_the_server_and_a_rerun_costs_no_request(served: dict, tmp_path: Path) -> None:
-    expected = served["policy"].complete(PROMPTS)
+    expected = served["policy"].complete(PROMPTS, SERVED)
     app = Faults(create_app(Rewriter(served["policy"])))
     with running(app) as url:
         first = _client(url, tmp_path / "cache", concurrency=3)
-        assert first.complete(PROMPTS) == expected
+        assert first.complete(PROMPTS, ASK) == expected
         assert app.requests == 3 and first.stats["requests"] == 3 and first.stats["cache_hits"] == 0
         first.close()
         again = _client(url, tmp_path / "cache")
-        assert again.complete(PROMPTS) == expected
+        assert again.complete(PROMPTS, ASK) == expected
         assert app.requests == 3  # zero requests the second time
         assert again.stats == {"requests": 0, "retries": 0, "cache_hits": 3, "failures": 0}
-        other_settings = _client(url, tmp_path / "cache", max_tokens=2)  # another sampling setting: no hit
-        other_settings.complete(PROMPTS[:1])
+        again.complete(PROMPTS[:1], replace(ASK, max_new_tokens=2))  # another generation cap: no hit
         assert app.requests == 4
         again.close()
-        other_settings.close()
 
 
 def test_429_500_and_timeouts_are_retried_with_backoff(served: dict, tmp_path: Path) -> None:
-    expected = served["policy"].complete(PROMPTS[:1])
+    expected = served["policy"].complete(PROMPTS[:1], SERVED)
     app = Faults(create_app(Rewriter(served["policy"])), plan=[429, 500, 503, "slow"])
     with running(app) as url:
         client = _client(url, tmp_path / "cache", timeout_s=2.0, concurrency=1)
-        assert client.complete(PROMPTS[:1]) == expected
+        assert client.complete(PROMPTS[:1], ASK) == expected
         client.close()
     assert app.requests == 5 and client.stats["retries"] == 4 and client.stats["failures"] == 0
 
@@ -78,10 +80,10 @@ def test_a_request_that_keeps_failing_is_a_reported_failure_never_cached(
     app = Faults(create_app(Rewriter(served["policy"])), always=500)
     with running(app) as url:
         client = _client(url, tmp_path / "cache", max_retries=2)
-        (result,) = client.complete(PROMPTS[:1])
+        (result,) = client.complete(PROMPTS[:1], ASK)
         assert result == GenerationFailure("HTTP 500 after 3 attempts")
         assert app.requests == 3
-        client.complete(PROMPTS[:1])  # not cached: asked again
+        client.complete(PROMPTS[:1], ASK)  # not cached: asked again
         assert app.requests == 6
         client.close()
         task = load_task(
@@ -91,7 +93,7 @@ def test_a_request_that_keeps_failing_is_a_reported_failure_never_cached(
             metrics=["ndcg@10"],
         )
         broken = _client(url, tmp_path / "cache", max_retries=0)
-        result = evaluate(task, broken, "train", reasoning=False, progress=False)
+        result = evaluate(task, broken, "train", progress=False)
         broken.close()
     assert result.failures == {
         ex.id: "generation failed: HTTP 500 after 1 attempts" for ex in task.examples("train")
@@ -104,8 +106,8 @@ def test_a_refused_key_is_an_error_and_the_key_is_never_stored(served: dict, tmp
     with running(app) as url:
         refused = _client(url, tmp_path / "cache", api_key="sk-test-secret-1234")
         with pytest.raises(OpenAIError, match="401.*OPENAI_API_KEY"):
-            refused.complete(PROMPTS[:1])
-        refused.complete(PROMPTS[:1])  # the next request passes: now cached
+            refused.complete(PROMPTS[:1], ASK)
+        refused.complete(PROMPTS[:1], ASK)  # the next request passes: now cached
         refused.close()
     stored = b"".join(p.read_bytes() for p in (tmp_path / "cache").rglob("*") if p.is_file())
     assert stored and b"sk-test-secret-1234" not in stored
@@ -117,7 +119,7 @@ def test_openai_spec_needs_a_key_for_the_public_api(monkeypatch: pytest.MonkeyPa
     with pytest.raises(ValueError, match="needs OPENAI_API_KEY"):
         load_policy("openai:gpt-4o-mini")
     with pytest.raises(ValueError, match="must start with http"):
-        load_policy("openai:gpt-4o-mini", base_url="localhost:8000/v1")
+        load_policy("openai:gpt-4o-mini", PolicyOptions(openai={"base_url": "localhost:8000/v1"}))
 
 
 def test_eval_command_scores_an_openai_policy_against_the_server(served: dict, tmp_path: Path) -> None:
@@ -145,9 +147,9 @@ def test_eval_command_scores_an_openai_policy_against_the_server(served: dict, t
     rows = [json.loads(line) for line in (tmp_path / "out" / results["policies"][1]["per_query"]).open()]
     task = load_task("beir", served["beir"], retriever=RetrieverConfig(index=str(tmp_path / "idx")))
     examples = task.examples("train")
-    prompts = [task.messages(ex, reasoning=False) for ex in examples]
+    prompts = [task.messages(ex, ASK) for ex in examples]
     # no-reasoning prompts, answered by the served policy (which adds its <answer> prefill)
-    assert [row["completion"] for row in rows] == served["policy"].complete(prompts)
+    assert [row["completion"] for row in rows] == served["policy"].complete(prompts, SERVED)
     assert "openai:tiny@no-reasoning" in proc.stdout
 
 
@@ -155,7 +157,7 @@ def test_a_rejected_request_is_not_retried_and_says_why(served: dict, tmp_path: 
     app = Faults(create_app(Rewriter(served["policy"])), plan=[400])
     with running(app) as url:
         client = _client(url, tmp_path / "cache")
-        (result,) = client.complete(PROMPTS[:1])
+        (result,) = client.complete(PROMPTS[:1], ASK)
         client.close()
     assert result == GenerationFailure('HTTP 400 ({"error": {"message": "injected"}}) after 1 attempts')
     assert app.requests == 1

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from deepretrieval.evaluate import evaluate
+from deepretrieval.evaluation import evaluate
 from deepretrieval.policies import load_policy
 from deepretrieval.policies.predictions import PredictionsError
 from deepretrieval.tasks import load_task
@@ -148,7 +148,17 @@ def test_sql_compat_official_gives_the_official_evaluators_verdicts(
     out = tmp_path / "out"
     args = ["eval", "--task", "sql", "--data", str(spider_dir), "--split", "dev", "--limit", "60"]
     assert (
-        main([*args, "--policy", f"predictions:{predictions}", "--sql-compat", compat, "--out", str(out)])
+        main(
+            [
+                *args,
+                "--policy",
+                f"predictions:{predictions}",
+                "--option",
+                f"compat={compat}",
+                "--out",
+                str(out),
+            ]
+        )
         == 0
     )
     summary = json.loads((out / "results.json").read_text())["policies"][0]

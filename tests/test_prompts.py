@@ -1,4 +1,5 @@
-"""Prompt templates render through the real SmolLM2 tokenizer's chat template, for every family and mode."""
+"""Prompt templates render through the real SmolLM2 tokenizer's chat template, for every family and mode, and
+one prompting decides the prompt wherever a policy is prompted."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import pytest
 from transformers import AutoTokenizer
 
 from deepretrieval.default_model import gguf_path
-from deepretrieval.tasks.prompts import TEMPLATES, render_prompt
+from deepretrieval.prompting import Prompting
+from deepretrieval.tasks.prompts import TEMPLATES
 
 
 @pytest.fixture(scope="module")
@@ -18,21 +20,36 @@ def tokenizer():
 @pytest.mark.parametrize("family", sorted(TEMPLATES))
 @pytest.mark.parametrize("reasoning", [True, False])
 def test_every_template_renders_both_modes(tokenizer, family: str, reasoning: bool) -> None:
-    fields = {"query": "sore throat remedies", "engine": "PubMed", "feedback": "- Pharyngitis: presentation"}
-    messages = TEMPLATES[family].messages(fields, reasoning)
+    fields = {
+        "query": "sore throat remedies",
+        "engine": "PubMed",
+        "feedback": "- Pharyngitis: presentation",
+        "question": "sore throat remedies",
+        "schema": "CREATE TABLE t (x)",
+        "knowledge": "",
+    }
+    feedback = 3 if "{feedback}" in TEMPLATES[family].user else 0
+    prompting = Prompting(family, reasoning=reasoning, prefill="<answer>", feedback=feedback)
+    messages = prompting.messages(fields)
     assert [m["role"] for m in messages] == ["system", "user"]
     assert "sore throat remedies" in messages[1]["content"]
     assert ("<think>" in messages[1]["content"]) == reasoning and "<answer>" in messages[1]["content"]
-    text = render_prompt(tokenizer, messages, prefill="<answer>")
+    text = prompting.render(tokenizer, messages)
     expected = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     assert text == expected + "<answer>"
     assert text.index(messages[0]["content"]) < text.index(messages[1]["content"])
 
 
+def test_raw_rendering_is_the_text_as_it_is(tokenizer) -> None:
+    prompting = Prompting("keywords", rendering="raw", prefill="<answer>")
+    messages = prompting.messages({"query": "fever"})
+    assert prompting.render(tokenizer, messages) == "".join(m["content"] for m in messages) + "<answer>"
+
+
 def test_keywords_template_is_the_shortest(tokenizer) -> None:
     fields = {"query": "how to fix check engine light"}
     lengths = {
-        name: len(tokenizer(render_prompt(tokenizer, TEMPLATES[name].messages(fields, False)))["input_ids"])
+        name: len(tokenizer(Prompting(name).render(tokenizer, Prompting(name).messages(fields)))["input_ids"])
         for name in ("keywords", "classic_ir")
     }
     assert lengths["keywords"] < 0.7 * lengths["classic_ir"]

@@ -8,9 +8,8 @@ import json
 from pathlib import Path
 
 from _train_helpers import write_tiny_model
+from deepretrieval.answers import judged_queries
 from deepretrieval.cli import main
-from deepretrieval.config import TaskConfig
-from deepretrieval.rewards import judged_queries
 from deepretrieval.tasks import load_task
 
 
@@ -29,11 +28,7 @@ def test_quickstart_writes_figures_and_a_per_query_file(tmp_path: Path, capsys) 
         and figures["seed"] == 1
     )
     assert figures["steps"] == 2 and figures["metric"] == "ndcg@10"
-    task = load_task(
-        TaskConfig(
-            name="demo", options={"template": "feedback_expansion", "feedback": 3, "feedback_words": 8}
-        )
-    )
+    task = load_task("demo")
     examples = {ex.id: ex for ex in task.examples("test")}
     rows = [json.loads(line) for line in (out / "per_query.jsonl").read_text().splitlines()]
     assert [row["id"] for row in rows] == list(examples)
@@ -41,7 +36,7 @@ def test_quickstart_writes_figures_and_a_per_query_file(tmp_path: Path, capsys) 
         example = examples[row["id"]]
         assert row["original"]["answer"] == example.original
         # blind feedback: the user's words followed by the opening words of the top 3 results, all of them
-        snippets = task.feedback_snippets(example)
+        snippets = task.feedback_snippets(example, 3, 8)
         assert 1 <= len(snippets) <= 3 and all(1 <= len(s.split()) <= 8 for s in snippets)  # matches only
         assert row["feedback"]["searched"] == f"{example.original} {' '.join(snippets)}"
         for policy in ("untrained", "trained"):
@@ -50,7 +45,8 @@ def test_quickstart_writes_figures_and_a_per_query_file(tmp_path: Path, capsys) 
             assert 0.0 <= row[policy]["ndcg@10"] <= 1.0
     mean = sum(row["trained"]["ndcg@10"] for row in rows) / len(rows)
     assert abs(mean - figures["trained"]) < 1e-9  # the file and the figures tell the same story
-    card = json.loads((out / "run" / "final" / "deepretrieval_policy.json").read_text())
+    card = json.loads((out / "run" / "final" / "deepretrieval_policy.json").read_text())["prompting"]
     assert card["query_mode"] == "expand" and card["template"] == "feedback_expansion"
-    assert (card["feedback"], card["feedback_words"]) == (3, 8)
+    assert (card["feedback"], card["feedback_words"], card["prefill"]) == (3, 8, "<answer>")
+    assert card["max_new_tokens"] == 16  # the recipe's rl.max_completion_length
     task.close()

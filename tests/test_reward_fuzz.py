@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 
+from deepretrieval.prompting import Prompting
 from deepretrieval.rewards import BatchReward, MetricReward
 
 PIECES = [
@@ -66,7 +67,7 @@ def _generate(rng: random.Random) -> object:
 
 def test_fuzzed_completions_get_finite_rewards(scifact_task) -> None:
     rng = random.Random(1234)
-    reward = BatchReward(scifact_task, MetricReward())
+    reward = BatchReward(scifact_task, MetricReward(), prompting=Prompting("classic_ir", reasoning=True))
     examples = scifact_task.examples("train")
     total = 0
     reasons = set()

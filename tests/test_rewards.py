@@ -7,22 +7,23 @@ import random
 import pytest
 from pydantic import ValidationError
 
+from deepretrieval.answers import Guards, max_term_repeats
 from deepretrieval.parsing import ParsedCompletion
+from deepretrieval.prompting import Prompting
 from deepretrieval.retrievers import Retriever
 from deepretrieval.retrievers.cache import CachedRetriever
 from deepretrieval.rewards import (
     BatchReward,
     ExecutionReward,
-    Guards,
     MetricReward,
     RankTiers,
     RecallTiers,
     make_scheme,
-    max_term_repeats,
 )
 from deepretrieval.tasks.retrieval import RetrievalTask
 
 OK = ParsedCompletion("q", "t", True, "ok")
+THINKING = Prompting("classic_ir", reasoning=True)
 BAD = ParsedCompletion("", "", False, "no_answer")
 
 
@@ -102,7 +103,7 @@ def test_batch_reward_on_real_index_equals_per_sample_scoring(scifact_task) -> N
     examples = scifact_task.examples("test")[:16]
     completions = [_completion(ex.original) for ex in examples] + ["garbage", _completion("")]
     batch_examples = examples + examples[:2]
-    reward = BatchReward(scifact_task, MetricReward())
+    reward = BatchReward(scifact_task, MetricReward(), prompting=THINKING)
     batch = reward.score(completions, batch_examples)
     assert len(batch.rewards) == 18
     for ex, value, outcome in zip(examples, batch.rewards, batch.outcomes):
@@ -151,7 +152,7 @@ def test_batch_reward_makes_one_deduplicated_call_then_serves_from_cache(scifact
     completions = [
         _completion(rng.choice([ex.original, ex.original + " study", "vitamin D"])) for ex in batch_examples
     ]
-    reward = BatchReward(task, MetricReward())
+    reward = BatchReward(task, MetricReward(), prompting=THINKING)
     first = reward.score(completions, batch_examples)
     assert len(counting.calls) == 1
     assert len(counting.calls[0]) == len(set(counting.calls[0])) < len(completions)
@@ -179,7 +180,8 @@ def test_lru_is_bounded(scifact_bm25) -> None:
 
 def test_guards_penalise_overlong_and_repetitive_queries(scifact_task) -> None:
     ex = scifact_task.examples("test")[0]
-    reward = BatchReward(scifact_task, MetricReward(), guards=Guards(max_query_chars=300, max_term_repeats=5))
+    guards = Guards(max_query_chars=300, max_term_repeats=5)
+    reward = BatchReward(scifact_task, MetricReward(), prompting=THINKING, guards=guards)
     completions = [
         _completion("cell " * 100),
         _completion(ex.original + " cells" * 10),

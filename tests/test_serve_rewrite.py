@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -17,11 +18,14 @@ import pytest
 
 from _serve_helpers import running, write_tiny_policy
 from _train_helpers import write_tiny_beir
+from deepretrieval.config import PromptingConfig
 from deepretrieval.policies.hf import HFPolicy
+from deepretrieval.prompting import Prompting
 from deepretrieval.retrievers import open_retriever
 from deepretrieval.serve.rewrite import Limits, Rewriter, create_app
 
 QUERIES = ["fever medicine", "heart attack", "flat tyre"]
+FOUR = PromptingConfig(max_new_tokens=4)  # the tiny policy writes nonsense: four tokens are enough
 
 
 @pytest.fixture(scope="module")
@@ -31,18 +35,13 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict:
     model = write_tiny_policy(root / "model")
     index = root / "index"
     retriever = open_retriever("bm25", corpus=beir, index_dir=index, show_progress=False)
-    policy = HFPolicy(str(model), max_new_tokens=4)
+    policy = HFPolicy(str(model))
     return {"root": root, "model": model, "index": index, "retriever": retriever, "policy": policy}
 
 
 def test_rewrite_returns_the_policys_parsed_answer_and_hits(tiny: dict) -> None:
-    rewriter = Rewriter(tiny["policy"])
-    assert rewriter.describe() == {
-        "template": "classic_ir",
-        "reasoning": False,
-        "query_mode": "rewrite",
-        "prefill": "<answer>",
-    }
+    rewriter = Rewriter(tiny["policy"], FOUR)
+    assert rewriter.describe() == Prompting("classic_ir", prefill="<answer>", max_new_tokens=4).to_json()
     expected = rewriter.rewrite(QUERIES)  # the same policy, called directly with the same batch
     app = create_app(rewriter, indexes={"tiny": tiny["retriever"]})
     with running(app) as url:
@@ -70,7 +69,7 @@ def test_rewrite_returns_the_policys_parsed_answer_and_hits(tiny: dict) -> None:
 
 def test_a_malformed_completion_keeps_the_original_and_says_so(tiny: dict) -> None:
     # Prompted for reasoning, the tiny policy (trained without) never closes a </think>: malformed.
-    rewriter = Rewriter(tiny["policy"], reasoning=True)
+    rewriter = Rewriter(tiny["policy"], PromptingConfig(reasoning=True, max_new_tokens=4))
     with running(create_app(rewriter)) as url:
         reply = httpx.post(f"{url}/rewrite", json={"query": "short of breath"}, timeout=60).json()
     assert reply["query"] == "short of breath" and reply["format_ok"] is False
@@ -78,7 +77,7 @@ def test_a_malformed_completion_keeps_the_original_and_says_so(tiny: dict) -> No
 
 
 def test_requests_arriving_together_share_generation_calls(tiny: dict) -> None:
-    app = create_app(Rewriter(tiny["policy"]), max_batch=8, max_wait_ms=50)
+    app = create_app(Rewriter(tiny["policy"], FOUR), max_batch=8, max_wait_ms=50)
 
     async def burst(url: str) -> list[httpx.Response]:
         async with httpx.AsyncClient(timeout=120) as client:
@@ -110,7 +109,7 @@ def test_requests_arriving_together_share_generation_calls(tiny: dict) -> None:
     ],
 )
 def test_bad_rewrite_bodies_get_clear_4xx(tiny: dict, body: dict, status: int, message: str) -> None:
-    app = create_app(Rewriter(tiny["policy"]), limits=Limits(max_queries=3, max_query_chars=100))
+    app = create_app(Rewriter(tiny["policy"], FOUR), limits=Limits(max_queries=3, max_query_chars=100))
     with running(app) as url:
         reply = httpx.post(f"{url}/rewrite", json=body, timeout=60)
     assert reply.status_code == status, reply.text
@@ -118,7 +117,7 @@ def test_bad_rewrite_bodies_get_clear_4xx(tiny: dict, body: dict, status: int, m
 
 
 def test_body_limits_malformed_json_and_bad_chat_requests(tiny: dict) -> None:
-    app = create_app(Rewriter(tiny["policy"]), limits=Limits(max_body_bytes=200))
+    app = create_app(Rewriter(tiny["policy"], FOUR), limits=Limits(max_body_bytes=200))
     with running(app) as url:
         declared = httpx.post(f"{url}/rewrite", json={"query": "y" * 500})
         streamed = httpx.post(f"{url}/rewrite", content=(b"x" * 100 for _ in range(5)))  # chunked, no length
@@ -146,7 +145,8 @@ def test_body_limits_malformed_json_and_bad_chat_requests(tiny: dict) -> None:
 def test_chat_completions_returns_the_policys_completion(tiny: dict) -> None:
     policy = tiny["policy"]
     messages = [{"role": "user", "content": "Request: fever medicine"}]
-    with running(create_app(Rewriter(policy), model_name="tiny")) as url:
+    rewriter = Rewriter(policy, FOUR)
+    with running(create_app(rewriter, model_name="tiny")) as url:
         reply = httpx.post(
             f"{url}/v1/chat/completions",
             json={"model": "x", "messages": messages, "max_tokens": 3},
@@ -157,7 +157,7 @@ def test_chat_completions_returns_the_policys_completion(tiny: dict) -> None:
     assert body["object"] == "chat.completion" and body["model"] == "tiny"
     assert body["choices"][0]["message"] == {
         "role": "assistant",
-        "content": policy.complete([messages], max_new_tokens=3)[0],
+        "content": policy.complete([messages], replace(rewriter.prompting, max_new_tokens=3))[0],
     }
 
 
@@ -173,7 +173,7 @@ def test_rewrite_command_prints_the_query_and_hits(tiny: dict, tmp_path: Path) -
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    expected = Rewriter(tiny["policy"]).rewrite(["fever medicine"])[0].query
+    expected = Rewriter(tiny["policy"], FOUR).rewrite(["fever medicine"])[0].query
     assert lines[0] == expected and len(lines) == 1 + len(tiny["retriever"].search([expected], 3)[0])
     for rank, line in enumerate(lines[1:], 1):
         assert line.split()[0] == str(rank)
@@ -210,7 +210,8 @@ def test_serve_command_answers_health_and_rewrite(tiny: dict, tmp_path: Path) ->
         )
         assert reply.status_code == 200 and len(reply.json()["hits"]) <= 2
         assert (
-            json.loads(reply.text)["query"] == Rewriter(tiny["policy"]).rewrite(["fever medicine"])[0].query
+            json.loads(reply.text)["query"]
+            == Rewriter(tiny["policy"], FOUR).rewrite(["fever medicine"])[0].query
         )
     finally:
         server.terminate()
@@ -225,11 +226,11 @@ class _ScriptedFeedbackPolicy:
     def __init__(self) -> None:
         from deepretrieval.policies.card import PolicyCard
 
-        self.card = PolicyCard(reasoning=False, prompt_prefill="<answer>", template="feedback_expansion",
-                               query_mode="expand", feedback=2, feedback_words=3)  # fmt: skip
+        self.card = PolicyCard(Prompting("feedback_expansion", prefill="<answer>", query_mode="expand",
+                                         feedback=2, feedback_words=3))  # fmt: skip
         self.prompts: list = []
 
-    def complete(self, prompts):
+    def complete(self, prompts, prompting):
         self.prompts += prompts
         return ["<answer>pyrexia</answer>" for _ in prompts]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deepretrieval.evaluate import evaluate
+from deepretrieval.evaluation import evaluate
 from deepretrieval.policies import load_policy
 from deepretrieval.tasks import load_task
 

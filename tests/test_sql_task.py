@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deepretrieval.parsing import parse_completion
+from deepretrieval.prompting import Prompting
 from deepretrieval.sql.compare import bird_match, orders_output, results_match, spider_match
 from deepretrieval.sql.executor import ExecutionLimits, SqlExecutorPool
 from deepretrieval.sql.hardness import spider_hardness
@@ -22,6 +23,8 @@ from deepretrieval.tasks import load_task
 from deepretrieval.tasks.sql import SqlDataError, SqlTask
 
 OUTCOME_KEYS = {"ex", "executed", "timeout"}
+
+SQL = Prompting("sql")
 
 
 class RecordingPool(SqlExecutorPool):
@@ -145,7 +148,7 @@ def test_spider_dev_skips_missing_database_with_one_warning(
 
 def test_spider_prompt_carries_schema_from_the_database(spider: SqlTask) -> None:
     example = next(ex for ex in spider.examples("dev") if ex.meta["db_id"] == "concert_singer")
-    system, user = spider.messages(example, reasoning=True)
+    system, user = spider.messages(example, Prompting("sql", reasoning=True))
     assert system["role"] == "system" and user["role"] == "user"
     with closing(sqlite3.connect(example.meta["db_path"])) as conn:
         stored = [sql for (sql,) in conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table'")]
@@ -153,7 +156,7 @@ def test_spider_prompt_carries_schema_from_the_database(spider: SqlTask) -> None
     assert example.fields["question"] in user["content"]
     assert "External knowledge" not in user["content"]
     assert "<think>" in user["content"] and '{"sql"' in user["content"]
-    plain = spider.messages(example, reasoning=False)[1]["content"]
+    plain = spider.messages(example, SQL)[1]["content"]
     assert "<think>" not in plain and "<answer>" in plain
 
 
@@ -166,7 +169,7 @@ def test_prompted_answer_format_parses(spider: SqlTask) -> None:
 def test_sample_rows_option(spider_dir: Path) -> None:
     task = load_task("sql", spider_dir, sample_rows=2, timeout_s=0.5, max_rows=100, workers=1)
     example = next(ex for ex in task.examples("dev") if ex.meta["db_id"] == "singer")
-    content = task.messages(example)[1]["content"]
+    content = task.messages(example, SQL)[1]["content"]
     assert "2 rows from singer:" in content
     assert task.pool.limits.timeout_s == 0.5 and task.pool.limits.max_rows == 100 and task.pool.size == 1
 
@@ -320,10 +323,10 @@ def test_bird_loader_prompt_and_set_semantics(bird_dir: Path, caplog: pytest.Log
         assert len(warnings) == 1 and "skipped 1 of 3" in warnings[0] and "library: 1" in warnings[0]
         assert examples[0].meta["hardness"] == "simple" and examples[0].meta["db_id"] == "shop"
 
-        user = task.messages(examples[0])[1]["content"]
+        user = task.messages(examples[0], SQL)[1]["content"]
         assert "External knowledge: spent more than 100 refers to SUM(amount) > 100" in user
         assert "CREATE TABLE orders" in user and "Which customers spent" in user
-        assert "External knowledge" not in task.messages(examples[1])[1]["content"]
+        assert "External knowledge" not in task.messages(examples[1], SQL)[1]["content"]
 
         answers = [
             (

@@ -76,8 +76,8 @@ def test_unknown_options_are_named_with_a_suggestion(arguana_like: Path) -> None
         ValueError, match=r"task.options.metrix: unknown option of task 'beir' \(did you mean metrics\?\)"
     ):
         load_task("beir", arguana_like, metrix=["ndcg@10"])
-    with pytest.raises(ValueError, match="task.options.template: unknown prompt template 'fancy'"):
-        load_task("beir", arguana_like, template="fancy")
+    with pytest.raises(ValueError, match="task.options.template: moved to prompting.template"):
+        load_task("beir", arguana_like, template="keywords")
     with pytest.raises(ValueError, match="unknown task 'bier' \\(did you mean beir\\?\\)"):
         load_task("bier", arguana_like)
     with pytest.raises(ValueError, match="needs a data folder"):
@@ -102,7 +102,7 @@ def test_tasks_and_retrievers_import_no_higher_floor() -> None:
         "import sys, deepretrieval.tasks, deepretrieval.retrievers, deepretrieval.tasks.beir, "
         "deepretrieval.tasks.evidence, deepretrieval.tasks.sql, deepretrieval.tasks.demo\n"
         "bad = [m for m in sys.modules if m.startswith(('deepretrieval.rewards', 'deepretrieval.policies', "
-        "'deepretrieval.train', 'deepretrieval.evaluate', 'deepretrieval.cli', 'trl', 'torch'))]\n"
+        "'deepretrieval.train', 'deepretrieval.evaluation', 'deepretrieval.cli', 'trl', 'torch'))]\n"
         "print(bad)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

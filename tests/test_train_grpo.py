@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from _train_helpers import tiny_run_config, write_tiny_beir, write_tiny_model
 from deepretrieval.config import ConfigError, RetrieverConfig, load_config, parse_config
 from deepretrieval.policies.card import PolicyCard
 from deepretrieval.policies.hf import HFPolicy
+from deepretrieval.prompting import Prompting
 from deepretrieval.report import plot_run
 from deepretrieval.rewards import BatchReward, task_scheme
 from deepretrieval.tasks import load_task
@@ -61,13 +63,16 @@ def test_a_grpo_step_changes_the_weights_and_logs_the_task_metrics(pieces, tmp_p
     assert manifest["seed"] == 0 and manifest["judge_fingerprint"] and manifest["packages"]["trl"]
     assert load_config(run_dir / "config.yaml") == config
     card = PolicyCard.read(run_dir / "final")
-    assert card == PolicyCard(reasoning=False, prompt_prefill="<answer>", task="beir", base_model=str(model))
+    prompting = Prompting("classic_ir", reasoning=False, prefill="<answer>", max_new_tokens=8)
+    assert card == PolicyCard(prompting, task="beir", base_model=str(model))
     assert PolicyCard.read(run_dir / "checkpoints" / "checkpoint-1") == card
     assert plot_run(run_dir).read_bytes().startswith(b"\x89PNG")
 
-    policy = HFPolicy(str(run_dir / "final"), max_new_tokens=4)  # prefill read from the policy folder
-    assert policy.render([{"role": "user", "content": "fever"}]).endswith("<|im_start|>assistant\n<answer>")
-    [completion] = policy.complete([[{"role": "user", "content": "fever"}]])
+    policy = HFPolicy(str(run_dir / "final"))
+    assert policy.card == card
+    rendered = card.prompting.render(policy.tokenizer, [{"role": "user", "content": "fever"}])
+    assert rendered.endswith("<|im_start|>assistant\n<answer>")
+    [completion] = policy.complete([[{"role": "user", "content": "fever"}]], card.prompting)
     assert completion.startswith("<answer>")
 
 
@@ -76,9 +81,7 @@ def test_the_trl_adapter_scores_the_whole_batch_with_the_real_batch_reward(piece
     task = load_task(
         "beir", data, retriever=RetrieverConfig(index=str(tmp_path / "index")), metrics=["ndcg@10"]
     )
-    adapter = TRLBatchReward(
-        BatchReward(task, task_scheme(task), reasoning=False), task.examples("train"), "<answer>"
-    )
+    adapter = TRLBatchReward(BatchReward(task, task_scheme(task)), task.examples("train"), "<answer>")
     logged: dict[str, float] = {}
     completions = [
         [
@@ -158,9 +161,10 @@ def test_an_unmerged_lora_policy_loads_over_its_base_model(pieces, tmp_path):
     raw = tiny_run_config(data, model, tmp_path / "run", max_steps=1, lora={"r": 4, "alpha": 8})
     final = train(parse_config(raw)) / "final"
     assert (final / "adapter_config.json").is_file()
-    policy = HFPolicy(str(final), max_new_tokens=3)
-    assert policy.model_path == str(model) and policy.prefill == "<answer>"
-    assert policy.complete([[{"role": "user", "content": "fever"}]])[0].startswith("<answer>")
+    policy = HFPolicy(str(final))
+    assert policy.model_path == str(model) and policy.card.prompting.prefill == "<answer>"
+    prompting = replace(policy.card.prompting, max_new_tokens=3)
+    assert policy.complete([[{"role": "user", "content": "fever"}]], prompting)[0].startswith("<answer>")
 
 
 def test_train_cli_refuses_an_output_dir_with_checkpoints_in_one_line(pieces, tmp_path):

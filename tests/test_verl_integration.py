@@ -22,6 +22,7 @@ from deepretrieval.config import parse_config
 from deepretrieval.integrations import verl_reward
 from deepretrieval.integrations.verl import compute_score, compute_score_batch
 from deepretrieval.integrations.verl_data import run_spec
+from deepretrieval.prompting import Prompting, run_prompting
 from deepretrieval.retrievers.web.remote import RemoteRetriever
 from deepretrieval.serve.retrieval_service import IndexSpec
 from deepretrieval.train.data import build_batch_reward, build_task
@@ -45,7 +46,17 @@ def live(scifact_bm25) -> Iterator[LiveService]:
 @pytest.fixture(scope="module")
 def exported(live: LiveService, scifact_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("verl") / "scifact-test.parquet"
-    args = ["data", "export-verl", "--task", "beir", "--data", str(scifact_dir), "--split", "test"]
+    args = [
+        "data",
+        "export-verl",
+        "--task",
+        "beir",
+        "--data",
+        str(scifact_dir),
+        "--split",
+        "test",
+        "--reasoning",
+    ]
     assert main([*args, "--limit", str(EXAMPLES), "--endpoint", live.url, "--out", str(out)]) == 0
     return out
 
@@ -91,10 +102,13 @@ def trl_rewards(scifact_dir: Path, scifact_bm25, rows, samples) -> list[float]:
         {
             "task": {"name": "beir", "data": str(scifact_dir), "split": "test"},
             "retriever": {"index": str(scifact_bm25.index_dir)},
+            "prompting": {"reasoning": True},
         }
     )
     task = build_task(config)
-    reward = TRLBatchReward(build_batch_reward(config, task), task.examples("test"))
+    reward = TRLBatchReward(
+        build_batch_reward(config, task, run_prompting(config, task)), task.examples("test")
+    )
     picks, texts = samples
     ids = [rows[i]["extra_info"]["example_id"] for i in picks]
     rewards = reward([None] * len(texts), texts, None, example_id=ids)
@@ -120,7 +134,7 @@ def test_export_writes_verls_layout(rows, exported: Path, scifact_task, live: Li
     assert len(rows) == EXAMPLES
     for index, (row, example) in enumerate(zip(rows, examples, strict=True)):
         assert row["data_source"] == "scifact" and row["ability"] == "retrieval"
-        assert row["prompt"] == scifact_task.messages(example, True)
+        assert row["prompt"] == scifact_task.messages(example, Prompting("classic_ir", reasoning=True))
         assert row["reward_model"] == {
             "style": "rule",
             "ground_truth": json.dumps(example.truth, sort_keys=True),
@@ -139,8 +153,10 @@ def test_export_writes_verls_layout(rows, exported: Path, scifact_task, live: Li
 
 
 def test_export_refuses_what_verl_cannot_render(scifact_dir: Path, tmp_path: Path, capsys) -> None:
-    config = parse_config({"task": {"name": "beir", "data": str(scifact_dir)}, "prompt_prefill": "<answer>"})
-    with pytest.raises(ValueError, match="cannot be exported; drop prompt_prefill"):
+    config = parse_config(
+        {"task": {"name": "beir", "data": str(scifact_dir)}, "prompting": {"prefill": "<answer>"}}
+    )
+    with pytest.raises(ValueError, match="cannot be exported; drop prompting.prefill"):
         run_spec(config)
     assert main(["data", "export-verl", "--data", str(scifact_dir)]) == 2
     assert "name the task: --task NAME --data PATH" in capsys.readouterr().err
@@ -151,16 +167,17 @@ def test_export_refuses_what_verl_cannot_render(scifact_dir: Path, tmp_path: Pat
 def test_export_from_a_run_config(scifact_dir: Path, tmp_path: Path) -> None:
     config = tmp_path / "run.yaml"
     config.write_text(
-        f"task: {{name: beir, data: {scifact_dir}, options: {{template: keywords}}}}\n"
-        "reward: {overrides: {format_bonus: 0.2}}\nreasoning: false\n"
+        f"task: {{name: beir, data: {scifact_dir}}}\n"
+        "reward: {overrides: {format_bonus: 0.2}}\nprompting: {reasoning: false, template: keywords}\n"
     )
     out = tmp_path / "train.parquet"
     assert main(["data", "export-verl", "--config", str(config), "--limit", "3", "--out", str(out)]) == 0
     row = datasets.load_dataset("parquet", data_files=str(out))["train"][0]
     assert row["extra_info"]["split"] == "train"  # the training split when the task has one
     spec = parse_config(json.loads(row["extra_info"]["deepretrieval"]))
-    assert spec.reasoning is False and spec.reward.overrides == {"format_bonus": 0.2}
-    assert spec.task.options == {"template": "keywords"} and "<think>" not in row["prompt"][-1]["content"]
+    assert spec.prompting.reasoning is False and spec.reward.overrides == {"format_bonus": 0.2}
+    assert spec.prompting.template == "keywords" and "<think>" not in row["prompt"][-1]["content"]
+    assert row["prompt"][-1]["content"].startswith("Request: ")  # the keywords template
 
 
 def test_sql_tasks_export_their_gold_sql(spider_dir: Path, tmp_path: Path) -> None:
@@ -222,7 +239,12 @@ def test_the_environment_names_the_service(
 ) -> None:
     """Rows exported without a service (in-process BM25 in the spec) judged through the service that
     $DEEPRETRIEVAL_RETRIEVER names: no index is opened in this process, and the rewards are the same."""
-    config = parse_config({"task": {"name": "beir", "data": str(scifact_dir), "split": "test"}})
+    config = parse_config(
+        {
+            "task": {"name": "beir", "data": str(scifact_dir), "split": "test"},
+            "prompting": {"reasoning": True},
+        }
+    )
     spec = run_spec(config)
     picks, texts = samples
     sources, truths, infos = _verl_args(rows, picks)
@@ -238,7 +260,9 @@ def test_the_environment_names_the_service(
 
     # a spec from the environment for rows that carry none
     run_config = tmp_path / "run.yaml"
-    run_config.write_text(f"task: {{name: beir, data: {scifact_dir}, split: test}}\n")
+    run_config.write_text(
+        f"task: {{name: beir, data: {scifact_dir}, split: test}}\nprompting: {{reasoning: true}}\n"
+    )
     monkeypatch.setenv("DEEPRETRIEVAL_VERL_SPEC", str(run_config))
     bare = [{k: v for k, v in info.items() if k != "deepretrieval"} for info in infos[:16]]
     assert [

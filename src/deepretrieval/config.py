@@ -35,13 +35,10 @@ class TaskConfig(_Section):
     name: str = Field(min_length=1)
     data: str | None = None
     split: str = "train"
-    eval_split: str | None = "test"
-    limit: int | None = Field(default=None, gt=0, description="use at most this many training examples")
-    query_mode: Literal["rewrite", "expand"] = Field(
-        default="rewrite",
-        description="rewrite: the policy's query replaces the user's (the seed); expand: the retriever gets "
-        "the original query followed by the policy's terms",
+    eval_split: str | None = Field(
+        default=None, description="the split evaluation reads (null: the task's own, test when it has one)"
     )
+    limit: int | None = Field(default=None, gt=0, description="use at most this many training examples")
     options: dict[str, Any] = Field(default_factory=dict)
 
     _expand_data = field_validator("data")(classmethod(lambda cls, v: _expand(v)))
@@ -61,6 +58,37 @@ class RetrieverConfig(_Section):
     cache: str | None = None
 
     _expand_paths = field_validator("index", "cache")(classmethod(lambda cls, v: _expand(v)))
+
+
+class PromptingConfig(_Section):
+    """How the policy is prompted (see ``deepretrieval.prompting``). A field left out (null) is decided by
+    the policy card of a trained policy, else by the default: the task's template, no reasoning, no prefill,
+    the chat template, ``<answer>`` tags, rewrite mode, no feedback, 64 new tokens (256 with reasoning)."""
+
+    template: str | None = Field(default=None, description="prompt template name (null: the task's own)")
+    reasoning: bool | None = Field(default=None, description="ask for <think> reasoning before the answer")
+    prefill: str | None = Field(
+        default=None,
+        description="text the assistant turn starts with, e.g. '<answer>' (parsed with the completion)",
+    )
+    rendering: Literal["chat", "raw"] | None = Field(
+        default=None, description="chat: the tokenizer's chat template; raw: the prompt text as it is"
+    )
+    answer_format: Literal["tags", "json"] | None = Field(
+        default=None, description="tags: text or JSON inside <answer>; json: a JSON object is required"
+    )
+    query_mode: Literal["rewrite", "expand"] | None = Field(
+        default=None,
+        description="rewrite: the policy's query replaces the user's (the seed); expand: the retriever gets "
+        "the original query followed by the policy's terms",
+    )
+    feedback: int | None = Field(default=None, ge=0, description="show the top N results of the user's query")
+    feedback_words: int | None = Field(default=None, ge=1, description="words shown of each feedback result")
+    max_new_tokens: int | None = Field(default=None, gt=0, description="generation cap (eval and serve)")
+
+    def chosen(self) -> dict[str, Any]:
+        """The fields set explicitly."""
+        return self.model_dump(exclude_none=True)
 
 
 class RewardConfig(_Section):
@@ -147,23 +175,54 @@ class CheckpointConfig(_Section):
     keep: int | None = Field(default=2, gt=0, description="checkpoints kept on disk; null = all")
 
 
+class OpenAIConfig(_Section):
+    """How ``openai:MODEL`` policies reach their endpoint (the key is read from ``OPENAI_API_KEY`` only)."""
+
+    base_url: str | None = Field(
+        default=None, description="OpenAI-compatible endpoint (null: OPENAI_BASE_URL)"
+    )
+    concurrency: int = Field(default=8, gt=0, description="requests in flight")
+    retries: int = Field(default=5, ge=0, description="retries of a failing request")
+    cache: str | None = Field(default=None, description="completion cache folder (null: <cache>/completions)")
+
+    _expand_cache = field_validator("cache")(classmethod(lambda cls, v: _expand(v)))
+
+
+class EvalConfig(_Section):
+    """``deepretrieval eval``: which policies answer ``task.eval_split`` and how the table is tested.
+    ``baseline`` is the policy the others are tested against (null: ``original`` when listed, else the
+    first); ``out`` a folder for results.json, results.md, per-query files and resumable generation logs."""
+
+    policies: list[str] = Field(
+        default_factory=lambda: ["original"],
+        min_length=1,
+        description="policy specs, e.g. original, untrained",
+    )
+    baseline: str | None = None
+    limit: int | None = Field(default=None, gt=0, description="only the first N examples")
+    batch_size: int = Field(default=64, gt=0, description="prompts per generation call")
+    resamples: int = Field(default=10_000, gt=0, description="paired randomisation test resamples")
+    seed: int = Field(default=0, description="significance test seed")
+    out: str | None = None
+    openai: OpenAIConfig = Field(default_factory=OpenAIConfig)
+
+    _expand_out = field_validator("out")(classmethod(lambda cls, v: _expand(v)))
+
+
 class RunConfig(_Section):
-    """Everything one training run needs."""
+    """Everything one training run (or evaluation) needs."""
 
     task: TaskConfig
     retriever: RetrieverConfig = Field(default_factory=RetrieverConfig)
     reward: RewardConfig = Field(default_factory=RewardConfig)
     model: str | None = Field(default=None, description="HF id or local folder; null = embedded SmolLM2-135M")
-    reasoning: bool = True
-    prompt_prefill: str = Field(
-        default="",
-        description="text the assistant turn starts with (e.g. '<answer>'); the reward parses prefill + completion",
-    )
+    prompting: PromptingConfig = Field(default_factory=PromptingConfig)
     rl: RLConfig = Field(default_factory=RLConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     checkpointing: CheckpointConfig = Field(default_factory=CheckpointConfig)
     output_dir: str = "runs/train"
     use_vllm: bool | Literal["auto"] = "auto"
+    eval: EvalConfig = Field(default_factory=EvalConfig)
 
     _expand_out = field_validator("output_dir")(classmethod(lambda cls, v: _expand(v)))
 
@@ -203,10 +262,8 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{key}: {message} (got {error.get('input')!r})"
 
 
-def _set_dotted(raw: dict[str, Any], assignment: str) -> None:
-    key, sep, value = assignment.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. rl.max_steps=10")
+def set_value(raw: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``raw[a][b][c] = value`` for the dotted ``key`` ``a.b.c``, creating sections on the way."""
     parts = key.strip().split(".")
     node = raw
     for part in parts[:-1]:
@@ -214,7 +271,36 @@ def _set_dotted(raw: dict[str, Any], assignment: str) -> None:
         if not isinstance(child, dict):
             raise ConfigError(f"--set {key}: {part} is not a section")
         node = child
-    node[parts[-1]] = yaml.safe_load(value)
+    node[parts[-1]] = value
+
+
+def _set_dotted(raw: dict[str, Any], assignment: str) -> None:
+    key, sep, value = assignment.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. rl.max_steps=10")
+    set_value(raw, key, yaml.safe_load(value))
+
+
+# Keys that moved into the prompting section: a config that still uses one gets its new name.
+MOVED = {
+    ("reasoning",): "prompting.reasoning",
+    ("prompt_prefill",): "prompting.prefill",
+    ("task", "query_mode"): "prompting.query_mode",
+    ("task", "options", "template"): "prompting.template",
+    ("task", "options", "feedback"): "prompting.feedback",
+    ("task", "options", "feedback_words"): "prompting.feedback_words",
+}
+
+
+def _moved_keys(raw: dict[str, Any]) -> list[str]:
+    problems = []
+    for path, new in MOVED.items():
+        node: Any = raw
+        for part in path[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and path[-1] in node:
+            problems.append(f"{'.'.join(path)}: moved to {new}")
+    return problems
 
 
 def parse_config(raw: Any, overrides: Sequence[str] = (), source: str = "config") -> RunConfig:
@@ -227,6 +313,10 @@ def parse_config(raw: Any, overrides: Sequence[str] = (), source: str = "config"
         )
     for assignment in overrides:
         _set_dotted(raw, assignment)
+    moved = _moved_keys(raw)
+    if moved:
+        problems = "\n".join(f"  - {problem}" for problem in moved)
+        raise ConfigError(f"{source}: invalid run config\n{problems}")
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
@@ -234,13 +324,17 @@ def parse_config(raw: Any, overrides: Sequence[str] = (), source: str = "config"
         raise ConfigError(f"{source}: invalid run config\n{problems}") from None
 
 
-def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
-    """Read and validate a YAML run config; ``overrides`` are ``dotted.key=value`` strings (YAML values)."""
+def read_config(path: str | Path) -> Any:
+    """The raw mapping of a YAML run config (validated by :func:`parse_config`)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_config(raw, overrides, source=str(path))
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
+    """Read and validate a YAML run config; ``overrides`` are ``dotted.key=value`` strings (YAML values)."""
+    return parse_config(read_config(path), overrides, source=str(path))

@@ -7,7 +7,6 @@ study). The HTML page shows the plots and a table of the run's config and its fi
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 import math
@@ -150,7 +149,7 @@ def _html(run_dir: Path, records: list[dict], plotted: list[tuple[Series, Path]]
     )
     config = _config_rows(run_dir)
     note = ""
-    if config.get("reasoning") is False:
+    if config.get("prompting.reasoning", config.get("reasoning")) is not True:  # or a run of the first format
         note = "<p>This run trained without reasoning: the think length is 0 by construction.</p>"
     images = "".join(
         f'<figure><img src="{html.escape(os.path.relpath(path, out))}" alt="{html.escape(series.title)}">'
@@ -206,14 +205,3 @@ def _flatten(value: object, prefix: str, rows: dict[str, object]) -> None:
             _flatten(inner, f"{prefix}.{key}" if prefix else str(key), rows)
     else:
         rows[prefix] = value
-
-
-def add_report_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", help="a training run folder (holds logs/metrics.jsonl)")
-    parser.add_argument("--out", default=None, help="output folder (default: RUN_DIR/report)")
-
-
-def run_report(args: argparse.Namespace) -> int:
-    page = write_report(args.run_dir, args.out)
-    print(f"wrote {page} and its plots")
-    return 0

@@ -18,7 +18,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from deepretrieval.parsing import ParsedCompletion, parse_completion
+from deepretrieval.answers import AnswerParser, Guards, judged_queries, max_term_repeats
+from deepretrieval.parsing import ParsedCompletion
+from deepretrieval.prompting import Prompting, check, resolve
 from deepretrieval.tasks.base import Example, Outcome, Task
 
 
@@ -162,67 +164,6 @@ def task_scheme(task: Task, kind: str | None = None, **overrides: object) -> _Sc
     return make_scheme(**{**base, **overrides})
 
 
-class Guards(BaseModel):
-    """Limits against reward hacking, applied alike in training and evaluation.
-
-    - answers longer than ``max_query_chars`` count as malformed (format penalty, never sent to the retriever);
-    - a query repeating one term more than ``max_term_repeats`` times gets ``repetition_penalty`` added.
-      Terms are counted as the judge analyses them (``task.analyze``: BM25's stemmed terms without stop
-      words), because that is what it adds up: "penetrance penetration penetrating" is one term repeated
-      three times to BM25, and a stop word repeated costs nothing. The seed shows a policy that learned to
-      repeat one term 63 times.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_query_chars: int = Field(2000, gt=0)
-    max_term_repeats: int = Field(8, gt=0)
-    repetition_penalty: float = -1.0
-
-
-def max_term_repeats(terms: Sequence[str]) -> int:
-    """Highest number of times one term occurs in ``terms`` (0 for none)."""
-    return max(Counter(terms).values(), default=0)
-
-
-QueryMode = Literal["rewrite", "expand"]
-
-
-def judged_queries(answers: Sequence[str], examples: Sequence[Example], mode: QueryMode) -> list[str]:
-    """What the judge receives for each parsed answer: the answer itself (``rewrite``, the seed's mode), or
-    the example's original query followed by the answer (``expand``: query expansion, where the policy
-    starts from the original's quality and learns what to add)."""
-    if mode == "rewrite":
-        return list(answers)
-    if mode == "expand":
-        return [f"{example.original} {answer}" for answer, example in zip(answers, examples)]
-    raise ValueError(f"unknown query mode {mode!r}; choose rewrite or expand")
-
-
-def check_query_mode(task: Task, mode: QueryMode) -> None:
-    """``expand`` only makes sense where answers are keyword queries appended to the user's words."""
-    if mode == "expand" and task.answer_key != "query":
-        raise ValueError(
-            f"query_mode expand needs a search task; task {task.name!r} answers {task.answer_key}"
-        )
-
-
-class AnswerParser:
-    """The one parse-and-guard path of training and evaluation: a completion in, a parsed answer out,
-    with answers longer than the guard's cap turned malformed (``reason="query_too_long"``)."""
-
-    def __init__(self, *, reasoning: bool, answer_key: str, guards: Guards | None = None):
-        self.reasoning = reasoning
-        self.answer_key = answer_key
-        self.guards = guards or Guards()
-
-    def __call__(self, completion: object) -> ParsedCompletion:
-        parsed = parse_completion(completion, reasoning=self.reasoning, answer_key=self.answer_key)
-        if parsed.format_ok and len(parsed.answer) > self.guards.max_query_chars:
-            return ParsedCompletion("", parsed.think, False, "query_too_long")
-        return parsed
-
-
 @dataclass
 class RewardBatch:
     """Rewards of one rollout batch with what produced them."""
@@ -260,7 +201,8 @@ class RewardBatch:
 class BatchReward:
     """The reward function of training: a whole rollout batch in, one reward per completion out.
 
-    Parses every completion (:class:`AnswerParser`), applies the guards, and judges all well-formed answers
+    Parses every completion as ``prompting`` says (:class:`~deepretrieval.answers.AnswerParser`; default:
+    the task's template without reasoning), applies the guards, and judges all well-formed answers
     in ONE batched ``task.measure`` call (the task's retriever deduplicates and caches). Never raises on
     completion text. A sample the judge could not score (``task.measure`` gave ``None``: a search API that
     kept failing) gets reward ``None``, never the malformed penalty.
@@ -271,11 +213,11 @@ class BatchReward:
         task: Task,
         scheme: _Scheme,
         *,
-        reasoning: bool = True,
+        prompting: Prompting | None = None,
         guards: Guards | None = None,
-        query_mode: QueryMode = "rewrite",
     ):
-        check_query_mode(task, query_mode)
+        prompting = prompting or resolve(None, None, task)
+        check(prompting, task)
         if scheme.metric not in task.outcome_keys:
             raise ValueError(
                 f"reward scheme {scheme.kind!r} reads {scheme.metric!r} but task {task.name!r} measures "
@@ -284,9 +226,9 @@ class BatchReward:
             )
         self.task = task
         self.scheme = scheme
-        self.parse = AnswerParser(reasoning=reasoning, answer_key=task.answer_key, guards=guards)
+        self.parse = AnswerParser(prompting, answer_key=task.answer_key, guards=guards)
         self.guards = self.parse.guards
-        self.query_mode = query_mode
+        self.query_mode = prompting.query_mode
 
     def score(self, completions: Sequence[object], examples: Sequence[Example]) -> RewardBatch:
         if len(completions) != len(examples):

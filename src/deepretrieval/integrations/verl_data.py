@@ -25,6 +25,7 @@ from typing import Any
 
 from deepretrieval.config import RunConfig
 from deepretrieval.files import atomic_write
+from deepretrieval.prompting import run_prompting
 from deepretrieval.tasks.base import Example, Task
 
 SPEC_KEY = "deepretrieval"
@@ -38,12 +39,12 @@ def truth_json(example: Example) -> str:
 
 def run_spec(config: RunConfig) -> str:
     """The part of a run config that decides the reward, as JSON text: the task (data path made
-    absolute, since rollout workers run elsewhere), the retriever, the reward scheme and guards, whether
-    completions reason first. Read back with ``deepretrieval.config.parse_config``."""
-    if config.prompt_prefill:
+    absolute, since rollout workers run elsewhere), the retriever, the reward scheme and guards, and the
+    prompting (how completions are parsed). Read back with ``deepretrieval.config.parse_config``."""
+    if config.prompting.prefill:
         raise ValueError(
             "verl renders prompts itself (chat template + generation prompt), so an assistant prefill "
-            f"({config.prompt_prefill!r}) cannot be exported; drop prompt_prefill"
+            f"({config.prompting.prefill!r}) cannot be exported; drop prompting.prefill"
         )
     task = config.task.model_dump(mode="json")
     if task["data"] is not None:
@@ -52,22 +53,25 @@ def run_spec(config: RunConfig) -> str:
         "task": task,
         "retriever": config.retriever.model_dump(mode="json", exclude_defaults=True),
         "reward": config.reward.model_dump(mode="json", exclude_defaults=True),
-        "reasoning": config.reasoning,
+        "prompting": config.prompting.model_dump(mode="json", exclude_none=True),
+        "rl": {"max_completion_length": config.rl.max_completion_length},
     }
     return json.dumps(spec, sort_keys=True)
 
 
 def verl_rows(task: Task, config: RunConfig, split: str, limit: int | None = None) -> list[dict[str, Any]]:
-    """One row per example of ``split`` (the first ``limit``), in verl's layout."""
+    """One row per example of ``split`` (the first ``limit``), in verl's layout, prompted as the run
+    config's prompting says."""
     examples = task.examples(split)[:limit] if limit else task.examples(split)
     if not examples:
         raise ValueError(f"task {task.name!r} has no examples in split {split!r}")
     spec = run_spec(config)
+    prompting = run_prompting(config, task)
     ability = ABILITIES.get(task.answer_key, task.answer_key)
     return [
         {
             "data_source": task.name,
-            "prompt": task.messages(example, config.reasoning),
+            "prompt": task.messages(example, prompting),
             "ability": ability,
             "reward_model": {"style": "rule", "ground_truth": truth_json(example)},
             "extra_info": {

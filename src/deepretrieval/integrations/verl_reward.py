@@ -150,6 +150,7 @@ def judge_for(spec: str) -> Judge:
     with _judges_lock:
         judge = _judges.get(key)
         if judge is None:
+            from deepretrieval.prompting import run_prompting
             from deepretrieval.train.data import build_batch_reward, build_task
 
             try:
@@ -162,7 +163,8 @@ def judge_for(spec: str) -> Judge:
             if override is not None:
                 config.retriever = override
             task = build_task(config)
-            judge = _judges[key] = Judge(config, task, build_batch_reward(config, task))
+            reward = build_batch_reward(config, task, run_prompting(config, task))
+            judge = _judges[key] = Judge(config, task, reward)
             logger.info("deepretrieval reward for task %s judged by %s", task.name, task.fingerprint)
     return judge
 

@@ -3,8 +3,8 @@
 =====================  ===============================================================================
 ``original``           the example's original text, unchanged
 ``gold``               the ground-truth answer (SQL): proves a harness
-``feedback``           blind pseudo-relevance feedback: the top results the task shows (task option
-                       ``feedback``), all appended (``deepretrieval eval`` opens it with the task)
+``expert``             literature search: each review's own expert search strategy
+``feedback``           blind pseudo-relevance feedback: the top results' snippets, all appended
 ``untrained``          the embedded default model (SmolLM2-135M-Instruct), no training
 ``openai:MODEL``       an OpenAI-compatible chat-completions endpoint (``OPENAI_BASE_URL``, ``OPENAI_API_KEY``)
 ``predictions:PATH``   an external system's outputs, one per line in split order, or JSONL id + prediction
@@ -13,30 +13,37 @@ anything else          a local model folder, one of our checkpoints (its policy 
 =====================  ===============================================================================
 
 A spec may end in a variant, ``@reasoning`` or ``@no-reasoning`` (``untrained@no-reasoning``), so that one
-evaluation table holds a model with and without reasoning; :func:`parse_policy_spec` splits it off.
+evaluation table holds a model with and without reasoning; :func:`parse_policy_spec` splits it off. A new
+kind of policy is one function in :data:`KINDS` (named) or :data:`PREFIXES` (``prefix:argument``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from deepretrieval.policies.base import AnswerPolicy, CompletionPolicy, GenerationFailure, Policy
-from deepretrieval.policies.baselines import ExpertStrategy, Gold, OriginalQuery
+from deepretrieval.policies.baselines import BLIND_FEEDBACK, ExpertStrategy, Feedback, Gold, OriginalQuery
+from deepretrieval.policies.card import PolicyCard
+from deepretrieval.prompting import DEFAULT_FEEDBACK_WORDS
+from deepretrieval.tasks.base import Task
 
 __all__ = [
     "AnswerPolicy",
     "CompletionPolicy",
     "GenerationFailure",
     "Policy",
+    "PolicyOptions",
     "PolicySpec",
+    "is_local_model",
     "load_policy",
+    "local_card",
     "parse_policy_spec",
 ]
 
 VARIANTS = {"reasoning": True, "no-reasoning": False}
-MODEL_OPTIONS = {"max_new_tokens", "temperature", "batch_size", "backend", "prefill"}
-OPENAI_OPTIONS = {"base_url", "api_key", "concurrency", "max_retries", "timeout_s", "cache"}
 
 
 @dataclass(frozen=True)
@@ -67,37 +74,84 @@ def parse_policy_spec(text: str) -> PolicySpec:
     return PolicySpec(text, base, VARIANTS[variant])
 
 
-def load_policy(spec: str, **options: object) -> Policy:
-    """The policy named by ``spec`` (without a variant; see the module docstring).
+@dataclass(frozen=True)
+class PolicyOptions:
+    """What opening a policy may need beyond its spec: the row ``name``; the ``task`` (blind feedback reads
+    its results); how many results blind feedback appends and how many words of each; sampling and
+    batching of local models; the endpoint settings of ``openai:`` policies."""
 
-    ``options`` go to the kind that uses them and are ignored by the others: ``max_new_tokens``,
-    ``temperature``, ``batch_size``, ``backend``, ``prefill`` for local models; ``base_url``, ``api_key``,
-    ``concurrency``, ``max_retries``, ``timeout_s``, ``cache`` (plus ``temperature``, ``max_new_tokens``)
-    for ``openai:``; ``name`` for all."""
-    unknown = sorted(set(options) - MODEL_OPTIONS - OPENAI_OPTIONS - {"name"})
-    if unknown:
-        raise TypeError(f"load_policy: unknown options {unknown}")
-    name = options.get("name")
-    if spec == "original":
-        return OriginalQuery()
-    if spec == "gold":
-        return Gold()
-    if spec == "expert":
-        return ExpertStrategy()
-    if spec.startswith("predictions:"):
-        from deepretrieval.policies.predictions import Predictions
+    name: str | None = None
+    task: Task | None = None
+    feedback: int = BLIND_FEEDBACK
+    feedback_words: int = DEFAULT_FEEDBACK_WORDS
+    model: dict[str, Any] = field(default_factory=dict)  # temperature, batch_size, backend
+    openai: dict[str, Any] = field(default_factory=dict)  # base_url, api_key, concurrency, max_retries...
 
-        return Predictions(spec.removeprefix("predictions:"), name=name)  # type: ignore[arg-type]
-    if spec.startswith("openai:"):
-        from deepretrieval.policies.openai import OpenAIPolicy
 
-        chosen = {k: v for k, v in options.items() if k in OPENAI_OPTIONS | {"temperature"}}
-        if "max_new_tokens" in options:
-            chosen["max_tokens"] = options["max_new_tokens"]
-        return OpenAIPolicy(spec.removeprefix("openai:"), name=name, **chosen)  # type: ignore[arg-type]
+def _feedback(options: PolicyOptions) -> Policy:
+    if options.task is None:
+        raise ValueError("--policy feedback reads the task's results: open it with the task")
+    return Feedback(options.task, options.feedback, options.feedback_words)
+
+
+def _untrained(options: PolicyOptions) -> Policy:
     from deepretrieval.policies.hf import HFPolicy
 
-    chosen = {k: v for k, v in options.items() if k in MODEL_OPTIONS}
-    if spec == "untrained":
-        return HFPolicy(None, name=name or "untrained", **chosen)  # type: ignore[arg-type]
-    return HFPolicy.from_pretrained(spec, name=name, **chosen)
+    return HFPolicy(None, name=options.name or "untrained", **options.model)
+
+
+def _openai(model: str, options: PolicyOptions) -> Policy:
+    from deepretrieval.policies.openai import OpenAIPolicy
+
+    return OpenAIPolicy(model, name=options.name, **options.openai)
+
+
+def _predictions(path: str, options: PolicyOptions) -> Policy:
+    from deepretrieval.policies.predictions import Predictions
+
+    return Predictions(path, name=options.name)
+
+
+def _model(path: str, options: PolicyOptions) -> Policy:
+    from deepretrieval.policies.hf import HFPolicy
+
+    return HFPolicy(path, name=options.name, **options.model)
+
+
+KINDS: dict[str, Callable[[PolicyOptions], Policy]] = {
+    "original": lambda _: OriginalQuery(),
+    "gold": lambda _: Gold(),
+    "expert": lambda _: ExpertStrategy(),
+    "feedback": _feedback,
+    "untrained": _untrained,
+}
+"""Policies named by a word."""
+PREFIXES: dict[str, Callable[[str, PolicyOptions], Policy]] = {
+    "openai": _openai,
+    "predictions": _predictions,
+}
+"""Policies named ``prefix:argument``; any other spec is a local model folder or a Hugging Face id."""
+
+
+def load_policy(spec: str, options: PolicyOptions | None = None) -> Policy:
+    """The policy named by ``spec`` (without a variant; see the module docstring)."""
+    options = options or PolicyOptions()
+    if spec in KINDS:
+        return KINDS[spec](options)
+    prefix, sep, argument = spec.partition(":")
+    if sep and prefix in PREFIXES:
+        return PREFIXES[prefix](argument, options)
+    return _model(spec, options)
+
+
+def is_local_model(spec: str) -> bool:
+    """Whether ``spec`` names weights loaded in this process (``untrained``, a folder, a hub id)."""
+    prefix, sep, _ = spec.partition(":")
+    return spec == "untrained" or (spec not in KINDS and not (sep and prefix in PREFIXES))
+
+
+def local_card(spec: str) -> PolicyCard | None:
+    """The policy card of a local model, read without loading its weights (None: untrained, a plain
+    model, or a folder without a card). A LoRA run's un-merged folder keeps the card beside the adapter."""
+    folder = Path(spec)
+    return PolicyCard.read(folder) if spec != "untrained" and folder.is_dir() else None

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from deepretrieval.policies.card import PolicyCard
+from deepretrieval.prompting import Prompting, QueryMode
 from deepretrieval.tasks.base import Example
 
 
@@ -22,22 +23,29 @@ class GenerationFailure:
 class CompletionPolicy(Protocol):
     """A language model: chat messages in, raw completions out (parsed by the harness). ``card`` says how
     it was trained to be prompted (None: an untrained model, prompted as the caller says);
-    ``fingerprint`` identifies the weights and generation settings (saved generations are reused only
-    under the same fingerprint)."""
+    ``fingerprint`` identifies the weights and sampling settings (saved generations are reused only
+    under the same fingerprint and prompts)."""
 
     name: str
     card: PolicyCard | None
     fingerprint: str
 
-    def complete(self, prompts: Sequence[list[dict[str, str]]]) -> list[str | GenerationFailure]: ...
+    def complete(
+        self, prompts: Sequence[list[dict[str, str]]], prompting: Prompting
+    ) -> list[str | GenerationFailure]:
+        """One completion per prompt, rendered as ``prompting`` says and starting with its prefill, of at
+        most ``prompting.max_new_tokens`` new tokens."""
+        ...
 
 
 @runtime_checkable
 class AnswerPolicy(Protocol):
     """A baseline that produces answers directly (the original query, the gold SQL, a predictions file).
-    It is handed the whole split, in split order, so that it can check its alignment with it."""
+    It is handed the whole split, in split order, so that it can check its alignment with it.
+    ``query_mode`` is how its answers reach the judge unless the caller says otherwise."""
 
     name: str
+    query_mode: QueryMode
 
     def answers(self, examples: Sequence[Example]) -> list[str]: ...
 

@@ -4,41 +4,50 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from deepretrieval.tasks.base import Example
+from deepretrieval.prompting import DEFAULT_FEEDBACK_WORDS
+from deepretrieval.tasks.base import Example, Task
+
+BLIND_FEEDBACK = 3
+"""Results appended by blind feedback when the prompting shows none."""
 
 
 class OriginalQuery:
     """Sends each example's original text to the retriever unchanged."""
 
     name = "original"
+    query_mode = "rewrite"
 
     def answers(self, examples: Sequence[Example]) -> list[str]:
         return [example.original for example in examples]
 
 
 class Feedback:
-    """Blind pseudo-relevance feedback: answers with the snippets of the top results the task shows the policy
-    (its ``feedback`` option), all of them. In ``expand`` mode that is classic PRF expansion, the bar a policy
-    that reads the same results must clear to show it learned which of them to trust."""
+    """Blind pseudo-relevance feedback: answers with the snippets of the top ``count`` results of the user's
+    query (``words`` words each), all of them: the snippets a feedback prompt shows a policy. In ``expand``
+    mode that is classic PRF expansion, the bar a policy that reads the same results must clear to show it
+    learned which of them to trust."""
 
     name = "feedback"
     query_mode = "expand"  # the user's words followed by the snippets, unless eval is told otherwise
 
-    def __init__(self, task: object) -> None:
-        if not getattr(task, "feedback", 0):
+    def __init__(self, task: Task, count: int = BLIND_FEEDBACK, words: int = DEFAULT_FEEDBACK_WORDS) -> None:
+        if not task.supports_feedback:
             raise ValueError(
-                "--policy feedback needs a retrieval task with feedback > 0 (task.options.feedback)"
+                f"--policy feedback needs a task judged by a ranked search; {task.name!r} is not"
             )
-        self.task = task
+        if count < 1 or words < 1:
+            raise ValueError(f"blind feedback needs count and words >= 1, got {count}, {words}")
+        self.task, self.count, self.words = task, count, words
 
     def answers(self, examples: Sequence[Example]) -> list[str]:
-        return [" ".join(self.task.feedback_snippets(example)) for example in examples]  # type: ignore[attr-defined]
+        return [" ".join(self.task.feedback_snippets(ex, self.count, self.words)) for ex in examples]
 
 
 class Gold:
     """Answers with the ground truth itself (gold SQL); only defined where the truth is an answer string."""
 
     name = "gold"
+    query_mode = "rewrite"
 
     def answers(self, examples: Sequence[Example]) -> list[str]:
         if examples and not isinstance(examples[0].truth, str):
@@ -53,6 +62,7 @@ class ExpertStrategy:
     syntax; the local Boolean engine reads both)."""
 
     name = "expert"
+    query_mode = "rewrite"
 
     def answers(self, examples: Sequence[Example]) -> list[str]:
         missing = [

@@ -1,20 +1,24 @@
-"""The policy card: how a trained policy must be prompted, written beside its weights and read back.
+"""The policy card: how a trained policy must be prompted (its :class:`~deepretrieval.prompting.Prompting`)
+plus where it came from, written beside its weights and read back.
 
 Training writes it into ``final/`` (and every checkpoint); evaluation, the rewrite API and the server read
-it so that a policy is prompted exactly as it was trained (reasoning or not, the assistant prefill, the
-prompt template, the query mode). Anything the user passes explicitly wins over the card.
+it, through ``prompting.resolve``, so that a policy is prompted exactly as it was trained. Anything the
+user chooses explicitly wins over the card.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from deepretrieval.files import write_json
-from deepretrieval.tasks.retrieval import DEFAULT_FEEDBACK_WORDS
+from deepretrieval.prompting import DEFAULT_TEMPLATE, PLAIN_TOKENS, REASONING_TOKENS, Prompting
+from deepretrieval.tasks import task_family
 
 CARD_FILE = "deepretrieval_policy.json"
+CARD_VERSION = 2
 
 
 class PolicyCardError(ValueError):
@@ -23,26 +27,28 @@ class PolicyCardError(ValueError):
 
 @dataclass(frozen=True)
 class PolicyCard:
-    """What a policy was trained with. ``template`` is the task's prompt template name (None: the task's
-    default); ``query_mode`` how its answers reach the retriever (``rewrite`` or ``expand``); ``feedback``
-    how many top results of the user's query its prompt showed (``feedback_words`` words each; 0: none)."""
+    """How a policy was trained to be prompted, the task family it was trained on, and its base model."""
 
-    reasoning: bool
-    prompt_prefill: str = ""
+    prompting: Prompting
     task: str | None = None
-    template: str | None = None
-    query_mode: str = "rewrite"
     base_model: str | None = None
-    feedback: int = 0
-    feedback_words: int = DEFAULT_FEEDBACK_WORDS
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": CARD_VERSION,
+            "prompting": self.prompting.to_json(),
+            "task": self.task,
+            "base_model": self.base_model,
+        }
 
     def write(self, folder: str | Path) -> Path:
         """Write ``deepretrieval_policy.json`` into ``folder`` atomically."""
-        return write_json(Path(folder) / CARD_FILE, asdict(self), indent=2)
+        return write_json(Path(folder) / CARD_FILE, self.to_json(), indent=2)
 
     @classmethod
     def read(cls, folder: str | Path) -> PolicyCard | None:
-        """The card in ``folder``; ``None`` when there is none (a plain Hugging Face model)."""
+        """The card in ``folder``; ``None`` when there is none (a plain Hugging Face model). Cards written
+        before the prompting had one home (flat ``reasoning``, ``prompt_prefill``...) are read too."""
         path = Path(folder) / CARD_FILE
         if not path.is_file():
             return None
@@ -50,19 +56,55 @@ class PolicyCard:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as err:
             raise PolicyCardError(f"{path}: not valid JSON ({err})") from None
-        known = {f.name for f in fields(cls)}
-        if not isinstance(raw, dict) or "reasoning" not in raw:
-            raise PolicyCardError(f"{path}: expected a JSON object with at least 'reasoning'")
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise PolicyCardError(f"{path}: unknown keys {unknown}; known: {sorted(known)}")
-        for key, value in raw.items():
-            expected = _TYPES.get(key, str)
-            wrong_type = not isinstance(value, expected) or (expected is int and isinstance(value, bool))
-            if wrong_type and not (value is None and key not in _REQUIRED_TEXT):
-                raise PolicyCardError(f"{path}: {key} must be {expected.__name__}, got {value!r}")
-        return cls(**raw)
+        if not isinstance(raw, dict) or not ("prompting" in raw or "reasoning" in raw):
+            raise PolicyCardError(f"{path}: expected a JSON object with 'prompting'")
+        try:
+            return _from_json(raw) if "prompting" in raw else _from_flat(raw)
+        except (TypeError, ValueError) as err:
+            raise PolicyCardError(f"{path}: {err}") from None
 
 
-_REQUIRED_TEXT = {"reasoning", "prompt_prefill", "query_mode", "feedback", "feedback_words"}
-_TYPES: dict[str, type] = {"reasoning": bool, "feedback": int, "feedback_words": int}
+def _text_or_none(raw: dict[str, Any], key: str) -> str | None:
+    value = raw.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{key} must be a string, got {value!r}")
+    return value
+
+
+def _from_json(raw: dict[str, Any]) -> PolicyCard:
+    unknown = sorted(set(raw) - {"version", "prompting", "task", "base_model"})
+    if unknown:
+        raise ValueError(f"unknown keys {unknown}; known: base_model, prompting, task, version")
+    if not isinstance(raw["prompting"], dict):
+        raise TypeError("prompting must be an object")
+    return PolicyCard(
+        Prompting.from_json(raw["prompting"]), _text_or_none(raw, "task"), _text_or_none(raw, "base_model")
+    )
+
+
+# The first card format: flat keys, a template of None meaning the task family's own.
+_FLAT = {
+    "reasoning": "reasoning",
+    "prompt_prefill": "prefill",
+    "template": "template",
+    "query_mode": "query_mode",
+    "feedback": "feedback",
+    "feedback_words": "feedback_words",
+}
+
+
+def _from_flat(raw: dict[str, Any]) -> PolicyCard:
+    unknown = sorted(set(raw) - set(_FLAT) - {"task", "base_model"})
+    if unknown:
+        raise ValueError(f"unknown keys {unknown}; known: {sorted([*_FLAT, 'task', 'base_model'])}")
+    prompting = {new: raw[old] for old, new in _FLAT.items() if raw.get(old) is not None}
+    task = _text_or_none(raw, "task")
+    if "template" not in prompting:
+        prompting["template"] = _family_template(task)
+    reasoning = prompting.get("reasoning")
+    prompting["max_new_tokens"] = REASONING_TOKENS if reasoning else PLAIN_TOKENS
+    return PolicyCard(Prompting.from_json(prompting), task, _text_or_none(raw, "base_model"))
+
+
+def _family_template(task: str | None) -> str:
+    return DEFAULT_TEMPLATE if task is None else task_family(task).template

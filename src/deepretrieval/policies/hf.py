@@ -12,16 +12,16 @@ import torch
 
 from deepretrieval.default_model import resolve_model
 from deepretrieval.policies.card import PolicyCard
-from deepretrieval.tasks.prompts import render_prompt
+from deepretrieval.prompting import Prompting
 
 
 class HFPolicy:
     """Chat messages in, completions out; greedy by default.
 
-    Prompts are rendered with the tokenizer's own chat template, followed by the assistant prefill the
-    policy was trained with (from its :class:`PolicyCard` when the folder has one, which also tells the
-    harness whether to prompt for reasoning and with which template); the returned completion starts with
-    that prefill, so it parses exactly as it did in training.
+    Prompts are rendered as the caller's :class:`~deepretrieval.prompting.Prompting` says (the tokenizer's
+    chat template, then the assistant prefill); the returned completion starts with that prefill, so it
+    parses exactly as it did in training. The folder's :class:`PolicyCard`, when it has one, says how the
+    policy was trained to be prompted (``prompting.resolve`` reads it).
     ``adapter`` loads a LoRA adapter folder on top of the base model; ``model_path=None`` is the embedded
     default model. Generation uses vLLM when it is installed and a GPU is present (``backend="auto"``),
     transformers otherwise.
@@ -32,8 +32,6 @@ class HFPolicy:
         model_path: str | None,
         *,
         adapter: str | None = None,
-        prefill: str | None = None,
-        max_new_tokens: int = 256,
         temperature: float = 0.0,
         batch_size: int = 32,
         backend: str = "auto",
@@ -51,8 +49,6 @@ class HFPolicy:
         self.card = (
             PolicyCard.read(adapter or self.model_path) if Path(adapter or self.model_path).is_dir() else None
         )
-        self.prefill = (self.card.prompt_prefill if self.card else "") if prefill is None else prefill
-        self.max_new_tokens = max_new_tokens
         self.temperature = temperature
         self.batch_size = batch_size
         self.tokenizer = AutoTokenizer.from_pretrained(adapter or self.model_path)
@@ -75,14 +71,14 @@ class HFPolicy:
 
     @property
     def fingerprint(self) -> str:
-        """The weight files (name, size, modification time), the adapter, the prefill and the sampling."""
+        """The weight files (name, size, modification time), the adapter and the sampling temperature."""
         folders = [Path(p) for p in (self.model_path, self.adapter) if p and Path(p).is_dir()]
         weights = [
             (str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns)
             for folder in folders
             for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
         ]
-        key = [self.model_path, self.adapter, weights, self.prefill, self.max_new_tokens, self.temperature]
+        key = [self.model_path, self.adapter, weights, self.temperature]
         return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
 
     @classmethod
@@ -102,31 +98,30 @@ class HFPolicy:
             )
         return "vllm" if backend == "vllm" or (backend == "auto" and vllm_ok) else "transformers"
 
-    def render(self, messages: list[dict[str, str]]) -> str:
-        """The exact model input: chat template with the assistant turn opened, then the prefill."""
-        return render_prompt(self.tokenizer, messages, self.prefill)
-
     def complete(
         self,
         prompts: Sequence[list[dict[str, str]]],
+        prompting: Prompting,
         *,
-        max_new_tokens: int | None = None,
         temperature: float | None = None,
     ) -> list[str]:
-        """Completions of ``prompts`` (the prefill included); the sampling settings default to the
-        policy's own (the server passes a client's ``max_tokens`` / ``temperature``)."""
-        max_new_tokens = self.max_new_tokens if max_new_tokens is None else max_new_tokens
+        """Completions of ``prompts`` rendered as ``prompting`` says (its prefill included, at most its
+        ``max_new_tokens``); ``temperature`` defaults to the policy's own (the server passes a client's)."""
         temperature = self.temperature if temperature is None else temperature
-        texts = [self.render(messages) for messages in prompts]
+        texts = [prompting.render(self.tokenizer, messages) for messages in prompts]
         if self.backend == "vllm":
             from vllm import SamplingParams
 
-            params = SamplingParams(temperature=temperature, max_tokens=max_new_tokens)
+            params = SamplingParams(temperature=temperature, max_tokens=prompting.max_new_tokens)
             outputs = self.llm.generate(texts, params, use_tqdm=False)
-            return [self.prefill + out.outputs[0].text for out in outputs]
+            return [prompting.prefill + out.outputs[0].text for out in outputs]
         completions: list[str] = []
         for start in range(0, len(texts), self.batch_size):
-            completions += self._generate(texts[start : start + self.batch_size], max_new_tokens, temperature)
+            batch = texts[start : start + self.batch_size]
+            completions += [
+                prompting.prefill + text
+                for text in self._generate(batch, prompting.max_new_tokens, temperature)
+            ]
         return completions
 
     @torch.inference_mode()
@@ -140,6 +135,4 @@ class HFPolicy:
             **batch, max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, **sampling
         )
         new_tokens = output[:, batch["input_ids"].shape[1] :]
-        return [
-            self.prefill + text for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        ]
+        return self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)

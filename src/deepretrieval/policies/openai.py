@@ -21,6 +21,7 @@ import httpx
 
 from deepretrieval.paths import cache_dir
 from deepretrieval.policies.base import GenerationFailure
+from deepretrieval.prompting import Prompting
 from deepretrieval.retrievers.web.client import HttpClient, RequestFailed, Retry, retryable
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -56,14 +57,13 @@ class OpenAIPolicy:
         backoff_s: float = 1.0,
         max_backoff_s: float = 60.0,
         temperature: float = 0.0,
-        max_tokens: int = 512,
         cache: str | Path | None = None,
         name: str | None = None,
     ) -> None:
         if not model:
             raise ValueError("openai:MODEL needs a model name, e.g. openai:gpt-4o-mini")
-        if concurrency < 1 or max_retries < 0 or max_tokens < 1:
-            raise ValueError("openai policy: concurrency and max_tokens must be >= 1, max_retries >= 0")
+        if concurrency < 1 or max_retries < 0:
+            raise ValueError("openai policy: concurrency must be >= 1, max_retries >= 0")
         self.model = model
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         if not self.base_url.startswith(("http://", "https://")):
@@ -74,7 +74,6 @@ class OpenAIPolicy:
         self.name = name or f"openai:{model}"
         self.concurrency = concurrency
         self.temperature = temperature
-        self.max_tokens = max_tokens
         self._client = HttpClient(
             self.name,
             # pauses in all at most what max_retries capped backoffs add up to: a far Retry-After is a failure
@@ -93,18 +92,24 @@ class OpenAIPolicy:
 
     @property
     def fingerprint(self) -> str:
-        return self._digest({"base_url": self.base_url, "model": self.model, **self._sampling()})
-
-    def _sampling(self) -> dict[str, float | int]:
-        return {"temperature": self.temperature, "max_tokens": self.max_tokens}
+        return self._digest({"base_url": self.base_url, "model": self.model, "temperature": self.temperature})
 
     def _digest(self, payload: dict) -> str:
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
-    def complete(self, prompts: Sequence[list[dict[str, str]]]) -> list[str | GenerationFailure]:
-        """One completion per prompt, in order; cached ones cost no request."""
+    def complete(
+        self, prompts: Sequence[list[dict[str, str]]], prompting: Prompting
+    ) -> list[str | GenerationFailure]:
+        """One completion per prompt, in order; cached ones cost no request. A chat endpoint renders the
+        messages itself and cannot continue a prefilled assistant turn, so a prefill is refused."""
+        if prompting.prefill:
+            raise ValueError(
+                f"{self.name}: a chat endpoint cannot start its answer with a prefill ({prompting.prefill!r}); "
+                "set prompting.prefill to ''"
+            )
+        sampling = {"temperature": self.temperature, "max_tokens": prompting.max_new_tokens}
         keys = [
-            self._digest({"base_url": self.base_url, "model": self.model, "messages": m, **self._sampling()})
+            self._digest({"base_url": self.base_url, "model": self.model, "messages": m, **sampling})
             for m in prompts
         ]
         results: list[str | GenerationFailure | None] = [self._cache.get(key) for key in keys]
@@ -112,7 +117,7 @@ class OpenAIPolicy:
         todo = [i for i, r in enumerate(results) if r is None]
         if todo:
             with ThreadPoolExecutor(max_workers=min(self.concurrency, len(todo))) as pool:
-                futures = {pool.submit(self._request, prompts[i]): i for i in todo}
+                futures = {pool.submit(self._request, prompts[i], sampling): i for i in todo}
                 for future in as_completed(futures):  # cached as each arrives: an interruption loses none
                     i = futures[future]
                     results[i] = future.result()
@@ -120,8 +125,10 @@ class OpenAIPolicy:
                         self._cache.set(keys[i], results[i])  # failures are never cached
         return results  # type: ignore[return-value]
 
-    def _request(self, messages: list[dict[str, str]]) -> str | GenerationFailure:
-        body = {"model": self.model, "messages": messages, **self._sampling()}
+    def _request(
+        self, messages: list[dict[str, str]], sampling: dict[str, float | int]
+    ) -> str | GenerationFailure:
+        body = {"model": self.model, "messages": messages, **sampling}
         try:
             return self._client.request("POST", f"{self.base_url}/chat/completions", self._read, json=body)
         except RequestFailed as err:
@@ -138,9 +145,7 @@ class OpenAIPolicy:
             )
         if status in RETRIED_STATUS:
             raise retryable(response, f"HTTP {status}")
-        raise RequestFailed(
-            f"HTTP {status} ({' '.join(response.text.split())[:200]})"
-        )  # e.g. 400: it says why
+        raise RequestFailed(f"HTTP {status} ({' '.join(response.text.split())[:200]})")  # e.g. 400: it says why
 
     def _content(self, response: httpx.Response) -> str | GenerationFailure:
         try:

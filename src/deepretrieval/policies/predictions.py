@@ -33,6 +33,8 @@ class PredictionsError(ValueError):
 class Predictions:
     """An answer policy that reads its answers from a file (see the module docstring for the layouts)."""
 
+    query_mode = "rewrite"
+
     def __init__(self, path: str | Path, name: str | None = None) -> None:
         self.path = Path(path)
         if not self.path.is_file():

@@ -1,8 +1,8 @@
 """The query-rewriting API: a policy rewrites users' queries, optionally searching an index with them.
 
-:class:`Rewriter` prompts a policy the way it was trained (its policy card: template, reasoning, prefill,
-query mode; an untrained model gets the ``classic_ir`` template without reasoning) and parses the
-completion through the training parser; a malformed completion falls back to the original query and
+:class:`Rewriter` prompts a policy as ``prompting.resolve`` decides (explicit choices, else the policy
+card, else the defaults: an untrained model gets the ``classic_ir`` template without reasoning) and parses
+the completion through the training parser; a malformed completion falls back to the original query and
 says so. :func:`create_app` serves it over HTTP (FastAPI):
 
 * ``POST /rewrite``: ``{"query": ...}`` or ``{"queries": [...]}``, optional ``"search": {"index", "k"}``;
@@ -19,16 +19,16 @@ import asyncio
 import time
 import uuid
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
+from deepretrieval.answers import AnswerParser, Guards
+from deepretrieval.config import PromptingConfig
 from deepretrieval.policies.base import CompletionPolicy, GenerationFailure
+from deepretrieval.prompting import Prompting, resolve
 from deepretrieval.retrievers.base import Retriever
-from deepretrieval.rewards import AnswerParser, Guards
-from deepretrieval.tasks.prompts import PromptTemplate, prompt_template
 from deepretrieval.tasks.retrieval import feedback_block, opening_words
 
-UNTRAINED_TEMPLATE = "classic_ir"
 SNIPPET_WORDS = 30
 
 
@@ -43,25 +43,14 @@ class Rewrite:
     note: str | None = None
 
 
-def _task_template(task: str | None) -> str:
-    """The template a task family prompts with by default (its ``template`` option), else classic IR."""
-    if task is None:
-        return UNTRAINED_TEMPLATE
-    from deepretrieval.tasks import task_family
-
-    field = task_family(task).options.model_fields.get("template")
-    return str(field.default) if field is not None and field.default else UNTRAINED_TEMPLATE
-
-
 class Rewriter:
     """A completion policy prompted to rewrite search queries, with the parse-and-guard path of training."""
 
     def __init__(
         self,
         policy: CompletionPolicy,
+        prompting: PromptingConfig | None = None,
         *,
-        template: str | None = None,
-        reasoning: bool | None = None,
         guards: Guards | None = None,
         feedback_from: Retriever | None = None,
     ) -> None:
@@ -71,38 +60,27 @@ class Rewriter:
                 f"policy {policy.name} was trained on text-to-SQL; the rewrite API serves search-query policies"
             )
         self.policy = policy
-        self.template: PromptTemplate = prompt_template(
-            template
-            or (card.template if card and card.template else _task_template(card.task if card else None))
-        )
-        self.reasoning = reasoning if reasoning is not None else (card.reasoning if card else False)
-        self.query_mode = card.query_mode if card else "rewrite"
-        self.parse = AnswerParser(reasoning=self.reasoning, answer_key="query", guards=guards)
-        self.feedback = (card.feedback, card.feedback_words) if card and card.feedback else None
-        if self.feedback and feedback_from is None:
+        self.prompting: Prompting = resolve(prompting, card.prompting if card else None)
+        self.parse = AnswerParser(self.prompting, answer_key="query", guards=guards)
+        if self.prompting.feedback and feedback_from is None:
             raise ValueError(
-                f"policy {policy.name} reads the top {card.feedback} results of each query (trained with "  # type: ignore[union-attr]
-                "feedback): give an index to read them from (rewrite --search DIR, serve --index NAME=DIR)"
+                f"policy {policy.name} reads the top {self.prompting.feedback} results of each query (trained "
+                "with feedback): give an index to read them from (rewrite --search DIR, serve --index NAME=DIR)"
             )
         self.feedback_from = feedback_from
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "template": self.template.name,
-            "reasoning": self.reasoning,
-            "query_mode": self.query_mode,
-            "prefill": getattr(self.policy, "prefill", ""),
-        }
+        return self.prompting.to_json()
 
     def messages(self, query: str) -> list[dict[str, str]]:
         fields = {"query": query}
-        if self.feedback and self.feedback_from is not None:
-            count, words = self.feedback
+        if self.prompting.feedback and self.feedback_from is not None:
+            count, words = self.prompting.feedback, self.prompting.feedback_words
             (ranking,) = self.feedback_from.search([query], count)
             fields["feedback"] = feedback_block(
                 opening_words(self.feedback_from.texts(ranking.doc_ids), words)
             )
-        return self.template.messages(fields, self.reasoning)
+        return self.prompting.messages(fields)
 
     def finish(self, original: str, completion: str | GenerationFailure) -> Rewrite:
         """The parsed rewrite of one completion; the original query when it is malformed."""
@@ -114,12 +92,12 @@ class Rewriter:
         if not parsed.format_ok:
             note = f"malformed completion ({parsed.reason}): kept the original query"
             return Rewrite(original, original, False, completion, note)
-        query = f"{original} {parsed.answer}" if self.query_mode == "expand" else parsed.answer
+        query = f"{original} {parsed.answer}" if self.prompting.query_mode == "expand" else parsed.answer
         return Rewrite(original, query, True, completion)
 
     def rewrite(self, queries: Sequence[str]) -> list[Rewrite]:
         """Rewrite ``queries`` in one generation call (no batcher: the command line)."""
-        completions = self.policy.complete([self.messages(q) for q in queries])
+        completions = self.policy.complete([self.messages(q) for q in queries], self.prompting)
         return [self.finish(q, c) for q, c in zip(queries, completions)]
 
 
@@ -184,10 +162,14 @@ def create_app(
     def generate(items: Sequence[tuple[list[dict[str, str]], Hashable]]) -> list[str | GenerationFailure]:
         prompts = [prompt for prompt, _ in items]
         max_tokens, temperature = items[0][1]  # type: ignore[misc]  # a batch shares its sampling settings
-        sampling = {
-            k: v for k, v in (("max_new_tokens", max_tokens), ("temperature", temperature)) if v is not None
-        }
-        return policy.complete(prompts, **sampling) if sampling else policy.complete(prompts)  # type: ignore[call-arg]
+        prompting = (
+            rewriter.prompting
+            if max_tokens is None
+            else replace(rewriter.prompting, max_new_tokens=max_tokens)
+        )
+        if temperature is None:
+            return policy.complete(prompts, prompting)
+        return policy.complete(prompts, prompting, temperature=temperature)  # type: ignore[call-arg]
 
     batcher: Batcher[tuple[list[dict[str, str]], Hashable], str | GenerationFailure] = Batcher(
         generate, window_s=max_wait_ms / 1000, max_size=max_batch, key=lambda item: item[1], name="generation"

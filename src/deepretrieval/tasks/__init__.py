@@ -35,6 +35,10 @@ TASKS = {
 }
 
 
+PROMPTING_OPTIONS = frozenset({"template", "feedback", "feedback_words"})
+"""Former task options that are now part of how a policy is prompted (``deepretrieval.prompting``)."""
+
+
 @dataclass(frozen=True)
 class TaskFamily:
     """How one family is configured and built.
@@ -43,11 +47,13 @@ class TaskFamily:
     without local documents, e.g. a search API; no function at all: the family is judged without a
     retriever, e.g. by a database, and a retriever section is refused); ``build(data, options, retriever)``
     makes the task; ``retriever`` is the retriever kind used when the config names none.
-    ``needs_data``: whether ``task.data`` is required.
+    ``needs_data``: whether ``task.data`` is required; ``template``: the prompt template its tasks give a
+    policy unless told otherwise.
     """
 
     options: type[TaskOptions]
     build: Callable[[Path | None, Any, Retriever | None], Task]
+    template: str
     corpus: Callable[[Path | None, Any], Path | None] | None = None
     retriever: str = "bm25"
     needs_data: bool = True
@@ -69,7 +75,9 @@ def _options(name: str, family: TaskFamily, raw: dict[str, Any]) -> TaskOptions:
         problems = []
         for error in exc.errors():
             key = ".".join(str(p) for p in error["loc"])
-            if error["type"] == "extra_forbidden":
+            if error["type"] == "extra_forbidden" and error["loc"][-1] in PROMPTING_OPTIONS:
+                problems.append(f"task.options.{key}: moved to prompting.{key} (how the policy is prompted)")
+            elif error["type"] == "extra_forbidden":
                 known = list(family.options.model_fields)
                 close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
                 hint = f"did you mean {close[0]}?" if close else f"expected one of: {', '.join(known)}"

@@ -30,6 +30,17 @@ Outcome = dict[str, float]
 """Measured result of one answer, keyed by lower-case metric names (``ndcg@10``, ``rank``, ``ex``...)."""
 
 
+class PromptShape(Protocol):
+    """What a task needs of a prompting (``deepretrieval.prompting.Prompting``) to write a prompt: how many
+    top results of the user's query to show (``feedback``, ``feedback_words`` words each), and the template
+    that turns the fields into chat messages."""
+
+    feedback: int
+    feedback_words: int
+
+    def messages(self, fields: Mapping[str, str]) -> list[dict[str, str]]: ...
+
+
 class TaskOptions(BaseModel):
     """Base of every task family's options (``task.options`` in a run config): unknown keys are errors."""
 
@@ -44,10 +55,15 @@ class Task(Protocol):
     (the metrics plus extras such as ``rank`` or ``executed``), so a reward scheme can be checked against
     them before a run starts. ``default_reward`` is the family's reward scheme as data
     (``{"kind": "metric", "metric": "ndcg@10"}``), resolved by ``deepretrieval.rewards``.
+    ``default_template`` is the prompt template a policy gets unless told otherwise;
+    ``supports_feedback`` says whether the task can show a policy the top results of the user's query
+    (``feedback_snippets``), which a prompting may ask for.
     """
 
     name: str
     answer_key: str  # the JSON key an answer may carry: "query" or "sql"
+    default_template: str
+    supports_feedback: bool
     primary_metric: str  # e.g. "ndcg@10", "recall@3000", "hits@20", "ex"
     metrics: Sequence[str]
     outcome_keys: frozenset[str]
@@ -60,11 +76,14 @@ class Task(Protocol):
 
     def examples(self, split: str) -> list[Example]: ...
 
-    def messages(
-        self, example: Example, reasoning: bool = True, template: str | None = None
-    ) -> list[dict[str, str]]:
-        """Chat messages for the policy (system + user), with the task's prompt template or the one named
-        (a trained policy is prompted with its own); rendered later by the tokenizer's chat template."""
+    def messages(self, example: Example, prompting: PromptShape) -> list[dict[str, str]]:
+        """Chat messages for the policy: the example's fields (with the top results of its query when the
+        prompting asks for feedback) in the prompting's template; rendered later by ``Prompting.render``."""
+        ...
+
+    def feedback_snippets(self, example: Example, count: int, words: int) -> list[str]:
+        """The opening ``words`` words of the top ``count`` results of the example's original query
+        (tasks whose ``supports_feedback`` is false raise ``ValueError``)."""
         ...
 
     def analyze(self, answer: str) -> list[str]:

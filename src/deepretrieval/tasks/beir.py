@@ -14,8 +14,7 @@ from deepretrieval.metrics import parse_metrics
 from deepretrieval.retrievers.base import Retriever
 from deepretrieval.tasks import TaskFamily
 from deepretrieval.tasks.base import Example, TaskOptions
-from deepretrieval.tasks.prompts import prompt_template
-from deepretrieval.tasks.retrieval import DEFAULT_FEEDBACK_WORDS, RetrievalTask
+from deepretrieval.tasks.retrieval import RetrievalTask
 
 T = TypeVar("T")
 
@@ -104,25 +103,15 @@ class BeirOptions(TaskOptions):
     """``task.options`` of a BEIR-layout collection."""
 
     metrics: tuple[str, ...] = ("ndcg@10", "recall@100")
-    template: str = "classic_ir"
     ignore_identical_ids: bool = Field(
         True, description="drop a retrieved document whose id equals the query id (BEIR's evaluator default)"
     )
     name: str | None = None
-    feedback: int = Field(0, ge=0, description="show the policy the top N results of the original query")
-    feedback_words: int = Field(
-        DEFAULT_FEEDBACK_WORDS, ge=1, description="words shown of each feedback result"
-    )
 
     @field_validator("metrics")
     @classmethod
     def _known_metrics(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(str(metric) for metric in parse_metrics(value))
-
-    @field_validator("template")
-    @classmethod
-    def _known_template(cls, value: str) -> str:
-        return prompt_template(value).name
 
 
 def corpus_path(data: Path | None, options: BeirOptions) -> Path:
@@ -143,11 +132,8 @@ def build(data: Path | None, options: BeirOptions, retriever: Retriever) -> Retr
         load_beir_splits(data),
         retriever,
         options.metrics,
-        options.template,
         ignore_identical_ids=options.ignore_identical_ids,
-        feedback=options.feedback,
-        feedback_words=options.feedback_words,
     )
 
 
-FAMILY = TaskFamily(options=BeirOptions, build=build, corpus=corpus_path)
+FAMILY = TaskFamily(template="classic_ir", options=BeirOptions, build=build, corpus=corpus_path)

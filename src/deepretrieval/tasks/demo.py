@@ -21,6 +21,7 @@ def build(data: Path | None, options: beir.BeirOptions, retriever: Retriever) ->
 
 
 FAMILY = TaskFamily(
+    template="classic_ir",
     options=beir.BeirOptions,
     build=build,
     corpus=lambda data, options: beir.corpus_path(_folder(data), options),

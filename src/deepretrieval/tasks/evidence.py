@@ -227,4 +227,4 @@ def build(data: Path | None, options: EvidenceOptions, retriever: Retriever) -> 
     )
 
 
-FAMILY = TaskFamily(options=EvidenceOptions, build=build, corpus=corpus_path)
+FAMILY = TaskFamily(template="evidence", options=EvidenceOptions, build=build, corpus=corpus_path)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from deepretrieval.metrics import Metric
 from deepretrieval.retrievers.base import DateRange, Retriever
@@ -30,6 +30,8 @@ from deepretrieval.tasks.beir import DataError, read_jsonl, read_qrels
 from deepretrieval.tasks.retrieval import RetrievalTask
 
 DATE_ENGINES = frozenset({"pubmed", "ctgov"})
+SET_KEYS = ("precision", "retrieved")
+"""Outcomes of the whole result list: relevant among the returned documents, and how many the query matched."""
 ENGINE_NAMES = {"pubmed": "PubMed", "ctgov": "ClinicalTrials.gov"}
 
 
@@ -37,11 +39,24 @@ class LiteratureOptions(TaskOptions):
     """``task.options`` of literature search."""
 
     k: int = Field(3000, gt=0, description="results scanned for recall (the seed: 3,000)")
+    metrics: tuple[str, ...] | None = Field(
+        None,
+        description="ranked metrics (recall@200, ndcg@10...) and 'precision' / 'retrieved' "
+        "(default: recall@K, precision, retrieved)",
+    )
     date_limits: bool | None = Field(
         None, description="search each review up to its publication date (default: on engines that can)"
     )
-    template: str = "literature"
     name: str | None = None
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("name at least one metric")
+        return tuple(m if m in SET_KEYS else str(Metric.parse(m)) for m in value)
 
 
 class LiteratureTask(RetrievalTask):
@@ -53,28 +68,26 @@ class LiteratureTask(RetrievalTask):
         splits: dict[str, list[Example]],
         retriever: Retriever,
         k: int = 3000,
-        template: str = "literature",
         date_limits: bool | None = None,
+        metrics: Sequence[str] | None = None,
     ):
-        super().__init__(name, splits, retriever, (f"recall@{k}",), template, ignore_identical_ids=False)
-        self.k = k
-        self._recall = Metric("recall", k)
-        self.metrics = (str(self._recall), "precision", "retrieved")
-        self.outcome_keys = frozenset(self.metrics)
+        chosen = tuple(metrics or (f"recall@{k}", *SET_KEYS))
+        ranked = [m for m in chosen if m not in SET_KEYS] or [f"recall@{k}"]
+        super().__init__(name, splits, retriever, ranked, "literature", ignore_identical_ids=False)
+        self.k = self.depth
+        self.metrics = chosen
+        self.outcome_keys = frozenset({*chosen, *SET_KEYS})
+        self.primary_metric = chosen[0]
         self.date_limits = retriever.kind in DATE_ENGINES if date_limits is None else date_limits
 
     @property
     def default_reward(self) -> dict[str, Any]:
-        return {"kind": "recall_tiers", "metric": str(self._recall)}
+        recall = next((m for m in self.metrics if m.startswith("recall@")), f"recall@{self.k}")
+        return {"kind": "recall_tiers", "metric": recall}
 
-    def messages(
-        self, example: Example, reasoning: bool = True, template: str | None = None
-    ) -> list[dict[str, str]]:
+    def prompt_fields(self, example: Example) -> dict[str, str]:
         engine = ENGINE_NAMES.get(self.retriever.kind, "PubMed")  # the local engine speaks PubMed syntax
-        fields = {**example.fields, "engine": engine}
-        return super().messages(
-            Example(example.id, fields, example.truth, example.original), reasoning, template
-        )
+        return {**example.fields, "engine": engine}
 
     def measure(self, answers: Sequence[str], examples: Sequence[Example]) -> list[Outcome | None]:
         dates = [_review_dates(example) for example in examples] if self.date_limits else None
@@ -85,13 +98,10 @@ class LiteratureTask(RetrievalTask):
                 outcomes.append(None)
                 continue
             relevant = sum(1 for doc in ranking.doc_ids if example.truth.get(doc, 0) > 0)
-            outcomes.append(
-                {
-                    str(self._recall): self._recall(ranking.doc_ids, example.truth),
-                    "precision": relevant / len(ranking) if len(ranking) else 0.0,
-                    "retrieved": float(len(ranking) if ranking.total is None else ranking.total),
-                }
-            )
+            outcome = {str(m): m(ranking.doc_ids, example.truth) for m in self._metrics}
+            outcome["precision"] = relevant / len(ranking) if len(ranking) else 0.0
+            outcome["retrieved"] = float(len(ranking) if ranking.total is None else ranking.total)
+            outcomes.append(outcome)
         return outcomes
 
 
@@ -150,9 +160,11 @@ def build(data: Path | None, options: LiteratureOptions, retriever: Retriever) -
         load_splits(data),
         retriever,
         options.k,
-        options.template,
         options.date_limits,
+        options.metrics,
     )
 
 
-FAMILY = TaskFamily(options=LiteratureOptions, build=build, corpus=corpus_path, retriever="boolean")
+FAMILY = TaskFamily(
+    template="literature", options=LiteratureOptions, build=build, corpus=corpus_path, retriever="boolean"
+)

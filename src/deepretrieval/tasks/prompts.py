@@ -1,14 +1,13 @@
 """Prompt templates per task family, with reasoning and no-reasoning variants.
 
-Templates produce chat *messages*; turning them into model input is always the tokenizer's own chat
-template (:func:`render_prompt`), never hand-written ChatML.
+Templates produce chat *messages*; turning them into model input is ``Prompting.render`` (the tokenizer's
+own chat template, never hand-written ChatML).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 REASONING_FORMAT = (
     "First think briefly about which words the relevant {target} would use, inside <think> </think>. "
@@ -100,6 +99,24 @@ TEMPLATES: dict[str, PromptTemplate] = {
         ),
         target="passages",
     ),
+    "sql": PromptTemplate(
+        name="sql",
+        system=(
+            "You are an expert SQLite developer. You answer questions about a database by writing one SQLite "
+            "SELECT query over its tables."
+        ),
+        user="Database schema:\n{schema}\n\n{knowledge}Question: {question}",
+        target="rows",
+        reasoning_format=(
+            "First think step by step about the tables, columns, joins and conditions the question needs, "
+            "inside <think> </think>. Then write the query as JSON inside <answer> </answer>, for example:\n"
+            '<think> ... </think>\n<answer>{{"sql": "SELECT ..."}}</answer>'
+        ),
+        plain_format=(
+            "Write only the query as JSON inside <answer> </answer>, for example:\n"
+            '<answer>{{"sql": "SELECT ..."}}</answer>'
+        ),
+    ),
     "literature": PromptTemplate(
         name="literature",
         system="You are an expert medical librarian who writes Boolean search queries.",
@@ -119,10 +136,3 @@ def prompt_template(template: PromptTemplate | str) -> PromptTemplate:
     if template not in TEMPLATES:
         raise ValueError(f"unknown prompt template {template!r}; known: {', '.join(TEMPLATES)}")
     return TEMPLATES[template]
-
-
-def render_prompt(tokenizer: Any, messages: list[dict[str, str]], prefill: str = "") -> str:
-    """The policy's exact input: the tokenizer's own chat template with the assistant turn opened, followed
-    by ``prefill`` (text the assistant turn starts with, e.g. ``<think>`` or ``<answer>``). Training and
-    evaluation both render through here, so they feed the model byte-identical inputs."""
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + prefill

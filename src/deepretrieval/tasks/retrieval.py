@@ -7,11 +7,8 @@ from typing import Any
 
 from deepretrieval.metrics import Metric, parse_metrics
 from deepretrieval.retrievers.base import Ranking, Retriever
-from deepretrieval.tasks.base import Example, Outcome
-from deepretrieval.tasks.prompts import PromptTemplate, prompt_template
-
-DEFAULT_FEEDBACK_WORDS = 12
-"""Words shown of each feedback result: a demo title and the start of its first sentence."""
+from deepretrieval.tasks.base import Example, Outcome, PromptShape
+from deepretrieval.tasks.prompts import prompt_template
 
 
 def opening_words(texts: Sequence[str], words: int) -> list[str]:
@@ -38,12 +35,13 @@ class RetrievalTask:
     equals the query id is dropped before scoring: in collections whose queries are themselves documents
     (ArguAna, Quora) the query would otherwise retrieve itself.
 
-    With ``feedback`` > 0 the prompt also shows the opening ``feedback_words`` words of the top ``feedback``
+    A prompting with ``feedback`` > 0 also shows the opening ``feedback_words`` words of the top ``feedback``
     documents the original query retrieves (pseudo-relevance feedback, the ``{feedback}`` slot of the
     template): a small policy cannot know a collection's vocabulary, but it can read it off the results.
     """
 
     answer_key = "query"
+    supports_feedback = True
 
     def __init__(
         self,
@@ -51,11 +49,9 @@ class RetrievalTask:
         splits: dict[str, list[Example]],
         retriever: Retriever,
         metrics: Sequence[str] = ("ndcg@10", "recall@100"),
-        template: PromptTemplate | str = "classic_ir",
+        template: str = "classic_ir",
         *,
         ignore_identical_ids: bool = True,
-        feedback: int = 0,
-        feedback_words: int = DEFAULT_FEEDBACK_WORDS,
     ):
         if not metrics:
             raise ValueError("a retrieval task needs at least one metric")
@@ -70,19 +66,8 @@ class RetrievalTask:
         self.depth = max(m.k for m in self._metrics)
         self.retriever = retriever
         self.ignore_identical_ids = ignore_identical_ids
-        self.template = prompt_template(template)
-        if feedback < 0 or feedback_words < 1:
-            raise ValueError(
-                f"feedback must be >= 0 and feedback_words >= 1, got {feedback}, {feedback_words}"
-            )
-        if feedback and "{feedback}" not in self.template.user:
-            raise ValueError(
-                f"feedback={feedback} needs a template with a {{feedback}} slot; {self.template.name!r} has none "
-                "(e.g. template: feedback_expansion)"
-            )
-        self.feedback = feedback
-        self.feedback_words = feedback_words
-        self._feedback_texts: dict[str, str] = {}
+        self.default_template = prompt_template(template).name
+        self._feedback_texts: dict[tuple[str, int, int], str] = {}
         self.default_split = pick_default_split(list(splits))
 
     @property
@@ -103,26 +88,27 @@ class RetrievalTask:
             raise KeyError(f"task {self.name!r} has no split {split!r}; available: {', '.join(self.splits)}")
         return self._splits[split]
 
-    def messages(
-        self, example: Example, reasoning: bool = True, template: str | None = None
-    ) -> list[dict[str, str]]:
-        chosen = self.template if template is None else prompt_template(template)
-        fields = example.fields
-        if self.feedback:
-            fields = {**fields, "feedback": self.feedback_text(example)}
-        return chosen.messages(fields, reasoning)
+    def prompt_fields(self, example: Example) -> dict[str, str]:
+        """The template's fields of one example (families add their own, e.g. the search engine's name)."""
+        return dict(example.fields)
 
-    def feedback_snippets(self, example: Example) -> list[str]:
-        """The opening words of the top ``feedback`` documents for the example's original query."""
-        ranking = self.rankings([example.original], [example], self.feedback)[0]
-        return opening_words(self.retriever.texts(ranking.doc_ids[: self.feedback]), self.feedback_words)
+    def messages(self, example: Example, prompting: PromptShape) -> list[dict[str, str]]:
+        fields = self.prompt_fields(example)
+        if prompting.feedback:
+            fields["feedback"] = self.feedback_text(example, prompting.feedback, prompting.feedback_words)
+        return prompting.messages(fields)
 
-    def feedback_text(self, example: Example) -> str:
-        """The ``{feedback}`` slot, computed once per example."""
-        text = self._feedback_texts.get(example.id)
+    def feedback_snippets(self, example: Example, count: int, words: int) -> list[str]:
+        """The opening ``words`` words of the top ``count`` documents for the example's original query."""
+        ranking = self.rankings([example.original], [example], count)[0]
+        return opening_words(self.retriever.texts(ranking.doc_ids[:count]), words)
+
+    def feedback_text(self, example: Example, count: int, words: int) -> str:
+        """The ``{feedback}`` slot, computed once per example and setting."""
+        key = (example.id, count, words)
+        text = self._feedback_texts.get(key)
         if text is None:
-            text = feedback_block(self.feedback_snippets(example))
-            self._feedback_texts[example.id] = text
+            text = self._feedback_texts[key] = feedback_block(self.feedback_snippets(example, count, words))
         return text
 
     def analyze(self, answer: str) -> list[str]:

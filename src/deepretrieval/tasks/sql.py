@@ -21,7 +21,7 @@ import os
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from cachetools import LRUCache
 from pydantic import Field
@@ -31,8 +31,7 @@ from deepretrieval.sql.executor import ExecutionLimits, ExecutionResult, SqlExec
 from deepretrieval.sql.hardness import spider_hardness
 from deepretrieval.sql.schema import describe_database
 from deepretrieval.tasks import TaskFamily
-from deepretrieval.tasks.base import Example, Outcome, TaskOptions
-from deepretrieval.tasks.prompts import PromptTemplate
+from deepretrieval.tasks.base import Example, Outcome, PromptShape, TaskOptions
 
 logger = logging.getLogger(__name__)
 
@@ -45,28 +44,8 @@ SPIDER_DATABASE_DIRS = {"test": "test_database"}
 GOLD_CACHE_BYTES = 256 * 1024 * 1024
 PROGRESS_MIN_JOBS = 256
 CACHEABLE = ("ok", "error", "rejected")  # deterministic outcomes; a timeout or crash may not repeat
-
-SYSTEM_PROMPT = (
-    "You are an expert SQLite developer. You answer questions about a database by writing one SQLite "
-    "SELECT query over its tables."
-)
-REASONING_FORMAT = (
-    "First think step by step about the tables, columns, joins and conditions the question needs, inside "
-    "<think> </think>. Then write the query as JSON inside <answer> </answer>, for example:\n"
-    '<think> ... </think>\n<answer>{{"sql": "SELECT ..."}}</answer>'
-)
-NO_REASONING_FORMAT = (
-    "Write only the query as JSON inside <answer> </answer>, for example:\n"
-    '<answer>{{"sql": "SELECT ..."}}</answer>'
-)
-SQL_TEMPLATE = PromptTemplate(
-    name="sql",
-    system=SYSTEM_PROMPT,
-    user="Database schema:\n{schema}\n\n{knowledge}Question: {question}",
-    target="rows",
-    reasoning_format=REASONING_FORMAT,
-    plain_format=NO_REASONING_FORMAT,
-)
+SQL_OUTCOMES = frozenset({"ex", "executed", "timeout"})
+"""Execution match, the prediction ran, it ran out of time."""
 
 
 class SqlDataError(ValueError):
@@ -112,9 +91,9 @@ class SqlTask:
 
     name = "sql"
     answer_key = "sql"
-    primary_metric = "ex"
-    metrics = ("ex", "executed")
-    outcome_keys = frozenset({"ex", "executed", "timeout"})
+    default_template = "sql"
+    supports_feedback = False
+    outcome_keys = SQL_OUTCOMES
 
     def __init__(
         self,
@@ -127,7 +106,13 @@ class SqlTask:
         workers: int | None = None,
         pool: SqlExecutorPool | None = None,
         compat: Compat = "keep_distinct",
+        metrics: Sequence[str] = ("ex", "executed"),
     ):
+        unknown = [m for m in metrics if m not in SQL_OUTCOMES]
+        if not metrics or unknown:
+            raise ValueError(f"sql metrics are {', '.join(sorted(SQL_OUTCOMES))}; got {list(metrics)}")
+        self.metrics = tuple(metrics)
+        self.primary_metric = self.metrics[0]
         self.data_dir = Path(data_dir)
         if not self.data_dir.is_dir():
             raise SqlDataError(f"SQL data folder {self.data_dir} does not exist")
@@ -291,15 +276,14 @@ class SqlTask:
 
     # ------------------------------------------------------------------ prompts
 
-    def messages(
-        self, example: Example, reasoning: bool = True, template: str | None = None
-    ) -> list[dict[str, str]]:
+    def messages(self, example: Example, prompting: PromptShape) -> list[dict[str, str]]:
         """[system, user]: the schema as CREATE TABLE statements, BIRD evidence, the question, the format."""
-        if template not in (None, SQL_TEMPLATE.name):
-            raise ValueError(f"the sql task has one prompt template, {SQL_TEMPLATE.name!r}; got {template!r}")
         fields = example.fields
         knowledge = f"External knowledge: {fields['evidence']}\n\n" if fields.get("evidence") else ""
-        return SQL_TEMPLATE.messages({**fields, "knowledge": knowledge}, reasoning)
+        return prompting.messages({**fields, "knowledge": knowledge})
+
+    def feedback_snippets(self, example: Example, count: int, words: int) -> list[str]:
+        raise ValueError("the sql task is judged by a database: it has no search results to show")
 
     # ------------------------------------------------------------------ judging
 
@@ -379,6 +363,9 @@ class SqlOptions(TaskOptions):
 
     dialect: Dialect | None = None
     split: str = "dev"
+    metrics: tuple[Literal["ex", "executed", "timeout"], ...] = Field(
+        ("ex", "executed"), min_length=1, description="reported metrics, the first is the primary"
+    )
     sample_rows: int = Field(0, ge=0)
     workers: int | None = Field(None, gt=0)
     timeout_s: float | None = Field(None, gt=0)
@@ -404,7 +391,8 @@ def build(data: Path | None, options: SqlOptions, retriever: None) -> SqlTask:
         limits=limits,
         workers=options.workers,
         compat=options.compat,
+        metrics=options.metrics,
     )
 
 
-FAMILY = TaskFamily(options=SqlOptions, build=build)
+FAMILY = TaskFamily(template="sql", options=SqlOptions, build=build)

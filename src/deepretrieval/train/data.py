@@ -7,11 +7,12 @@ from collections.abc import Sequence
 
 from datasets import Dataset
 
+from deepretrieval.answers import Guards
 from deepretrieval.config import RunConfig
-from deepretrieval.rewards import BatchReward, Guards, task_scheme
+from deepretrieval.prompting import Prompting
+from deepretrieval.rewards import BatchReward, task_scheme
 from deepretrieval.tasks import load_task
 from deepretrieval.tasks.base import Example, Task
-from deepretrieval.tasks.prompts import render_prompt
 
 
 def build_task(config: RunConfig) -> Task:
@@ -19,17 +20,11 @@ def build_task(config: RunConfig) -> Task:
     return load_task(config.task, retriever=config.retriever)
 
 
-def build_batch_reward(config: RunConfig, task: Task) -> BatchReward:
+def build_batch_reward(config: RunConfig, task: Task, prompting: Prompting) -> BatchReward:
     """The same ``BatchReward`` the evaluation's parse path uses: the configured scheme (default: the
     task's own), with the config's overrides validated by the scheme's schema, and the guards."""
     scheme = task_scheme(task, config.reward.scheme, **config.reward.overrides)
-    return BatchReward(
-        task,
-        scheme,
-        reasoning=config.reasoning,
-        guards=Guards(**config.reward.guards),
-        query_mode=config.task.query_mode,
-    )
+    return BatchReward(task, scheme, prompting=prompting, guards=Guards(**config.reward.guards))
 
 
 def training_examples(task: Task, config: RunConfig) -> list[Example]:
@@ -43,20 +38,19 @@ def prompt_dataset(
     task: Task,
     examples: Sequence[Example],
     tokenizer,
+    prompting: Prompting,
     *,
-    reasoning: bool,
-    prefill: str,
     max_prompt_tokens: int,
 ) -> Dataset:
     """One row per example: the rendered ``prompt`` text and its ``example_id``.
 
-    Prompts are rendered here (not by TRL) so that an assistant prefill can follow the generation prompt,
-    and so training and evaluation feed the model byte-identical inputs. Prompts longer than
-    ``max_prompt_tokens`` are dropped with a warning rather than silently truncated.
+    Prompts are rendered here (``Prompting.render``, not by TRL) so that an assistant prefill can follow
+    the generation prompt, and so training and evaluation feed the model byte-identical inputs. Prompts
+    longer than ``max_prompt_tokens`` are dropped with a warning rather than silently truncated.
     """
     rows, too_long = [], 0
     for example in examples:
-        text = render_prompt(tokenizer, task.messages(example, reasoning), prefill)
+        text = prompting.render(tokenizer, task.messages(example, prompting))
         if len(tokenizer(text, add_special_tokens=False)["input_ids"]) > max_prompt_tokens:
             too_long += 1
             continue

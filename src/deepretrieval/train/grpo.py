@@ -31,10 +31,15 @@ from transformers.trainer_utils import get_last_checkpoint
 from deepretrieval.config import ConfigError, RunConfig
 from deepretrieval.default_model import resolve_model
 from deepretrieval.policies.card import PolicyCard
+from deepretrieval.prompting import Prompting, run_prompting
 from deepretrieval.tasks.base import Task
-from deepretrieval.tasks.retrieval import DEFAULT_FEEDBACK_WORDS
 from deepretrieval.train.callbacks import CardOnSave, JsonlMetrics, SigintCheckpoint, StepProfiler, TimeBudget
-from deepretrieval.train.data import build_batch_reward, build_task, prompt_dataset, training_examples
+from deepretrieval.train.data import (
+    build_batch_reward,
+    build_task,
+    prompt_dataset,
+    training_examples,
+)
 from deepretrieval.train.lm_head import project_completions_only
 from deepretrieval.train.precision import resolve_precision
 from deepretrieval.train.rewards_adapter import TRLBatchReward
@@ -227,25 +232,22 @@ def build_trainer(config: RunConfig, run_dir: Path, extra_callbacks: Sequence[Tr
         print(f"precision: {precision.used} ({precision.why})", file=sys.stderr)
     with PartialState().main_process_first():  # one process builds (and caches) the index, the others load it
         task = build_task(config)
-    batch_reward = build_batch_reward(config, task)
+    prompting = run_prompting(config, task)
+    batch_reward = build_batch_reward(config, task, prompting)
     examples = training_examples(task, config)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     dataset = prompt_dataset(
-        task,
-        examples,
-        tokenizer,
-        reasoning=config.reasoning,
-        prefill=config.prompt_prefill,
-        max_prompt_tokens=config.rl.max_prompt_length,
+        task, examples, tokenizer, prompting, max_prompt_tokens=config.rl.max_prompt_length
     )
-    reward_fn = TRLBatchReward(batch_reward, examples, prefill=config.prompt_prefill)
+    reward_fn = TRLBatchReward(batch_reward, examples, prefill=prompting.prefill)
     # fp32 master weights; rl.precision bf16/fp16 runs the maths in mixed precision (autocast), so small
     # learning-rate updates are not rounded away as they would be on bf16 weights.
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     project_completions_only()  # TRL's LM head scores only the completion on CPU too (same numbers, faster)
-    callbacks: list[TrainerCallback] = [*extra_callbacks, CardOnSave(policy_card(config))]
+    card = policy_card(config, prompting)
+    callbacks: list[TrainerCallback] = [*extra_callbacks, CardOnSave(card)]
     if config.rl.time_budget_s is not None:
         callbacks.append(TimeBudget(config.rl.time_budget_s))
     if config.logging.backend == "tensorboard":
@@ -265,10 +267,10 @@ def build_trainer(config: RunConfig, run_dir: Path, extra_callbacks: Sequence[Tr
     trainer.add_callback(
         JsonlMetrics(run_dir / "logs" / "metrics.jsonl")
     )  # after the profiler: logs carry timings
-    return trainer, reward_fn, task, model_path
+    return trainer, reward_fn, task, model_path, card
 
 
-def save_policy(trainer, config: RunConfig, target: Path) -> None:
+def save_policy(trainer, config: RunConfig, card: PolicyCard, target: Path) -> None:
     """Save the final policy (merging LoRA when asked) with the prompting it was trained with."""
     if config.rl.lora is not None and config.rl.lora.merge:
         merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
@@ -278,21 +280,12 @@ def save_policy(trainer, config: RunConfig, target: Path) -> None:
         trainer.save_model(str(target))
     if trainer.accelerator.is_main_process:
         trainer.processing_class.save_pretrained(target)
-        policy_card(config).write(target)
+        card.write(target)
 
 
-def policy_card(config: RunConfig) -> PolicyCard:
+def policy_card(config: RunConfig, prompting: Prompting) -> PolicyCard:
     """How the trained policy must be prompted: read back by evaluation, the rewrite API and the server."""
-    return PolicyCard(
-        reasoning=config.reasoning,
-        prompt_prefill=config.prompt_prefill,
-        task=config.task.name,
-        template=config.task.options.get("template"),
-        query_mode=config.task.query_mode,
-        base_model=config.model,
-        feedback=int(config.task.options.get("feedback", 0)),
-        feedback_words=int(config.task.options.get("feedback_words", DEFAULT_FEEDBACK_WORDS)),
-    )
+    return PolicyCard(prompting, task=config.task.name, base_model=config.model)
 
 
 def train(config: RunConfig, resume: bool = False, callbacks: Sequence[TrainerCallback] = ()) -> Path:
@@ -309,7 +302,7 @@ def train(config: RunConfig, resume: bool = False, callbacks: Sequence[TrainerCa
         )
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    trainer, _, task, model_path = build_trainer(config, run_dir, callbacks)
+    trainer, _, task, model_path, card = build_trainer(config, run_dir, callbacks)
     if trainer.accelerator.is_main_process:
         (run_dir / "config.yaml").write_text(config.to_yaml())
         write_manifest(run_dir, config, task, model_path, trainer.accelerator.num_processes)
@@ -327,5 +320,5 @@ def train(config: RunConfig, resume: bool = False, callbacks: Sequence[TrainerCa
             file=sys.stderr,
         )
         raise KeyboardInterrupt
-    save_policy(trainer, config, run_dir / "final")
+    save_policy(trainer, config, card, run_dir / "final")
     return run_dir

@@ -32,7 +32,7 @@ def quickstart_config(out: Path, seed: int = 0, overrides: list[str] | None = No
 def per_query_rows(task, split: str, results: Sequence) -> list[dict]:
     """One row per query of ``split``: its original text and, per policy, the answer, the query the judge
     searched for (in ``expand`` mode: the original followed by the answer) and the metric."""
-    from deepretrieval.rewards import judged_queries
+    from deepretrieval.answers import judged_queries
 
     metric = task.primary_metric
     rows = []
@@ -51,10 +51,12 @@ def run(out: Path, seed: int = 0, overrides: list[str] | None = None) -> dict:
     """Train, then evaluate on the demo's held-out split the original query, blind pseudo-relevance feedback
     (when the recipe shows the policy the top results), the untrained and the trained policy (the policies in
     the query mode and prompt of training); print one table, write the figures and per-query file."""
+    from deepretrieval.config import PromptingConfig
     from deepretrieval.default_model import resolve_model
-    from deepretrieval.evaluate import evaluate, format_table
+    from deepretrieval.evaluation import evaluate, format_table
     from deepretrieval.policies.baselines import Feedback, OriginalQuery
     from deepretrieval.policies.hf import HFPolicy
+    from deepretrieval.prompting import run_prompting
     from deepretrieval.report import plot_run, read_metrics
     from deepretrieval.train.data import build_task
     from deepretrieval.train.grpo import train
@@ -69,21 +71,16 @@ def run(out: Path, seed: int = 0, overrides: list[str] | None = None) -> dict:
     trained_s = time.perf_counter() - started
 
     task = build_task(config)
-    split = config.task.eval_split or "test"
-    generation = {"prefill": config.prompt_prefill, "max_new_tokens": config.rl.max_completion_length}
-    as_trained = {"reasoning": config.reasoning, "query_mode": config.task.query_mode}
-    feedback = [Feedback(task)] if getattr(task, "feedback", 0) else []  # blind PRF: the bar to clear
+    split = config.task.eval_split or task.default_split
+    trained = run_prompting(config, task)
+    as_trained = PromptingConfig(**trained.to_json())  # the untrained model too, so only training differs
+    # blind PRF, the bar to clear: the snippets the policy reads, all appended
+    feedback = [Feedback(task, trained.feedback, trained.feedback_words)] if trained.feedback else []
     results = [
-        evaluate(task, OriginalQuery(), split, reasoning=config.reasoning, progress=False),
-        *(evaluate(task, policy, split, **as_trained, progress=False) for policy in feedback),
-        evaluate(task, HFPolicy(base, name="untrained", **generation), split, **as_trained, progress=False),
-        evaluate(
-            task,
-            HFPolicy(str(run_dir / "final"), name="trained", **generation),
-            split,
-            **as_trained,
-            progress=False,
-        ),
+        evaluate(task, OriginalQuery(), split, progress=False),
+        *(evaluate(task, policy, split, prompting=as_trained, progress=False) for policy in feedback),
+        evaluate(task, HFPolicy(base, name="untrained"), split, prompting=as_trained, progress=False),
+        evaluate(task, HFPolicy(str(run_dir / "final"), name="trained"), split, progress=False),
     ]
     rows = per_query_rows(task, split, results)
     task.close()
@@ -93,8 +90,8 @@ def run(out: Path, seed: int = 0, overrides: list[str] | None = None) -> dict:
     figures = {
         "metric": metric,
         **{result.policy: result.metrics[metric] for result in results},
-        "query_mode": config.task.query_mode,
-        "template": config.task.options.get("template"),
+        "query_mode": trained.query_mode,
+        "template": trained.template,
         "seed": seed,
         "steps": steps[-1]["step"] if steps else 0,
         "train_seconds": round(trained_s, 1),
@@ -103,7 +100,7 @@ def run(out: Path, seed: int = 0, overrides: list[str] | None = None) -> dict:
     print()
     print(format_table(results))
     print(
-        f"\n{config.task.query_mode} mode, {figures['steps']} GRPO steps in {trained_s:.0f} s"
+        f"\n{trained.query_mode} mode, {figures['steps']} GRPO steps in {trained_s:.0f} s"
         f"\nrun directory: {run_dir}\nreward per step: {plot}\ntotal time: {figures['seconds']:.0f} s"
     )
     write_text(out / "per_query.jsonl", "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))

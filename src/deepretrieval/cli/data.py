@@ -9,7 +9,7 @@ import argparse
 import sys
 
 
-def add_data_args(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     commands = parser.add_subparsers(dest="data_command", required=True)
     verl = commands.add_parser("export-verl", help="write a task's examples as a verl RL dataset (parquet)")
     verl.add_argument("--config", default=None, help="take task, retriever and reward from this run config")
@@ -23,7 +23,7 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
         "--reasoning",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="prompt for <think> reasoning before the answer (default: yes, or the config's)",
+        help="prompt for <think> reasoning before the answer (default: the config's, else no)",
     )
     verl.add_argument(
         "--query-mode", choices=["rewrite", "expand"], default=None, help="how answers reach the judge"
@@ -45,7 +45,7 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
     verl.add_argument("--limit", type=int, default=None, help="only the first N examples")
 
 
-def run_data(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from deepretrieval.config import RetrieverConfig, load_config, parse_config
     from deepretrieval.integrations.verl_data import verl_rows, write_parquet
     from deepretrieval.tasks import load_task
@@ -60,9 +60,9 @@ def run_data(args: argparse.Namespace) -> int:
         options = dict(_key_value(text) for text in args.options)
         config = parse_config({"task": {"name": args.task, "data": args.data, "options": options}})
     if args.reasoning is not None:
-        config.reasoning = args.reasoning
+        config.prompting.reasoning = args.reasoning
     if args.query_mode:
-        config.task.query_mode = args.query_mode
+        config.prompting.query_mode = args.query_mode
     if args.endpoint:
         index = {"index": args.index} if args.index else {}
         config.retriever = RetrieverConfig(kind="remote", options={"endpoint": args.endpoint, **index})

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 
-def add_serve_retriever_args(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--index",
         dest="indexes",
@@ -32,7 +32,7 @@ def add_serve_retriever_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="warning", help="uvicorn's log level (info shows requests)")
 
 
-def run_serve_retriever(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     try:
         from deepretrieval.serve.retrieval_service import IndexSpec, ServiceLimits, serve
     except ImportError as err:
