@@ -145,7 +145,8 @@ class OpenAIPolicy:
             )
         if status in RETRIED_STATUS:
             raise retryable(response, f"HTTP {status}")
-        raise RequestFailed(f"HTTP {status} ({' '.join(response.text.split())[:200]})")  # e.g. 400: it says why
+        # not retried (e.g. 400): the endpoint says why
+        raise RequestFailed(f"HTTP {status} ({' '.join(response.text.split())[:200]})")
 
     def _content(self, response: httpx.Response) -> str | GenerationFailure:
         try:
