@@ -7,7 +7,8 @@ policies repeat themselves; see the README for the rate we measured during train
     python benchmarks/reward_throughput.py [--repeats 5] [--dup-rate 0.35] [--json out.json]
 
 Three ways, same completions, same index, cold cache each repetition:
-  batch       BatchReward.score (parse, dedupe, one batched retrieval, metrics)
+  batch       BatchReward.score (parse, dedupe, one batched retrieval, metrics), with its time split
+              into parse / guard (the repetition guard's analysis) / retrieval / metrics
   per-sample  parse + one retriever call + metric per completion (how the original code scored),
               once through our retriever and once calling bm25s directly
   raw         bm25s tokenize + retrieve of the batch's unique queries, nothing else (the floor)
@@ -81,6 +82,28 @@ def per_sample_bm25s(library: bm25s.BM25, doc_ids, stemmer, completions, example
     return rewards
 
 
+def split_times(reward: BatchReward, task: RetrievalTask, completions, examples) -> dict[str, float]:
+    """The phases of ``BatchReward.score`` on a cold cache, each timed alone: parse, the guard's analysis of
+    the distinct answers, the one batched retrieval of the distinct (answer, example) pairs, the metrics."""
+    times = {}
+    start = time.perf_counter()
+    parsed = [reward.parse(c) for c in completions]
+    times["parse"] = time.perf_counter() - start
+    pairs = {(p.answer, ex.id): (p.answer, ex) for p, ex in zip(parsed, examples) if p.format_ok}
+    answers, pair_examples = [a for a, _ in pairs.values()], [ex for _, ex in pairs.values()]
+    start = time.perf_counter()
+    task.analyze_many(list(dict.fromkeys(answers)))
+    times["guard"] = time.perf_counter() - start
+    start = time.perf_counter()
+    rankings = task.rankings(answers, pair_examples, task.depth)
+    times["retrieval"] = time.perf_counter() - start
+    start = time.perf_counter()
+    for ranking, ex in zip(rankings, pair_examples):
+        {name: metric(ranking.doc_ids, ex.truth) for name, metric in zip(task.metrics, task._metrics)}
+    times["metrics"] = time.perf_counter() - start
+    return times
+
+
 def raw_bm25s(library: bm25s.BM25, stemmer, queries: list[str], k: int) -> None:
     tokens = bm25s.tokenize(queries, stopwords="en", stemmer=stemmer, show_progress=False)
     library.retrieve(tokens, k=k, show_progress=False)
@@ -118,6 +141,7 @@ def main() -> int:
     rng = random.Random(0)
     metrics = ("ndcg@10", f"recall@{args.k}")
     times = {"batch": [], "per_sample": [], "per_sample_bm25s": [], "raw": []}
+    phases: dict[str, list[float]] = {"parse": [], "guard": [], "retrieval": [], "metrics": []}
     unique_counts, agreement = [], []
     for _ in range(args.repeats):
         completions, batch_examples = make_batch(examples, rng, args.prompts, args.samples, args.dup_rate)
@@ -131,6 +155,10 @@ def main() -> int:
         start = time.perf_counter()
         batch_rewards = reward.score(completions, batch_examples).rewards
         times["batch"].append(time.perf_counter() - start)
+
+        cold = RetrievalTask("scifact", {"train": examples}, CachedRetriever(retriever), metrics)
+        for phase, seconds in split_times(reward, cold, completions, batch_examples).items():
+            phases[phase].append(seconds)
 
         start = time.perf_counter()
         loop_rewards = per_sample(retriever, completions, batch_examples, args.k)
@@ -162,6 +190,7 @@ def main() -> int:
         "speedup_vs_per_sample": med["per_sample"] / med["batch"],
         "overhead_vs_raw": med["batch"] / med["raw"] - 1.0,
         "reward_agreement_with_bm25s": statistics.mean(agreement),
+        "split_s": {phase: statistics.median(values) for phase, values in phases.items()},
     }
     print(
         f"batch of {n} completions ({figures['unique_queries_mean']:.0f} unique queries on average), "
@@ -173,6 +202,12 @@ def main() -> int:
     print(
         f"speedup vs per-sample loop: {figures['speedup_vs_per_sample']:.1f}x with our retriever, "
         f"{figures['speedup_vs_per_sample_bm25s']:.1f}x calling bm25s per rollout (target >= 10x)"
+    )
+    split = figures["split_s"]
+    print(
+        "batch split: "
+        + ", ".join(f"{phase} {1000 * seconds:.1f} ms" for phase, seconds in split.items())
+        + f" (sum {1000 * sum(split.values()):.1f} ms)"
     )
     print(f"rewards equal to bm25s-based scoring: {100 * figures['reward_agreement_with_bm25s']:.1f}%")
     print(f"overhead vs raw bm25s:      {100 * figures['overhead_vs_raw']:+.1f}% (target <= 15%)")

@@ -7,10 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import bm25s
 import pytest
+import Stemmer
 
 from deepretrieval.retrievers import BadIndexError, DateRange, IndexedRetriever, SettingsError, open_retriever
 from deepretrieval.retrievers.bm25 import BM25Retriever, BM25Settings
+from deepretrieval.retrievers.bm25.settings import Analyzer
 from deepretrieval.retrievers.corpus import Corpus, CorpusError, load_corpus
 
 
@@ -135,6 +138,22 @@ def test_analyze_gives_the_scored_terms(small_index: BM25Retriever, tmp_path: Pa
         show_progress=False,
     )
     assert plain.analyze("The running dogs") == ["the", "running", "dogs"]
+
+
+@pytest.mark.parametrize("stopwords, stemmer", [("en", "english"), (None, None), ("de", "german")])
+def test_the_search_analysis_equals_bm25s_tokenize(scifact_dir: Path, stopwords, stemmer) -> None:
+    """Indexing analyses with bm25s.tokenize, search and the reward with our Analyzer: the same terms."""
+    texts = [json.loads(line)["text"] for line in (scifact_dir / "corpus.jsonl").open()][:2000]
+    texts += ["", "The THE the", "x  é café naïve 3 33 a-b c_d", "Running runners ran; RUNS!"]
+    settings = BM25Settings(stopwords=stopwords, stemmer=stemmer)
+    expected = bm25s.tokenize(
+        texts,
+        stopwords=stopwords or [],
+        stemmer=Stemmer.Stemmer(stemmer) if stemmer else None,
+        return_ids=False,
+        show_progress=False,
+    )
+    assert Analyzer(settings)(texts) == expected
 
 
 def test_date_ranges_are_refused_not_ignored(small_index: BM25Retriever) -> None:

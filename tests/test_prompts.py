@@ -17,7 +17,7 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
 
 
-@pytest.mark.parametrize("family", sorted(TEMPLATES))
+@pytest.mark.parametrize("family", TEMPLATES.names())
 @pytest.mark.parametrize("reasoning", [True, False])
 def test_every_template_renders_both_modes(tokenizer, family: str, reasoning: bool) -> None:
     fields = {
@@ -28,7 +28,7 @@ def test_every_template_renders_both_modes(tokenizer, family: str, reasoning: bo
         "schema": "CREATE TABLE t (x)",
         "knowledge": "",
     }
-    feedback = 3 if "{feedback}" in TEMPLATES[family].user else 0
+    feedback = 3 if "{feedback}" in TEMPLATES.get(family).user else 0
     prompting = Prompting(family, reasoning=reasoning, prefill="<answer>", feedback=feedback)
     messages = prompting.messages(fields)
     assert [m["role"] for m in messages] == ["system", "user"]
@@ -57,4 +57,4 @@ def test_keywords_template_is_the_shortest(tokenizer) -> None:
 
 def test_missing_field_is_named() -> None:
     with pytest.raises(KeyError, match="needs field 'query'"):
-        TEMPLATES["classic_ir"].messages({"question": "x"})
+        TEMPLATES.get("classic_ir").messages({"question": "x"})

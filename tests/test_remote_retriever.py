@@ -264,7 +264,7 @@ def test_a_task_judged_remotely_equals_the_in_process_task(
     answers = [e.original for e in examples]
     assert remote_task.fingerprint == scifact_task.fingerprint
     assert remote_task.measure(answers, examples) == scifact_task.measure(answers, examples)
-    assert [remote_task.analyze(a) for a in answers[:20]] == [scifact_task.analyze(a) for a in answers[:20]]
+    assert remote_task.analyze_many(answers[:20]) == scifact_task.analyze_many(answers[:20])
     remote_task.close()
     other = write_tiny_beir(tmp_path / "tiny")
     with pytest.raises(

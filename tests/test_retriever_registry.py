@@ -199,9 +199,9 @@ def test_local_analyzer_is_the_index_analysis(tmp_path: Path) -> None:
     )
     analyze = BM25Retriever.analyzer(index.settings)
     assert (
-        analyze("The runners were running")
-        == index.analyze("The runners were running")
-        == ["runner", "were", "run"]
+        analyze(["The runners were running"])
+        == [index.analyze("The runners were running")]
+        == [["runner", "were", "run"]]
     )
     with pytest.raises(NotImplementedError, match="the dense retriever analyses text with its index only"):
         retriever_class("dense").analyzer(retriever_class("dense").settings_type())

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from transformers import LlamaConfig, LlamaForCausalLM
 from trl import GRPOTrainer
 from trl.trainer.utils import add_fused_lm_head
@@ -52,9 +53,12 @@ def _batch() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _trainer(cls: type[GRPOTrainer]) -> GRPOTrainer:
-    """A trainer with only what the log-prob pass reads (its accelerator), skipping TRL's full set-up."""
+    """A trainer with only what the log-prob pass reads (its accelerator, fp32), skipping TRL's full set-up.
+    Accelerate keeps one process-wide state: a training run earlier in this process (bf16 autocast on a CPU
+    with native bf16) would otherwise leave its mixed precision to this accelerator."""
+    AcceleratorState._reset_state(reset_partial_state=True)
     trainer = object.__new__(cls)
-    trainer.accelerator = Accelerator(cpu=True)
+    trainer.accelerator = Accelerator(cpu=True, mixed_precision="no")
     return trainer
 
 

@@ -22,7 +22,7 @@ class Guards(BaseModel):
 
     - answers longer than ``max_query_chars`` count as malformed (format penalty, never sent to the retriever);
     - a query repeating one term more than ``max_term_repeats`` times gets ``repetition_penalty`` added.
-      Terms are counted as the judge analyses them (``task.analyze``: BM25's stemmed terms without stop
+      Terms are counted as the judge analyses them (``task.analyze_many``: BM25's stemmed terms without stop
       words), because that is what it adds up: "penetrance penetration penetrating" is one term repeated
       three times to BM25, and a stop word repeated costs nothing. The seed shows a policy that learned to
       repeat one term 63 times.

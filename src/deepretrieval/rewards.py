@@ -14,13 +14,14 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from deepretrieval.answers import AnswerParser, Guards, judged_queries, max_term_repeats
 from deepretrieval.parsing import ParsedCompletion
 from deepretrieval.prompting import Prompting, check, resolve
+from deepretrieval.registry import Registry
 from deepretrieval.tasks.base import Example, Outcome, Task
 
 
@@ -138,22 +139,21 @@ class ExecutionReward(_Scheme):
         return self.wrong if outcome.get("executed", 0.0) >= 1.0 else self.error
 
 
-RewardScheme = Annotated[
-    RecallTiers | RankTiers | MetricReward | ExecutionReward, Field(discriminator="kind")
-]
-SCHEMES: dict[str, type[_Scheme]] = {
-    "recall_tiers": RecallTiers,
-    "rank_tiers": RankTiers,
-    "metric": MetricReward,
-    "execution": ExecutionReward,
-}
+SCHEMES: Registry[type[_Scheme]] = Registry(
+    "reward scheme",
+    {
+        "recall_tiers": RecallTiers,
+        "rank_tiers": RankTiers,
+        "metric": MetricReward,
+        "execution": ExecutionReward,
+    },
+)
+"""Reward schemes by name (``reward.scheme`` in a run config); a new scheme is one class and one line."""
 
 
 def make_scheme(kind: str, **overrides: object) -> _Scheme:
     """Build a scheme by name with config overrides (unknown keys raise a clear pydantic error)."""
-    if kind not in SCHEMES:
-        raise ValueError(f"unknown reward scheme {kind!r}; known: {', '.join(SCHEMES)}")
-    return SCHEMES[kind](**overrides)
+    return SCHEMES.get(kind)(**overrides)
 
 
 def task_scheme(task: Task, kind: str | None = None, **overrides: object) -> _Scheme:
@@ -202,9 +202,9 @@ class BatchReward:
     """The reward function of training: a whole rollout batch in, one reward per completion out.
 
     Parses every completion as ``prompting`` says (:class:`~deepretrieval.answers.AnswerParser`; default:
-    the task's template without reasoning), applies the guards, and judges all well-formed answers
-    in ONE batched ``task.measure`` call (the task's retriever deduplicates and caches). Never raises on
-    completion text. A sample the judge could not score (``task.measure`` gave ``None``: a search API that
+    the task's template without reasoning), applies the guards, and judges each distinct well-formed
+    (answer, example) pair once, all in ONE batched ``task.measure`` call (the task's retriever caches).
+    Never raises on completion text. A sample the judge could not score (``task.measure`` gave ``None``: a search API that
     kept failing) gets reward ``None``, never the malformed penalty.
     """
 
@@ -237,14 +237,18 @@ class BatchReward:
         valid = [i for i, p in enumerate(parsed) if p.format_ok]
         outcomes: list[Outcome | None] = [None] * len(parsed)
         judged = [True] * len(parsed)
-        if valid:
-            judged_examples = [examples[i] for i in valid]
-            queries = judged_queries([parsed[i].answer for i in valid], judged_examples, self.query_mode)
-            measured = self.task.measure(queries, judged_examples)
-            for i, outcome in zip(valid, measured):
-                outcomes[i] = outcome
-                judged[i] = outcome is not None
-        repeats = {a: max_term_repeats(self.task.analyze(a)) for a in {parsed[i].answer for i in valid}}
+        # a group's samples repeat each other: each distinct (answer, example) pair is judged once
+        pairs = {(parsed[i].answer, examples[i].id): i for i in valid}
+        if pairs:
+            firsts = list(pairs.values())
+            pair_examples = [examples[i] for i in firsts]
+            queries = judged_queries([parsed[i].answer for i in firsts], pair_examples, self.query_mode)
+            measured = dict(zip(pairs, self.task.measure(queries, pair_examples)))
+            for i in valid:
+                outcomes[i] = measured[(parsed[i].answer, examples[i].id)]
+                judged[i] = outcomes[i] is not None
+        distinct = list({parsed[i].answer: None for i in valid})
+        repeats = dict(zip(distinct, map(max_term_repeats, self.task.analyze_many(distinct))))
         rewards: list[float | None] = []
         for p, outcome, ok in zip(parsed, outcomes, judged):
             if not ok:

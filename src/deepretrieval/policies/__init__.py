@@ -14,7 +14,7 @@ anything else          a local model folder, one of our checkpoints (its policy 
 
 A spec may end in a variant, ``@reasoning`` or ``@no-reasoning`` (``untrained@no-reasoning``), so that one
 evaluation table holds a model with and without reasoning; :func:`parse_policy_spec` splits it off. A new
-kind of policy is one function in :data:`KINDS` (named) or :data:`PREFIXES` (``prefix:argument``).
+kind of policy is one function registered in :data:`KINDS` (named) or :data:`PREFIXES` (``prefix:argument``).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from deepretrieval.policies.base import AnswerPolicy, CompletionPolicy, Generati
 from deepretrieval.policies.baselines import BLIND_FEEDBACK, ExpertStrategy, Feedback, Gold, OriginalQuery
 from deepretrieval.policies.card import PolicyCard
 from deepretrieval.prompting import DEFAULT_FEEDBACK_WORDS
+from deepretrieval.registry import Registry
 from deepretrieval.tasks.base import Task
 
 __all__ = [
@@ -118,18 +119,20 @@ def _model(path: str, options: PolicyOptions) -> Policy:
     return HFPolicy(path, name=options.name, **options.model)
 
 
-KINDS: dict[str, Callable[[PolicyOptions], Policy]] = {
-    "original": lambda _: OriginalQuery(),
-    "gold": lambda _: Gold(),
-    "expert": lambda _: ExpertStrategy(),
-    "feedback": _feedback,
-    "untrained": _untrained,
-}
+KINDS: Registry[Callable[[PolicyOptions], Policy]] = Registry(
+    "policy",
+    {
+        "original": lambda _: OriginalQuery(),
+        "gold": lambda _: Gold(),
+        "expert": lambda _: ExpertStrategy(),
+        "feedback": _feedback,
+        "untrained": _untrained,
+    },
+)
 """Policies named by a word."""
-PREFIXES: dict[str, Callable[[str, PolicyOptions], Policy]] = {
-    "openai": _openai,
-    "predictions": _predictions,
-}
+PREFIXES: Registry[Callable[[str, PolicyOptions], Policy]] = Registry(
+    "policy prefix", {"openai": _openai, "predictions": _predictions}
+)
 """Policies named ``prefix:argument``; any other spec is a local model folder or a Hugging Face id."""
 
 
@@ -137,10 +140,10 @@ def load_policy(spec: str, options: PolicyOptions | None = None) -> Policy:
     """The policy named by ``spec`` (without a variant; see the module docstring)."""
     options = options or PolicyOptions()
     if spec in KINDS:
-        return KINDS[spec](options)
+        return KINDS.get(spec)(options)
     prefix, sep, argument = spec.partition(":")
     if sep and prefix in PREFIXES:
-        return PREFIXES[prefix](argument, options)
+        return PREFIXES.get(prefix)(argument, options)
     return _model(spec, options)
 
 

@@ -192,6 +192,11 @@ class Retriever(ABC):
     def analyze(self, text: str) -> list[str]:
         """The terms the retriever scores ``text`` by, in order with repeats."""
 
+    def analyze_many(self, texts: Sequence[str]) -> list[list[str]]:
+        """``analyze`` of every text, in order: one call per text unless the retriever analyses a batch at
+        once (BM25: each distinct word stemmed once)."""
+        return [self.analyze(text) for text in texts]
+
     @abstractmethod
     def close(self) -> None:
         """Release files, maps and connections; the retriever is unusable afterwards."""
@@ -230,6 +235,6 @@ class IndexedRetriever(Retriever):
         """Open the published index in ``index_dir``."""
 
     @classmethod
-    def analyzer(cls, settings: RetrieverSettings) -> Callable[[str], list[str]]:
-        """``analyze`` of any index built with ``settings``, without the index (``local_analyzer`` kinds)."""
+    def analyzer(cls, settings: RetrieverSettings) -> Callable[[Sequence[str]], list[list[str]]]:
+        """``analyze_many`` of any index built with ``settings``, without the index (``local_analyzer`` kinds)."""
         raise NotImplementedError(f"the {cls.kind} retriever analyses text with its index only")

@@ -88,6 +88,9 @@ class CachedRetriever(Retriever):
     def analyze(self, text: str) -> list[str]:
         return self.inner.analyze(text)
 
+    def analyze_many(self, texts: Sequence[str]) -> list[list[str]]:
+        return self.inner.analyze_many(texts)
+
     def close(self) -> None:
         if self._disk is not None:
             self._disk.close()

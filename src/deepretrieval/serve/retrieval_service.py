@@ -262,7 +262,7 @@ class RetrievalService:
         _known_fields(body, ("texts", "index"))
         served = self.index(body.get("index"))
         texts = self._strings(body, "texts", self.limits.max_query_chars)
-        terms = await asyncio.to_thread(lambda: [served.retriever.analyze(text) for text in texts])
+        terms = await asyncio.to_thread(served.retriever.analyze_many, texts)
         return {"index": served.name, "terms": terms}
 
     def _strings(self, body: dict[str, Any], field: str, max_chars: int) -> list[str]:

@@ -1,14 +1,13 @@
 """Task families: data + prompts + how an answer is judged. One constructor: :func:`load_task`.
 
-A family is one module listed in :data:`TASKS` that exposes ``FAMILY`` (a :class:`TaskFamily`): its
+A family is one module registered in :data:`TASKS` that exposes ``FAMILY`` (a :class:`TaskFamily`): its
 options schema, where its retriever's corpus is (if it is judged by a retriever at all) and how to build
-the task. Adding a family is one new module plus one line here.
+the task. Adding a family is one new module plus one line here (or ``TASKS.register``).
 """
 
 from __future__ import annotations
 
 import difflib
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,22 +16,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from deepretrieval.config import RetrieverConfig, TaskConfig
+from deepretrieval.registry import Registry
 from deepretrieval.retrievers import open_retriever
 from deepretrieval.retrievers.base import Retriever
 from deepretrieval.retrievers.cache import CachedRetriever
 from deepretrieval.tasks.base import Example, Outcome, Task, TaskOptions
 
 __all__ = ["TASKS", "Example", "Outcome", "Task", "TaskFamily", "TaskOptions", "load_task", "task_family"]
-
-# name -> module exposing FAMILY; imported lazily so that e.g. the SQL task's dependencies are never
-# needed by a BM25 user.
-TASKS = {
-    "beir": "deepretrieval.tasks.beir",
-    "demo": "deepretrieval.tasks.demo",
-    "evidence": "deepretrieval.tasks.evidence",
-    "literature": "deepretrieval.tasks.literature",
-    "sql": "deepretrieval.tasks.sql",
-}
 
 
 PROMPTING_OPTIONS = frozenset({"template", "feedback", "feedback_words"})
@@ -59,13 +49,22 @@ class TaskFamily:
     needs_data: bool = True
 
 
+TASKS: Registry[TaskFamily] = Registry(
+    "task",
+    {
+        "beir": "deepretrieval.tasks.beir:FAMILY",
+        "demo": "deepretrieval.tasks.demo:FAMILY",
+        "evidence": "deepretrieval.tasks.evidence:FAMILY",
+        "literature": "deepretrieval.tasks.literature:FAMILY",
+        "sql": "deepretrieval.tasks.sql:FAMILY",
+    },
+)
+"""Task families by name, imported on first use (a BM25 user never needs the SQL task's dependencies)."""
+
+
 def task_family(name: str) -> TaskFamily:
-    """The family registered as ``name`` (one-line error listing the known ones)."""
-    if name not in TASKS:
-        close = difflib.get_close_matches(name, TASKS, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        raise ValueError(f"unknown task {name!r}{hint}; known tasks: {', '.join(TASKS)}")
-    return importlib.import_module(TASKS[name]).FAMILY
+    """The family registered as ``name`` (one-line error with a suggestion and the known ones)."""
+    return TASKS.get(name)
 
 
 def _options(name: str, family: TaskFamily, raw: dict[str, Any]) -> TaskOptions:

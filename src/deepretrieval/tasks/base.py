@@ -86,9 +86,9 @@ class Task(Protocol):
         (tasks whose ``supports_feedback`` is false raise ``ValueError``)."""
         ...
 
-    def analyze(self, answer: str) -> list[str]:
-        """The terms of ``answer`` as the judge counts them (for the repetition guard); ``[]`` when
-        repeating a term cannot inflate the outcome (SQL)."""
+    def analyze_many(self, answers: Sequence[str]) -> list[list[str]]:
+        """The terms of each answer as the judge counts them (for the repetition guard), in one call;
+        ``[]`` for each when repeating a term cannot inflate the outcome (SQL)."""
         ...
 
     def measure(self, answers: Sequence[str], examples: Sequence[Example]) -> list[Outcome | None]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from deepretrieval.registry import Registry
+
 REASONING_FORMAT = (
     "First think briefly about which words the relevant {target} would use, inside <think> </think>. "
     "Then write the search query inside <answer> </answer>, for example:\n"
@@ -27,7 +29,7 @@ SHORT_PLAIN_FORMAT = "Answer in <answer> </answer>."
 class PromptTemplate:
     """A system message, a user message with ``{field}`` slots, what the search should find, and the
     instructions on the answer format appended to the user message (with and without reasoning).
-    ``name`` is the key it is registered under in :data:`TEMPLATES` (recorded in policy cards)."""
+    ``name`` is the name it is registered under in :data:`TEMPLATES` (recorded in policy cards)."""
 
     name: str
     system: str
@@ -50,89 +52,89 @@ class PromptTemplate:
         ]
 
 
-TEMPLATES: dict[str, PromptTemplate] = {
-    # Classic IR in as few tokens as possible: on a CPU the GRPO update runs over the whole prompt, so
-    # every instruction token costs training time.
-    "keywords": PromptTemplate(
-        name="keywords",
-        system="You write keyword search queries.",
-        user="Request: {query}\nRewrite it with the formal terms and synonyms that relevant documents use.",
-        target="documents",
-        reasoning_format=SHORT_REASONING_FORMAT,
-        plain_format=SHORT_PLAIN_FORMAT,
-    ),
-    # For query_mode expand: the judge searches with the user's words followed by the answer, so the policy
-    # only names what the request lacks (short completions, hence fast CPU steps).
-    "expansion": PromptTemplate(
-        name="expansion",
-        system="You write keyword search queries.",
-        user="Request: {query}\nWrite the formal name of the topic, as in: 'runny nose' -> <answer> rhinitis </answer>",
-        target="documents",
-        reasoning_format=SHORT_REASONING_FORMAT,
-        plain_format=SHORT_PLAIN_FORMAT,
-    ),
-    # Expansion with pseudo-relevance feedback (task option ``feedback: N``): the prompt lists the opening
-    # words of the top N results of the user's query, so the policy can pick the collection's own terms.
-    "feedback_expansion": PromptTemplate(
-        name="feedback_expansion",
-        system="You write keyword search queries.",
-        user="Request: {query}\nTop results:\n{feedback}\nWrite the formal name of the topic.",
-        target="documents",
-        reasoning_format=SHORT_REASONING_FORMAT,
-        plain_format=SHORT_PLAIN_FORMAT,
-    ),
-    "classic_ir": PromptTemplate(
-        name="classic_ir",
-        system="You are an expert at writing search queries for a keyword (BM25) search engine.",
-        user=(
-            "Rewrite the user's request into a better keyword query that finds the relevant documents. "
-            "Add the words and synonyms that relevant documents are likely to contain.\n\nRequest: {query}"
+TEMPLATES: Registry[PromptTemplate] = Registry(
+    "prompt template",
+    {
+        # Classic IR in as few tokens as possible: on a CPU the GRPO update runs over the whole prompt, so
+        # every instruction token costs training time.
+        "keywords": PromptTemplate(
+            name="keywords",
+            system="You write keyword search queries.",
+            user="Request: {query}\nRewrite it with the formal terms and synonyms that relevant documents use.",
+            target="documents",
+            reasoning_format=SHORT_REASONING_FORMAT,
+            plain_format=SHORT_PLAIN_FORMAT,
         ),
-        target="documents",
-    ),
-    "evidence": PromptTemplate(
-        name="evidence",
-        system="You are an expert at writing search queries that find passages answering a question.",
-        user=(
-            "Write a keyword query for a BM25 search over Wikipedia-style passages that finds a passage "
-            "containing the answer to the question.\n\nQuestion: {query}"
+        # For query_mode expand: the judge searches with the user's words followed by the answer, so the policy
+        # only names what the request lacks (short completions, hence fast CPU steps).
+        "expansion": PromptTemplate(
+            name="expansion",
+            system="You write keyword search queries.",
+            user="Request: {query}\nWrite the formal name of the topic, as in: 'runny nose' -> <answer> rhinitis </answer>",
+            target="documents",
+            reasoning_format=SHORT_REASONING_FORMAT,
+            plain_format=SHORT_PLAIN_FORMAT,
         ),
-        target="passages",
-    ),
-    "sql": PromptTemplate(
-        name="sql",
-        system=(
-            "You are an expert SQLite developer. You answer questions about a database by writing one SQLite "
-            "SELECT query over its tables."
+        # Expansion with pseudo-relevance feedback (task option ``feedback: N``): the prompt lists the opening
+        # words of the top N results of the user's query, so the policy can pick the collection's own terms.
+        "feedback_expansion": PromptTemplate(
+            name="feedback_expansion",
+            system="You write keyword search queries.",
+            user="Request: {query}\nTop results:\n{feedback}\nWrite the formal name of the topic.",
+            target="documents",
+            reasoning_format=SHORT_REASONING_FORMAT,
+            plain_format=SHORT_PLAIN_FORMAT,
         ),
-        user="Database schema:\n{schema}\n\n{knowledge}Question: {question}",
-        target="rows",
-        reasoning_format=(
-            "First think step by step about the tables, columns, joins and conditions the question needs, "
-            "inside <think> </think>. Then write the query as JSON inside <answer> </answer>, for example:\n"
-            '<think> ... </think>\n<answer>{{"sql": "SELECT ..."}}</answer>'
+        "classic_ir": PromptTemplate(
+            name="classic_ir",
+            system="You are an expert at writing search queries for a keyword (BM25) search engine.",
+            user=(
+                "Rewrite the user's request into a better keyword query that finds the relevant documents. "
+                "Add the words and synonyms that relevant documents are likely to contain.\n\nRequest: {query}"
+            ),
+            target="documents",
         ),
-        plain_format=(
-            "Write only the query as JSON inside <answer> </answer>, for example:\n"
-            '<answer>{{"sql": "SELECT ..."}}</answer>'
+        "evidence": PromptTemplate(
+            name="evidence",
+            system="You are an expert at writing search queries that find passages answering a question.",
+            user=(
+                "Write a keyword query for a BM25 search over Wikipedia-style passages that finds a passage "
+                "containing the answer to the question.\n\nQuestion: {query}"
+            ),
+            target="passages",
         ),
-    ),
-    "literature": PromptTemplate(
-        name="literature",
-        system="You are an expert medical librarian who writes Boolean search queries.",
-        user=(
-            "Write a Boolean query (AND, OR, parentheses) for {engine} that retrieves the studies matching this "
-            "review description.\n\n{query}"
+        "sql": PromptTemplate(
+            name="sql",
+            system=(
+                "You are an expert SQLite developer. You answer questions about a database by writing one SQLite "
+                "SELECT query over its tables."
+            ),
+            user="Database schema:\n{schema}\n\n{knowledge}Question: {question}",
+            target="rows",
+            reasoning_format=(
+                "First think step by step about the tables, columns, joins and conditions the question needs, "
+                "inside <think> </think>. Then write the query as JSON inside <answer> </answer>, for example:\n"
+                '<think> ... </think>\n<answer>{{"sql": "SELECT ..."}}</answer>'
+            ),
+            plain_format=(
+                "Write only the query as JSON inside <answer> </answer>, for example:\n"
+                '<answer>{{"sql": "SELECT ..."}}</answer>'
+            ),
         ),
-        target="studies",
-    ),
-}
+        "literature": PromptTemplate(
+            name="literature",
+            system="You are an expert medical librarian who writes Boolean search queries.",
+            user=(
+                "Write a Boolean query (AND, OR, parentheses) for {engine} that retrieves the studies matching this "
+                "review description.\n\n{query}"
+            ),
+            target="studies",
+        ),
+    },
+)
+"""Prompt templates by name (recorded in policy cards)."""
 
 
 def prompt_template(template: PromptTemplate | str) -> PromptTemplate:
-    """A template by name (one-line error listing the known names) or as given."""
-    if isinstance(template, PromptTemplate):
-        return template
-    if template not in TEMPLATES:
-        raise ValueError(f"unknown prompt template {template!r}; known: {', '.join(TEMPLATES)}")
-    return TEMPLATES[template]
+    """A template by name (one-line error with a suggestion and the known names) or as given."""
+    return template if isinstance(template, PromptTemplate) else TEMPLATES.get(template)

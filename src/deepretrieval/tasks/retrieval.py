@@ -111,8 +111,8 @@ class RetrievalTask:
             text = self._feedback_texts[key] = feedback_block(self.feedback_snippets(example, count, words))
         return text
 
-    def analyze(self, answer: str) -> list[str]:
-        return self.retriever.analyze(answer)
+    def analyze_many(self, answers: Sequence[str]) -> list[list[str]]:
+        return self.retriever.analyze_many(answers)
 
     def rankings(self, answers: Sequence[str], examples: Sequence[Example], depth: int) -> list[Ranking]:
         """One batched search; with ``ignore_identical_ids`` one extra hit is fetched so that dropping

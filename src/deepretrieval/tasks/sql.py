@@ -189,9 +189,9 @@ class SqlTask:
         stats = [(path, os.stat(path).st_size, os.stat(path).st_mtime_ns) for path in databases]
         return hashlib.sha256(json.dumps([self.dialect, stats]).encode()).hexdigest()[:16]
 
-    def analyze(self, answer: str) -> list[str]:
+    def analyze_many(self, answers: Sequence[str]) -> list[list[str]]:
         """No repetition guard for SQL: repeating a column name cannot inflate execution accuracy."""
-        return []
+        return [[] for _ in answers]
 
     # ------------------------------------------------------------------ data
 

@@ -24,7 +24,7 @@ from sparse_dot_topn import sp_matmul_topn
 
 from deepretrieval.retrievers.base import DateRange, IndexedRetriever, Ranking, refuse_dates
 from deepretrieval.retrievers.bm25.build import DATA, INDICES, INDPTR, VOCAB, write_index_files
-from deepretrieval.retrievers.bm25.settings import BM25Settings, tokenizer
+from deepretrieval.retrievers.bm25.settings import Analyzer, BM25Settings
 from deepretrieval.retrievers.corpus import Corpus, CorpusFile
 from deepretrieval.retrievers.storage.doc_store import DocStore
 from deepretrieval.retrievers.storage.index_store import IndexVersion, IndexWriter, load_index
@@ -64,7 +64,7 @@ class BM25Retriever(IndexedRetriever):
         self._term_doc = term_doc
         self._vocab = vocab
         self._doc_ids = np.asarray(docs.ids, dtype=object)
-        self._tokenize = tokenizer(self.settings)
+        self._tokenize = Analyzer(self.settings)
 
     def __len__(self) -> int:
         return len(self._doc_ids)
@@ -146,12 +146,15 @@ class BM25Retriever(IndexedRetriever):
         repeats; a term absent from the collection is kept but scores nothing."""
         return self._tokenize([text])[0]
 
+    def analyze_many(self, texts: Sequence[str]) -> list[list[str]]:
+        """The analysed terms of every text, in one pass (each distinct word stemmed once)."""
+        return self._tokenize(texts)
+
     @classmethod
-    def analyzer(cls, settings: BM25Settings) -> Callable[[str], list[str]]:
-        """``analyze`` of any index built with ``settings``, without the index: a remote client (see
+    def analyzer(cls, settings: BM25Settings) -> Callable[[Sequence[str]], list[list[str]]]:
+        """``analyze_many`` of any index built with ``settings``, without the index: a remote client (see
         ``retrievers.web.remote``) analyses text locally, exactly as the served index does."""
-        tokenize = tokenizer(settings)
-        return lambda text: tokenize([text])[0]
+        return Analyzer(settings)
 
     def _query_matrix(self, queries: Sequence[str]) -> scipy.sparse.csr_matrix:
         rows, cols = [], []

@@ -130,7 +130,7 @@ class RemoteRetriever(Retriever):
                 )
 
     @staticmethod
-    def _local_analyzer(info: dict[str, Any]) -> Callable[[str], list[str]] | None:
+    def _local_analyzer(info: dict[str, Any]) -> Callable[[Sequence[str]], list[list[str]]] | None:
         if info.get("analyzer") != "local":
             return None
         cls = retriever_class(info["kind"])
@@ -204,9 +204,17 @@ class RemoteRetriever(Retriever):
         return texts
 
     def analyze(self, text: str) -> list[str]:
+        return self.analyze_many([text])[0]
+
+    def analyze_many(self, texts: Sequence[str]) -> list[list[str]]:
+        """Analysed locally when the served kind can (``local_analyzer``), else in batched requests."""
         if self._analyze is not None:
-            return self._analyze(text)
-        return self._request("POST", "/analyze", {"texts": [_wire(text)], "index": self.index})["terms"][0]
+            return self._analyze(texts)
+        terms: list[list[str]] = []
+        for start in range(0, len(texts), self.batch_size):
+            wired = [_wire(text) for text in texts[start : start + self.batch_size]]
+            terms += self._request("POST", "/analyze", {"texts": wired, "index": self.index})["terms"]
+        return terms
 
     def close(self) -> None:
         self._http.close()
