@@ -84,7 +84,8 @@ def test_pubmed_field_tags_make_phrases():
     assert pubmed('"heart attack"') == t("heart", "attack")
     assert pubmed("smith j[au]") == t("smith", "j", fields=("au",))
     assert pubmed("review[pt]") == t("review", fields=("pt",))
-    assert pubmed("gout[unknowntag]") == t("gout")
+    with pytest.raises(ParseError, match=r"unknown field tag \[unknowntag\]; PubMed tags read here: 1au"):
+        pubmed("gout[unknowntag]")  # refused with the tags that are read, never silently widened
 
 
 def test_pubmed_tag_after_a_group_applies_to_its_untagged_terms():

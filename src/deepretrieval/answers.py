@@ -40,6 +40,14 @@ def max_term_repeats(terms: Sequence[str]) -> int:
     return max(Counter(terms).values(), default=0)
 
 
+def refuse_invalid(parsed: ParsedCompletion, error: str | None) -> ParsedCompletion:
+    """``parsed`` turned invalid (``reason="invalid_query"``, the judge's message in ``detail``) when the judge
+    cannot read its query (``Task.query_errors``); as it is otherwise."""
+    if error is None or not parsed.format_ok:
+        return parsed
+    return ParsedCompletion("", parsed.think, False, "invalid_query", error)
+
+
 def judged_queries(answers: Sequence[str], examples: Sequence[Example], mode: QueryMode) -> list[str]:
     """What the judge receives for each parsed answer: the answer itself (``rewrite``, the seed's mode), or
     the example's original query followed by the answer (``expand``: query expansion, where the policy

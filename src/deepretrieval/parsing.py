@@ -33,13 +33,15 @@ class ParsedCompletion:
     ``reason`` is ``"ok"`` for a valid completion, otherwise one short code:
     ``not_text``, ``not_utf8``, ``too_long``, ``empty``, ``no_answer``, ``unclosed_answer``,
     ``repeated_tags``, ``misordered_tags``, ``missing_think``, ``unexpected_think``,
-    ``invalid_json``, ``json_missing_key``, ``empty_answer``.
+    ``invalid_json``, ``json_missing_key``, ``empty_answer`` (and, from the answer path, ``query_too_long``
+    and ``invalid_query``: a query the judge cannot read, with its message in ``detail``).
     """
 
     answer: str
     think: str
     format_ok: bool
     reason: str
+    detail: str = ""
 
 
 def _invalid(reason: str, think: str = "") -> ParsedCompletion:

@@ -33,13 +33,15 @@ JUDGE_BATCH = 512
 @dataclass(frozen=True)
 class Answered:
     """What a policy said for one example: the answer sent to the judge, and for a model its raw
-    completion and the parser's verdict (``reason``, ``"ok"`` when well-formed). ``failure`` is set when
-    no completion could be had (the example is then neither judged nor counted)."""
+    completion and the parser's verdict (``reason``, ``"ok"`` when well-formed; ``invalid_query`` with the
+    judge's message in ``detail`` when the judge cannot read the query). ``failure`` is set when no
+    completion could be had (the example is then neither judged nor counted)."""
 
     answer: str
     completion: str | None = None
     reason: str = "ok"
     failure: str | None = None
+    detail: str = ""
 
 
 @dataclass
@@ -61,6 +63,7 @@ class EvalResult:
     answers: dict[str, str] = field(default_factory=dict)
     completions: dict[str, str] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
+    invalid: dict[str, str] = field(default_factory=dict)
     prompting: Prompting | None = None
     query_mode: QueryMode = "rewrite"
     failures: dict[str, str] = field(default_factory=dict)
@@ -188,6 +191,7 @@ def evaluate(
     finally:
         if log is not None:
             log.close()
+    answered = refuse_unreadable(task, examples, answered, query_mode)
     failures = {ex.id: f"generation failed: {a.failure}" for ex, a in zip(examples, answered) if a.failure}
     to_judge = [(ex, a) for ex, a in zip(examples, answered) if a.failure is None]
     outcomes = _judge(task, to_judge, query_mode, progress)
@@ -217,11 +221,27 @@ def evaluate(
         answers={ex.id: a.answer for ex, a in zip(examples, answered)},
         completions={ex.id: a.completion for ex, a in zip(examples, answered) if a.completion is not None},
         reasons={ex.id: a.reason for ex, a in zip(examples, answered)} if is_model else {},
+        invalid={ex.id: a.detail for ex, a in zip(examples, answered) if a.reason == "invalid_query"},
         prompting=prompted,
         query_mode=query_mode,
         failures=failures,
         seconds=time.perf_counter() - started,
     )
+
+
+def refuse_unreadable(
+    task: Task, examples: Sequence[Example], answered: list[Answered], mode: QueryMode
+) -> list[Answered]:
+    """Answers whose query the judge cannot read (``task.query_errors``: a Boolean query that does not
+    parse) turned invalid, with the judge's message: they answer the empty string, as a malformed
+    completion does, and are never judged as an empty result of a valid query."""
+    readable = [i for i, a in enumerate(answered) if a.failure is None and a.reason == "ok"]
+    queries = judged_queries([answered[i].answer for i in readable], [examples[i] for i in readable], mode)
+    checked = list(answered)
+    for i, error in zip(readable, task.query_errors(queries)):
+        if error is not None:
+            checked[i] = Answered("", answered[i].completion, "invalid_query", None, error)
+    return checked
 
 
 def policy_prompting(policy: Policy, task: Task, explicit: PromptingConfig | None = None) -> Prompting | None:

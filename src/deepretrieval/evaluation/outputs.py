@@ -36,6 +36,8 @@ def per_query_lines(result: EvalResult, originals: dict[str, str]) -> list[str]:
         record["answer"] = answer
         if result.reasons:
             record["format"] = result.reasons[query_id]
+        if query_id in result.invalid:
+            record["invalid_query"] = result.invalid[query_id]
         record["metrics"] = result.per_query.get(query_id)
         if query_id in result.failures:
             record["failure"] = result.failures[query_id]

@@ -27,19 +27,26 @@ def _cells(result: EvalResult, columns: Sequence[str], comparison: Comparison | 
 
 def format_table(results: Sequence[EvalResult], comparison: Comparison | None = None) -> str:
     """A plain-text table: one row per result, one column per metric (union, in first-seen order), the
-    format-valid rate of models, the failed count when any; ``comparison`` adds significance marks and
-    their footnote. Per-group rows (e.g. SQL hardness) follow."""
+    format-valid rate of models, the count of queries the judge could not read and of failed examples when
+    any; ``comparison`` adds significance marks and their footnote. Per-group rows (e.g. SQL hardness)
+    follow."""
     columns = _columns(results)
     show_format = any(r.format_ok is not None for r in results)
+    show_invalid = any(r.invalid for r in results)
     show_failed = any(r.failures for r in results)
     header = (
-        ["policy", *columns] + (["format_ok"] if show_format else []) + (["failed"] if show_failed else [])
+        ["policy", *columns]
+        + (["format_ok"] if show_format else [])
+        + (["invalid"] if show_invalid else [])
+        + (["failed"] if show_failed else [])
     )
     rows = [header]
     for r in results:
         row = [r.policy, *_cells(r, columns, comparison)]
         if show_format:
             row.append("-" if r.format_ok is None else f"{r.format_ok:.3f}")
+        if show_invalid:
+            row.append(str(len(r.invalid)))
         if show_failed:
             row.append(str(len(r.failures)))
         rows.append(row)

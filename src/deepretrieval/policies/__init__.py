@@ -4,6 +4,7 @@
 ``original``           the example's original text, unchanged
 ``gold``               the ground-truth answer (SQL): proves a harness
 ``expert``             literature search: each review's own expert search strategy
+``or-words``           the original's words joined by OR (no model; the hackable baseline of Boolean search)
 ``feedback``           blind pseudo-relevance feedback: the top results' snippets, all appended
 ``untrained``          the embedded default model (SmolLM2-135M-Instruct), no training
 ``openai:MODEL``       an OpenAI-compatible chat-completions endpoint (``OPENAI_BASE_URL``, ``OPENAI_API_KEY``)
@@ -25,7 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from deepretrieval.policies.base import AnswerPolicy, CompletionPolicy, GenerationFailure, Policy
-from deepretrieval.policies.baselines import BLIND_FEEDBACK, ExpertStrategy, Feedback, Gold, OriginalQuery
+from deepretrieval.policies.baselines import (
+    BLIND_FEEDBACK,
+    ExpertStrategy,
+    Feedback,
+    Gold,
+    OriginalQuery,
+    OrWords,
+)
 from deepretrieval.policies.card import PolicyCard
 from deepretrieval.prompting import DEFAULT_FEEDBACK_WORDS
 from deepretrieval.registry import Registry
@@ -125,6 +133,7 @@ KINDS: Registry[Callable[[PolicyOptions], Policy]] = Registry(
         "original": lambda _: OriginalQuery(),
         "gold": lambda _: Gold(),
         "expert": lambda _: ExpertStrategy(),
+        "or-words": lambda _: OrWords(),
         "feedback": _feedback,
         "untrained": _untrained,
     },

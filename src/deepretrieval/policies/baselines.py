@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+
+from bm25s.stopwords import STOPWORDS_EN
 
 from deepretrieval.prompting import DEFAULT_FEEDBACK_WORDS
 from deepretrieval.tasks.base import Example, Task
@@ -19,6 +22,28 @@ class OriginalQuery:
 
     def answers(self, examples: Sequence[Example]) -> list[str]:
         return [example.original for example in examples]
+
+
+class OrWords:
+    """The original's words joined by OR, no model: what ORing every word of a review title looks like (stop
+    words and one-character words left out, each word once). On a ranked engine it is a bag of words; on a
+    Boolean engine it matches every document that shares a word with the title."""
+
+    name = "or-words"
+    query_mode = "rewrite"
+
+    def answers(self, examples: Sequence[Example]) -> list[str]:
+        return [" OR ".join(content_words(example.original)) for example in examples]
+
+
+def content_words(text: str) -> list[str]:
+    """The words of ``text`` (two or more word characters), each once, stop words left out, in order."""
+    words = (word for word in _WORD.findall(text) if word.lower() not in _STOPWORDS)
+    return list(dict.fromkeys(words))
+
+
+_WORD = re.compile(r"\w\w+")
+_STOPWORDS = frozenset(STOPWORDS_EN)
 
 
 class Feedback:

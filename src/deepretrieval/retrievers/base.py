@@ -158,7 +158,9 @@ class Retriever(ABC):
     - ``runtime_options``: (indexed) the keyword-only options of ``load`` (threads, device, ...: nothing
       that changes the index), told apart from settings by ``open_retriever``;
     - ``local_analyzer``: (indexed) ``analyzer(settings)`` reproduces ``analyze`` without the index, so a
-      remote client analyses text itself instead of asking the retrieval service.
+      remote client analyses text itself instead of asking the retrieval service;
+    - ``lists_all_matches``: a Boolean engine over a local collection: ``search`` with ``k`` at least the
+      collection's size lists every matching document, so a query can be judged by its whole result set.
     """
 
     kind: ClassVar[str | None] = None
@@ -170,6 +172,7 @@ class Retriever(ABC):
     streams_corpus: ClassVar[bool] = False
     runtime_options: ClassVar[frozenset[str]] = frozenset()
     local_analyzer: ClassVar[bool] = False
+    lists_all_matches: ClassVar[bool] = False
 
     @abstractmethod
     def search(
@@ -191,6 +194,12 @@ class Retriever(ABC):
     @abstractmethod
     def analyze(self, text: str) -> list[str]:
         """The terms the retriever scores ``text`` by, in order with repeats."""
+
+    def query_errors(self, queries: Sequence[str]) -> list[str | None]:
+        """Why each query cannot be searched (``None``: it can): a Boolean query that does not parse, with
+        the parser's message. A query this returns a message for is an invalid answer, never an empty
+        result. Retrievers that take any text return all ``None``."""
+        return [None] * len(queries)
 
     def analyze_many(self, texts: Sequence[str]) -> list[list[str]]:
         """``analyze`` of every text, in order: one call per text unless the retriever analyses a batch at

@@ -37,6 +37,11 @@ class CachedRetriever(Retriever):
         return self.inner.kind
 
     @property  # type: ignore[override]
+    def lists_all_matches(self) -> bool:
+        """Whether the wrapped retriever lists every match (a local Boolean engine)."""
+        return self.inner.lists_all_matches
+
+    @property  # type: ignore[override]
     def corpus_fingerprint(self) -> str | None:
         """The wrapped index's corpus fingerprint (None for a search engine, which has no corpus)."""
         return self.inner.corpus_fingerprint
@@ -90,6 +95,9 @@ class CachedRetriever(Retriever):
 
     def analyze_many(self, texts: Sequence[str]) -> list[list[str]]:
         return self.inner.analyze_many(texts)
+
+    def query_errors(self, queries: Sequence[str]) -> list[str | None]:
+        return self.inner.query_errors(queries)
 
     def close(self) -> None:
         if self._disk is not None:

@@ -81,6 +81,12 @@ class Task(Protocol):
         prompting asks for feedback) in the prompting's template; rendered later by ``Prompting.render``."""
         ...
 
+    def query_errors(self, queries: Sequence[str]) -> list[str | None]:
+        """Why each judged query cannot be searched (``None``: it can), e.g. a Boolean query that does not
+        parse, with the parser's message: such an answer is invalid (format penalty, never an empty
+        result)."""
+        ...
+
     def feedback_snippets(self, example: Example, count: int, words: int) -> list[str]:
         """The opening ``words`` words of the top ``count`` results of the example's original query
         (tasks whose ``supports_feedback`` is false raise ``ValueError``)."""

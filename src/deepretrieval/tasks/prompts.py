@@ -121,6 +121,19 @@ TEMPLATES: Registry[PromptTemplate] = Registry(
                 '<answer>{{"sql": "SELECT ..."}}</answer>'
             ),
         ),
+        # Literature search for small models on a CPU: a short instruction and the shape of a good query for a
+        # diagnostic review (its test AND its condition), with an example on no review of the collections here.
+        "boolean_concepts": PromptTemplate(
+            name="boolean_concepts",
+            system="You write PubMed Boolean queries.",
+            user=(
+                "Review: {query}\nWrite a Boolean query for {engine} that ANDs the review's test and its condition, "
+                "as in: <answer> (troponin) AND (myocardial infarction) </answer>"
+            ),
+            target="studies",
+            reasoning_format=SHORT_REASONING_FORMAT,
+            plain_format=SHORT_PLAIN_FORMAT,
+        ),
         "literature": PromptTemplate(
             name="literature",
             system="You are an expert medical librarian who writes Boolean search queries.",

@@ -114,6 +114,9 @@ class RetrievalTask:
     def analyze_many(self, answers: Sequence[str]) -> list[list[str]]:
         return self.retriever.analyze_many(answers)
 
+    def query_errors(self, queries: Sequence[str]) -> list[str | None]:
+        return self.retriever.query_errors(queries)
+
     def rankings(self, answers: Sequence[str], examples: Sequence[Example], depth: int) -> list[Ranking]:
         """One batched search; with ``ignore_identical_ids`` one extra hit is fetched so that dropping
         the query's own document still leaves ``depth`` hits."""

@@ -193,6 +193,10 @@ class SqlTask:
         """No repetition guard for SQL: repeating a column name cannot inflate execution accuracy."""
         return [[] for _ in answers]
 
+    def query_errors(self, queries: Sequence[str]) -> list[str | None]:
+        """SQL that does not run is judged by executing it (``executed`` 0), not refused beforehand."""
+        return [None] * len(queries)
+
     # ------------------------------------------------------------------ data
 
     def examples(self, split: str | None = None) -> list[Example]:

@@ -99,6 +99,7 @@ class BooleanRetriever(IndexedRetriever):
     kind: ClassVar[str] = "boolean"
     settings_type: ClassVar[type[RetrieverSettings]] = BooleanSettings
     runtime_options = frozenset({"threads", "syntax", "headings", "max_expansions", "max_terms", "verify"})
+    lists_all_matches = True
 
     def __init__(
         self,
@@ -220,6 +221,21 @@ class BooleanRetriever(IndexedRetriever):
     def explain(self, query: str) -> Core:
         """What the query becomes on this collection, every approximation applied."""
         return approximate(self.parse(query), has_dates=self.has_dates, headings=self.options.headings)
+
+    def query_errors(self, queries: Sequence[str]) -> list[str | None]:
+        """The parser's (or the query compiler's) message for each query that cannot be searched: it does
+        not parse, names an unknown field tag, nests too deep, or expands to too many index terms."""
+        errors: list[str | None] = []
+        for query in queries:
+            try:
+                tree = self.explain(query)
+                if tree is not NOTHING:
+                    self._compiler.compile(tree, None)
+            except QueryError as err:
+                errors.append(str(err))
+            else:
+                errors.append(None)
+        return errors
 
     def search(
         self, queries: Sequence[str], k: int, *, dates: Sequence[DateRange | None] | None = None

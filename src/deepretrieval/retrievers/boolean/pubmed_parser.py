@@ -8,7 +8,7 @@ What PubMed does, and what this parser does with it (see docs/boolean-engine.md)
   ``and``/``or``/``not``) are ignored, as PubMed ignores them.
 - ``words[tag]``: the words before a tag (back to an operator, parenthesis or quote) are one phrase in
   that field; ``"a b"[tiab:~N]`` is proximity (at most N words between, any order); a tag after a
-  parenthesised group applies to its untagged terms; an unknown tag searches all fields.
+  parenthesised group applies to its untagged terms; an unknown tag is a parse error naming the known ones.
 - ``#N`` refers to line N of a multi-line strategy; the last line is the query. Lines that never refer
   to each other are one query wrapped over lines, and are read joined.
 - Leniency, for strategies pasted from reviews: curly quotes are straight quotes, a quote without its
@@ -291,7 +291,11 @@ def _tagged(words: list[str], tag: str) -> Node:
         return Subheading(" ".join(words))
     if base in DATE_TAGS:
         return _date_limit(" ".join(words))
-    fields = TEXT_TAGS.get(base, ("all",))
+    fields = TEXT_TAGS.get(base)
+    if fields is None:
+        raise ParseError(
+            f"unknown field tag [{tag.strip()}]; PubMed tags read here: {', '.join(sorted(KNOWN_TAGS))}"
+        )
     if modifier.startswith("~") and len(words) > 1:
         distance = modifier[1:].strip()
         if not distance.isdigit():
