@@ -1,7 +1,8 @@
-"""GRPO training speed on CPU: the quickstart recipe as landed at 323568b against today's default, in one run.
+"""GRPO training speed on CPU: today's quickstart recipe against stock TRL (what a competent user would run) and
+against the recipe as landed at 323568b, in one run.
 
 Each arm trains the embedded SmolLM2-135M on the demo collection for ``--steps`` GRPO steps; arms alternate
-(old, new, old, new, ...) ``--repeats`` times so that a shared machine's load falls on both alike. Per arm:
+(stock-trl, old, new, stock-trl, ...) ``--repeats`` times so that a shared machine's load falls on all alike. Per arm:
 steps per minute and seconds per step split into generation / reward / update (``StepProfiler``; the first
 step of every run is warm-up and left out), medians over all kept steps, and the spread over repeats.
 
@@ -9,6 +10,9 @@ step of every run is warm-up and left out), medians over all kept steps, and the
         [--arm NAME OVERRIDE [OVERRIDE ...]]   (extra arms: the shipped recipe with run-config overrides,
                                                 e.g. --arm full-ft rl.lora=null)
 
+``stock-trl`` is ``trl.GRPOTrainer`` as a user would configure it for a CPU: ``GRPOConfig`` with gradient
+checkpointing off and ``use_cpu=True``, TRL's defaults for everything else, with the same model, prompts,
+lengths, reward and group shape as ``new`` (the prompts rendered and the reward computed by this package).
 ``old`` is the 323568b recipe: fp32, gradient checkpointing on (TRL's default, which the bridge then left
 in place), 2 prompts x 8 completions of up to 20 tokens, the ``classic_ir`` prompt, full fine-tuning, and
 TRL's fused LM head projecting every prompt position, every row run whole through the model in the update. ``new`` is ``deepretrieval/data/quickstart.yaml``.
@@ -71,13 +75,65 @@ def arm_config(name: str, overrides: list[str], steps: int, out: Path) -> RunCon
     ]
     if name == "old":
         return parse_config(json.loads(json.dumps(OLD_RECIPE)), plumbing, source="old recipe")
-    return quickstart_config(out, overrides=[*overrides, *plumbing])
+    return quickstart_config(out, overrides=[*overrides, *plumbing])  # stock-trl takes the recipe's shape
 
 
-def run_arm(config: RunConfig, old_lm_head: bool) -> list[dict[str, float]]:
-    """Train ``config`` for its steps; the per-step time split of every step after the first."""
-    trainer, *_ = build_trainer(config, Path(config.output_dir))
-    project_completions_only(not old_lm_head)
+def stock_trl_trainer(config: RunConfig):
+    """``trl.GRPOTrainer`` with TRL's defaults but for what a user sets for a CPU run (gradient checkpointing
+    off, ``use_cpu``) and for the recipe's shape (group size, batch, lengths, learning rate, temperature, KL,
+    steps), on the recipe's prompts and reward."""
+    import dataclasses
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    from deepretrieval.default_model import resolve_model
+    from deepretrieval.prompting import run_prompting
+    from deepretrieval.train.data import build_batch_reward, build_task, prompt_dataset, training_examples
+    from deepretrieval.train.rewards_adapter import TRLBatchReward
+
+    rl = config.rl
+    model_path = resolve_model(config.model)
+    task = build_task(config)
+    prompting = run_prompting(config, task)
+    examples = training_examples(task, config)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    dataset = prompt_dataset(task, examples, tokenizer, prompting, max_prompt_tokens=rl.max_prompt_length)
+    reward = TRLBatchReward(build_batch_reward(config, task, prompting), examples, prefill=prompting.prefill)
+    known = {f.name for f in dataclasses.fields(GRPOConfig)}
+    checkpointing = (
+        "activation_checkpointing" if "activation_checkpointing" in known else "gradient_checkpointing"
+    )
+    args = GRPOConfig(
+        output_dir=config.output_dir,
+        use_cpu=True,
+        **{checkpointing: False},
+        num_generations=rl.num_generations,
+        per_device_train_batch_size=rl.per_device_train_batch_size,
+        max_completion_length=rl.max_completion_length,
+        temperature=rl.temperature,
+        learning_rate=rl.learning_rate,
+        beta=rl.beta,
+        max_steps=rl.max_steps,
+        seed=rl.seed,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+    )
+    model = AutoModelForCausalLM.from_pretrained(model_path)
+    trainer = GRPOTrainer(
+        model=model, reward_funcs=[reward], args=args, train_dataset=dataset, processing_class=tokenizer
+    )
+    trainer.add_callback(StepProfiler(trainer, reward))
+    return trainer
+
+
+def run_arm(config: RunConfig, name: str) -> list[dict[str, float]]:
+    """Train ``config`` for its steps (``stock-trl``: with stock TRL); the per-step time split of every step
+    after the first."""
+    stock = name == "stock-trl"
+    trainer = stock_trl_trainer(config) if stock else build_trainer(config, Path(config.output_dir))[0]
+    project_completions_only(name not in ("old", "stock-trl"))  # the old recipe and stock TRL: TRL's own head
     try:
         trainer.train()
     finally:
@@ -114,45 +170,53 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    arms: dict[str, list[str]] = {"old": [], "new": []}
+    arms: dict[str, list[str]] = {"stock-trl": [], "old": [], "new": []}
     for name, *overrides in args.arm:
         if name in arms:
             parser.error(f"--arm {name}: the name is taken; choose another")
         arms[name] = overrides
     runs: dict[str, list[list[dict[str, float]]]] = {name: [] for name in arms}
     pair_ratios: list[float] = []
+    stock_ratios: list[float] = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="train-throughput-") as scratch:
         for repeat in range(args.repeats):
             for name, overrides in arms.items():
                 out = Path(scratch) / f"{name}-{repeat}"
                 print(f"[repeat {repeat + 1}/{args.repeats}] {name}: {args.steps} steps", file=sys.stderr)
-                runs[name].append(run_arm(arm_config(name, overrides, args.steps, out), name == "old"))
-            old, new = (statistics.median(s["step_s"] for s in runs[n][-1]) for n in ("old", "new"))
+                runs[name].append(run_arm(arm_config(name, overrides, args.steps, out), name))
+            stock, old, new = (
+                statistics.median(s["step_s"] for s in runs[n][-1]) for n in ("stock-trl", "old", "new")
+            )
             pair_ratios.append(old / new)
+            stock_ratios.append(stock / new)
 
     figures = {name: summarise(arm_runs) for name, arm_runs in runs.items()}
     speedup = figures["new"]["steps_per_minute"] / figures["old"]["steps_per_minute"]
+    vs_stock = figures["new"]["steps_per_minute"] / figures["stock-trl"]["steps_per_minute"]
     print(
         f"\nGRPO steps on the demo collection, SmolLM2-135M, CPU, {torch.get_num_threads()} torch threads; "
         f"{args.steps - 1} timed steps x {args.repeats} runs per arm (alternating)"
     )
     print(
-        f"{'arm':<14} {'steps/min':>9} {'s/step':>7} {'generation':>10} {'reward':>7} {'update':>7}  vs old"
+        f"{'arm':<14} {'steps/min':>9} {'s/step':>7} {'generation':>10} {'reward':>7} {'update':>7}  vs stock-trl"
     )
     for name, f in figures.items():
         split = f["seconds_per_step"]
-        ratio = f["steps_per_minute"] / figures["old"]["steps_per_minute"]
+        ratio = f["steps_per_minute"] / figures["stock-trl"]["steps_per_minute"]
         print(
             f"{name:<14} {f['steps_per_minute']:9.2f} {split['step_s']:7.2f} {split['generation_s']:10.2f} "
             f"{split['reward_s']:7.3f} {split['update_s']:7.2f}  {ratio:5.2f}x"
         )
     print(
-        f"\nspeedup new/old: {speedup:.2f}x (per repeat: {', '.join(f'{r:.2f}' for r in pair_ratios)}); "
+        f"\nspeedup new/stock-trl: {vs_stock:.2f}x (per repeat: {', '.join(f'{r:.2f}' for r in stock_ratios)}); "
+        f"new/old: {speedup:.2f}x (per repeat: {', '.join(f'{r:.2f}' for r in pair_ratios)}); "
         f"{time.perf_counter() - started:.0f} s in all"
     )
     if args.json:
         payload = {
+            "speedup_vs_stock_trl": vs_stock,
+            "speedup_vs_stock_trl_per_repeat": stock_ratios,
             "speedup": speedup,
             "speedup_per_repeat": pair_ratios,
             "arms": figures,

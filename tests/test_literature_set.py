@@ -71,7 +71,7 @@ def test_whole_sets_judge_the_clef_test_reviews(clef) -> None:
         for name, result in results.items()
     }
     assert mean["or-words"] == pytest.approx(scheme.format_bonus + scheme.over_broad)
-    assert mean["expert"] > 2.0 > mean["original"] > mean["or-words"]
+    assert mean["expert"] > 1.5 and 0 > mean["original"] > mean["or-words"]
 
 
 BROKEN = {

@@ -135,9 +135,11 @@ class SetReward(_Scheme):
     documents (a screening load no reviewer would take; default the seed's K) gets ``over_broad``; any other
     ``recall * (1 + precision_weight * p)``, where ``p = clip(1 + log10(precision) / decades, 0, 1)``: 1 at
     precision 1, 0 at ``10**-decades``. Precision counts only in proportion to the recall found, so a
-    narrow query that finds nothing earns nothing for being narrow. With the defaults, on the 8 CLEF TAR
-    2017 test reviews (mean): the experts' strategies 2.43, the title as typed -0.10 (half of the titles
-    match nothing), the title's words ORed -1.0 (11,000 to 21,000 documents each).
+    narrow query that finds nothing earns nothing for being narrow, and a well-formed query that finds no
+    included study earns 0, no more (no format bonus: a policy would otherwise settle on any query that
+    matches something). With the defaults, on the 8 CLEF TAR
+    2017 test reviews (mean): the experts' strategies 1.93, the title as typed -0.60 (five of the eight
+    titles match nothing), the title's words ORed -1.5 (11,000 to 21,000 documents each).
     """
 
     kind: Literal["set"] = "set"
@@ -147,7 +149,7 @@ class SetReward(_Scheme):
     no_results: float = -1.0
     max_retrieved: int = Field(3000, gt=0)
     over_broad: float = -1.5
-    format_bonus: float = 0.5
+    format_bonus: float = 0.0
     format_penalty: float = -2.0
     combine: Literal["sum", "gated"] = "sum"
 

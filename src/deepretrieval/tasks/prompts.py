@@ -121,20 +121,23 @@ TEMPLATES: Registry[PromptTemplate] = Registry(
                 '<answer>{{"sql": "SELECT ..."}}</answer>'
             ),
         ),
-        # Literature search for small models on a CPU: a short instruction and the shape of a good query for a
-        # diagnostic review (its test AND its condition), with an example on no review of the collections here.
-        "boolean_concepts": PromptTemplate(
-            name="boolean_concepts",
-            system="You write PubMed Boolean queries.",
-            user=(
-                "Review: {query}\nWrite a Boolean query for {engine} that ANDs the review's test and its condition, "
-                "as in: <answer> (troponin) AND (myocardial infarction) </answer>"
-            ),
-            target="studies",
-            reasoning_format=SHORT_REASONING_FORMAT,
-            plain_format=SHORT_PLAIN_FORMAT,
+        # Literature search for small models on a CPU: a short instruction and one worked example (a review title
+    # on no review of the collections here, and its query: the test AND the condition), which a 135M model
+    # follows by analogy where it would otherwise copy the example.
+    "boolean_concepts": PromptTemplate(
+        name="boolean_concepts",
+        system="You write PubMed Boolean queries.",
+        user=(
+            "Write a Boolean query for {engine} that ANDs the review's test and its condition.\n"
+            "Review: Troponin tests for diagnosing myocardial infarction in chest pain\n"
+            "Query: <answer> (troponin) AND (myocardial infarction) </answer>\n"
+            "Review: {query}"
         ),
-        "literature": PromptTemplate(
+        target="studies",
+        reasoning_format=SHORT_REASONING_FORMAT,
+        plain_format=SHORT_PLAIN_FORMAT,
+    ),
+    "literature": PromptTemplate(
             name="literature",
             system="You are an expert medical librarian who writes Boolean search queries.",
             user=(
