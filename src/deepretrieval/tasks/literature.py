@@ -25,7 +25,7 @@ from pydantic import Field, field_validator
 from deepretrieval.metrics import Metric
 from deepretrieval.retrievers.base import DateRange, Retriever
 from deepretrieval.tasks import TaskFamily
-from deepretrieval.tasks.base import Example, Outcome, TaskOptions
+from deepretrieval.tasks.base import Example, Failure, Judgment, TaskOptions
 from deepretrieval.tasks.beir import DataError, read_jsonl, read_qrels
 from deepretrieval.tasks.retrieval import RetrievalTask
 
@@ -89,20 +89,18 @@ class LiteratureTask(RetrievalTask):
         engine = ENGINE_NAMES.get(self.retriever.kind, "PubMed")  # the local engine speaks PubMed syntax
         return {**example.fields, "engine": engine}
 
-    def measure(self, answers: Sequence[str], examples: Sequence[Example]) -> list[Outcome | None]:
+    def judge(self, answers: Sequence[str], examples: Sequence[Example]) -> list[Judgment]:
         dates = [_review_dates(example) for example in examples] if self.date_limits else None
         rankings = self.retriever.search(list(answers), self.k, dates=dates)
-        outcomes: list[Outcome | None] = []
-        for ranking, example in zip(rankings, examples):
-            if ranking.failed:
-                outcomes.append(None)
+        judgments = self.score(rankings, examples)
+        for judgment, example in zip(judgments, examples):
+            if judgment.ranking is None or isinstance(judgment.outcome, Failure):
                 continue
+            ranking, outcome = judgment.ranking, judgment.outcome
             relevant = sum(1 for doc in ranking.doc_ids if example.truth.get(doc, 0) > 0)
-            outcome = {str(m): m(ranking.doc_ids, example.truth) for m in self._metrics}
             outcome["precision"] = relevant / len(ranking) if len(ranking) else 0.0
             outcome["retrieved"] = float(len(ranking) if ranking.total is None else ranking.total)
-            outcomes.append(outcome)
-        return outcomes
+        return judgments
 
 
 def _review_dates(example: Example) -> DateRange | None:
