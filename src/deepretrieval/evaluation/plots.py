@@ -98,7 +98,7 @@ def _against_baseline(result: EvalResult, base: EvalResult, metric: str, path: P
     left.scatter(
         [x for x, _ in points],
         [y for _, y in points],
-        s=[12 * n for n in points.values()],
+        s=[16 * n for n in points.values()],
         alpha=0.5,
         color="tab:blue",
         edgecolors="none",
@@ -111,7 +111,7 @@ def _against_baseline(result: EvalResult, base: EvalResult, metric: str, path: P
     left.set_xlim(-0.04 * top, top * 1.04)
     left.set_ylim(-0.04 * top, top * 1.04)
     colors = ["tab:green" if d > 0 else "tab:red" if d < 0 else "lightgray" for d in diffs]
-    right.bar(range(len(diffs)), diffs, width=1.0, color=colors)
+    right.bar(range(len(diffs)), diffs, width=1.0 if len(diffs) > 60 else 0.8, color=colors)
     right.axhline(0, color="black", linewidth=0.6)
     right.set_xlabel("queries, sorted by difference")
     right.set_ylabel(f"{metric} difference")

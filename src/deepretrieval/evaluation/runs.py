@@ -2,8 +2,9 @@
 document, so trec_eval, ``ir_measures`` or a fusion tool can read an evaluation's rankings.
 
 trec_eval and ``ir_measures`` order a query's documents by score, not by the rank column, and break ties
-their own way; a score that ties with the one above it is therefore written as the next float below it
-(``numpy.nextafter``), so every tool reads the ranking the judge scored, and every other score is the
+their own way (by document id); a score that ties with the one above it is therefore written as the next
+32-bit float below it (``numpy.nextafter``; trec_eval holds scores as 32-bit floats, so a smaller step
+would tie again there), so every tool reads the ranking the judge scored. Every other score is the
 retriever's own.
 """
 
@@ -28,13 +29,15 @@ def run_tag(label: str) -> str:
 
 
 def strictly_decreasing(scores: np.ndarray) -> np.ndarray:
-    """``scores`` as float64, each tie with (or rise over) the score above it lowered to the next float below."""
-    out = np.asarray(scores, dtype=np.float64).copy()
+    """``scores`` as 32-bit floats, each tie with (or rise over) the score above it lowered to the next
+    32-bit float below that one."""
+    out = np.array(scores, dtype=np.float32)
     if out.size < 2 or bool(np.all(np.diff(out) < 0)):
         return out
+    floor = np.float32(-np.inf)
     for i in range(1, out.size):
         if not out[i] < out[i - 1]:
-            out[i] = np.nextafter(out[i - 1], -np.inf)
+            out[i] = np.nextafter(out[i - 1], floor)
     return out
 
 

@@ -26,7 +26,7 @@ from deepretrieval.metrics import Metric
 from deepretrieval.retrievers.base import DateRange, Retriever
 from deepretrieval.tasks import TaskFamily
 from deepretrieval.tasks.base import Example, Failure, Judgment, TaskOptions
-from deepretrieval.tasks.beir import DataError, read_jsonl, read_qrels
+from deepretrieval.tasks.beir import DataError, qrels_files, read_jsonl, read_qrels
 from deepretrieval.tasks.retrieval import RetrievalTask
 
 DATE_ENGINES = frozenset({"pubmed", "ctgov"})
@@ -130,18 +130,16 @@ def load_splits(data: Path) -> dict[str, list[Example]]:
         raise DataError(f"{data} is not a literature folder: needs queries.jsonl and qrels/<split>.tsv")
     reviews = dict(read_jsonl(queries_path, _example, '{"_id", "text", "metadata": {...}}'))
     splits = {}
-    for path in sorted(qrels_dir.glob("*.tsv")):
+    for split, path in qrels_files(qrels_dir).items():
         judged = read_qrels(path)
         missing = [qid for qid in judged if qid not in reviews]
         if missing:
             raise DataError(f"{path}: {len(missing)} query ids not in queries.jsonl, e.g. {missing[:3]}")
-        splits[path.stem] = [
+        splits[split] = [
             Example(r.id, r.fields, judged[r.id], r.original, r.meta)
             for r in reviews.values()
             if r.id in judged
         ]
-    if not splits:
-        raise DataError(f"{qrels_dir} holds no <split>.tsv files")
     return splits
 
 
