@@ -231,7 +231,8 @@ def test_without_matplotlib_the_plots_are_skipped_with_a_note(
     ]
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises ImportError
     suite = SuiteResult(results, None, "original", scifact_task.examples("test"), scifact_task.primary_metric)
-    notes = write_outputs(tmp_path, suite, "deepretrieval eval ...")
-    assert len(notes) == 1 and notes[0].startswith("plots skipped: matplotlib is not installed")
-    assert not (tmp_path / "plots").exists() and notes[0] in (tmp_path / "results.md").read_text()
+    note, wrote = write_outputs(tmp_path, suite, "deepretrieval eval ...")
+    assert note.startswith("plots skipped: matplotlib is not installed")
+    assert wrote == f"wrote results.json, results.md, per_query/, runs/ in {tmp_path}"
+    assert not (tmp_path / "plots").exists() and note in (tmp_path / "results.md").read_text()
     assert sorted(p.name.split("-")[0] for p in (tmp_path / "runs").iterdir()) == ["feedback", "original"]

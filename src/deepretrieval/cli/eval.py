@@ -212,12 +212,8 @@ def run(args: argparse.Namespace) -> int:
         if result.failures:
             print(f"warning: {result.policy}: {failure_summary(result)}", file=sys.stderr)
     if out is not None:
-        for note in write_outputs(out, suite, command_line(args)):
-            print(f"note: {note}", file=sys.stderr)
-        print(
-            f"wrote {out / 'results.json'}, {out / 'results.md'}, per_query/, runs/ and plots/",
-            file=sys.stderr,
-        )
+        for message in write_outputs(out, suite, command_line(args)):
+            print(message, file=sys.stderr)
     problem = suite.failure_problem(config.eval.max_failures)
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)

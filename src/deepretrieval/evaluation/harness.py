@@ -217,11 +217,6 @@ def evaluate(
     judged = [
         (ex, j.outcome) for (ex, _), j in zip(to_judge, judgments) if not isinstance(j.outcome, Failure)
     ]
-    grouped: dict[str, list[Outcome]] = defaultdict(list)
-    if group_by:
-        for example, outcome in judged:
-            if group_by in example.meta:
-                grouped[str(example.meta[group_by])].append(outcome)
     is_model = isinstance(policy, CompletionPolicy)
     generated = [a for a in answered if a.failure is None]
     return EvalResult(
@@ -230,10 +225,7 @@ def evaluate(
         policy=label or policy.name,
         metrics=_mean([o for _, o in judged], keys),
         per_query={ex.id: {k: o[k] for k in keys} for ex, o in judged},
-        groups={
-            group: _mean(items, keys) | {"count": float(len(items))}
-            for group, items in sorted(grouped.items())
-        },
+        groups=_group_means(judged, keys, group_by),
         format_ok=sum(a.reason == "ok" for a in generated) / len(generated)
         if is_model and generated
         else None,
@@ -246,6 +238,19 @@ def evaluate(
         seconds=time.perf_counter() - started,
         rankings={ex.id: j.ranking for (ex, _), j in zip(to_judge, judgments) if j.ranking is not None},
     )
+
+
+def _group_means(
+    judged: Sequence[tuple[Example, Outcome]], keys: Sequence[str], group_by: str | None
+) -> dict[str, dict[str, float | None]]:
+    """Mean outcomes per value of ``example.meta[group_by]`` (e.g. SQL hardness), with their ``count``."""
+    grouped: dict[str, list[Outcome]] = defaultdict(list)
+    for example, outcome in judged:
+        if group_by and group_by in example.meta:
+            grouped[str(example.meta[group_by])].append(outcome)
+    return {
+        group: _mean(items, keys) | {"count": float(len(items))} for group, items in sorted(grouped.items())
+    }
 
 
 def policy_prompting(policy: Policy, task: Task, explicit: PromptingConfig | None = None) -> Prompting | None:

@@ -78,8 +78,8 @@ def summary(result: EvalResult, per_query: str) -> dict:
 
 def write_outputs(out: Path, suite: SuiteResult, command: str) -> list[str]:
     """Write ``results.json``, ``results.md``, the per-query files, the run files of the results that
-    kept their rankings and the plots of ``suite`` into ``out``; returns notes for the user (plots
-    skipped)."""
+    kept their rankings and the plots of ``suite`` into ``out``; returns what to tell the user (plots
+    skipped, then what was written)."""
     originals = {ex.id: ex.original for ex in suite.examples}
     query_ids = [ex.id for ex in suite.examples]
     summaries = []
@@ -104,7 +104,10 @@ def write_outputs(out: Path, suite: SuiteResult, command: str) -> list[str]:
     plots = [] if notes else _plots(out, suite)
     report = markdown_report(suite.results, suite.comparison, command)
     write_text(out / "results.md", report + _plots_section(out, plots, notes))
-    return notes
+    written = ["results.json", "results.md", "per_query/"]
+    written += ["runs/"] if any("run" in s for s in summaries) else []
+    written += ["plots/"] if plots else []
+    return [*notes, f"wrote {', '.join(written)} in {out}"]
 
 
 def _plots(out: Path, suite: SuiteResult) -> list[Plot]:
