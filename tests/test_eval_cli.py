@@ -196,3 +196,32 @@ def test_an_object_that_is_no_policy_is_refused(scifact_task) -> None:
 
     with pytest.raises(TypeError, match="Nameless is not a policy.*fingerprint"):
         evaluate(scifact_task, Nameless(), "test", limit=2, progress=False)
+
+
+def test_an_unwritable_out_fails_before_any_work(scifact_dir: Path, tmp_path: Path) -> None:
+    """It ran the whole evaluation, then failed writing results.json."""
+    import os
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    target = locked / "out"
+    if os.access(locked, os.W_OK):  # root writes through permissions: a folder the kernel refuses
+        target = Path("/proc/self/deepretrieval-eval-out")
+    proc = subprocess.run(
+        [sys.executable, "-m", "deepretrieval.cli", "eval", "--task", "beir", "--data", str(scifact_dir)]
+        + ["--index", str(tmp_path / "idx"), "--out", str(target)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"DEEPRETRIEVAL_CACHE": str(tmp_path / "cache"), **_env()},
+    )
+    locked.chmod(0o755)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    (error,) = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert (
+        error.startswith(f"error: --out {target} cannot be written (")
+        and "give a folder you can write" in error
+    )
+    assert not (tmp_path / "idx").exists()  # refused before the index was built
+    assert not list(tmp_path.rglob("*.partial"))

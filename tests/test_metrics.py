@@ -4,19 +4,55 @@ from __future__ import annotations
 
 import ir_measures
 import pytest
-from ir_measures import MRR, P, R, Success, nDCG
+from ir_measures import AP, MRR, RR, Judged, P, R, Success, nDCG
 
-from deepretrieval.metrics import Metric, evaluate_run, ndcg
+from deepretrieval.metrics import Metric, evaluate_run, ndcg, score_rankings
 
 
 def test_metric_names_parse_and_print_lower_case() -> None:
     assert str(Metric.parse("NDCG@10")) == "ndcg@10"
     assert str(Metric.parse("R@3000")) == "recall@3000"
     assert str(Metric.parse("success@5")) == "hits@5"
-    with pytest.raises(ValueError, match="unknown metric"):
-        Metric.parse("map@10")
-    with pytest.raises(ValueError, match="NAME@K"):
-        Metric.parse("ndcg")
+    assert str(Metric.parse("P@5")) == "precision@5" and Metric.parse("P@5").fast
+    with pytest.raises(ValueError, match="unknown metric 'nosuch@10'; known: hits@K.*ir_measures"):
+        Metric.parse("nosuch@10")
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        Metric.parse("recall@0")
+
+
+@pytest.mark.parametrize(
+    "text, key, measure",
+    [
+        ("map", "map", AP),
+        ("MAP", "map", AP),
+        ("AP@100", "map@100", AP @ 100),
+        ("RR", "rr", RR),
+        ("Judged@10", "judged@10", Judged @ 10),
+        ("P(rel=2)@5", "p(rel=2)@5", P(rel=2) @ 5),
+        ("ndcg", "ndcg", nDCG),
+    ],
+)
+def test_every_ir_measures_measure_is_a_metric(text: str, key: str, measure) -> None:
+    metric = Metric.parse(text)
+    assert str(metric) == key and not metric.fast and metric.ir_measure() == measure
+    assert Metric.parse(key) == metric  # the key reads back as the same metric
+    assert metric.depth == (measure["cutoff"] if "cutoff" in measure.params else 1000)
+
+
+def test_a_measure_without_its_provider_is_one_line() -> None:
+    with pytest.raises(ValueError, match="cannot be computed here: .*pyndeval") as err:
+        Metric.parse("ERR_IA@10")
+    assert "\n" not in str(err.value)
+
+
+def test_ir_measures_metrics_on_duplicated_and_empty_rankings() -> None:
+    """Each ranking is its own query: the same example twice in a batch, an empty ranking, no qrels."""
+    metrics = [Metric.parse(m) for m in ("map", "judged@10", "ndcg@10")]
+    qrels = {"a": 1, "b": 0, "c": 2}
+    values = score_rankings(metrics, [["a", "x", "c"], ["x", "a"], [], ["a"]], [qrels, qrels, qrels, {}])
+    assert values[0]["map"] == pytest.approx((1 / 1 + 2 / 3) / 2)
+    assert values[1]["map"] == pytest.approx(0.5 / 2) and values[0]["judged@10"] == pytest.approx(2 / 3)
+    assert values[2] == values[3] == {"map": 0.0, "judged@10": 0.0, "ndcg@10": 0.0}
 
 
 def test_graded_ndcg_by_hand() -> None:
@@ -59,3 +95,10 @@ def test_equal_to_ir_measures_on_real_scifact_run(scifact_task, split: str) -> N
     }
     for qid, values in per_query.items():
         assert values["ndcg@10"] == pytest.approx(per_ref.get((qid, "nDCG@10"), 0.0), abs=1e-6)
+
+    # the measures ir_measures computes for us equal it too (they are it, on the same order)
+    ours, _ = evaluate_run(run, qrels, ["map", "RR", "Judged@10", "P(rel=2)@5"])
+    others = {"map": AP, "rr": RR, "judged@10": Judged @ 10, "p(rel=2)@5": P(rel=2) @ 5}
+    reference = ir_measures.calc_aggregate(list(others.values()), judged, scored)
+    for key, measure in others.items():
+        assert ours[key] == pytest.approx(reference[measure], abs=1e-9), key

@@ -165,3 +165,68 @@ def test_sql_compat_official_gives_the_official_evaluators_verdicts(
     rows = {row["id"]: row["metrics"]["ex"] for row in map(json.loads, (out / summary["per_query"]).open())}
     assert [rows[f"spider-dev-{p}"] for p in WITHOUT_DISTINCT] == [verdict, verdict]
     assert sum(rows.values()) == 60 - 2 * (1 - verdict)  # the gold lines are right either way
+
+
+def _original_metrics(scifact_task) -> dict:
+    return evaluate(scifact_task, load_policy("original"), "test", progress=False).metrics
+
+
+@pytest.mark.parametrize("id_key", ["id", "qid", "query_id", "_id"])
+def test_jsonl_with_a_byte_order_mark_or_another_id_key_is_read_as_jsonl(
+    scifact_task, tmp_path: Path, id_key: str
+) -> None:
+    """A BOM before the first record, or ``qid`` for ``id``, made every raw JSON line a query (0.6621)."""
+    examples = scifact_task.examples("test")
+    records = [json.dumps({id_key: ex.id, "prediction": ex.original}) for ex in reversed(examples)]
+    path = tmp_path / "pred.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + "\n".join(records).encode() + b"\r\n")
+    result = evaluate(scifact_task, load_policy(f"predictions:{path}"), "test", progress=False)
+    assert result.answers == {ex.id: ex.original for ex in examples}
+    assert result.metrics == _original_metrics(scifact_task)
+
+
+def test_a_query_holding_a_unicode_line_separator_stays_one_line(scifact_task, tmp_path: Path) -> None:
+    """``splitlines`` breaks at U+2028: the correct file was refused, or every later line shifted."""
+    examples = scifact_task.examples("test")
+    texts = [ex.original for ex in examples]
+    texts[3] = texts[3].replace(" ", "\u2028", 1)
+    lines, jsonl = tmp_path / "pred.txt", tmp_path / "pred.jsonl"
+    lines.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    jsonl.write_text(
+        "".join(json.dumps({"id": ex.id, "prediction": t}) + "\n" for ex, t in zip(examples, texts))
+    )
+    by_line = evaluate(scifact_task, load_policy(f"predictions:{lines}"), "test", progress=False)
+    by_id = evaluate(scifact_task, load_policy(f"predictions:{jsonl}"), "test", progress=False)
+    assert list(by_line.answers.values()) == texts and by_line.answers == by_id.answers
+    assert by_line.per_query == by_id.per_query
+    assert by_line.metrics["ndcg@10"] == pytest.approx(_original_metrics(scifact_task)["ndcg@10"], abs=0.01)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (
+            '{"query": "1", "prediction": "a"}\n',
+            r"pred:1: expected .* named id, qid, query_id, _id.*got keys query",
+        ),
+        (
+            '{"id": "1", "prediction": "a"}\nvitamin d\n',
+            r"mixes JSON records \(line 1\) with plain lines \(line 2\)",
+        ),
+        (
+            'vitamin d\n{"id": "1", "prediction": "a"}\n',
+            r"mixes JSON records \(line 2\) with plain lines \(line 1\)",
+        ),
+        ("\n\n", "is empty"),
+    ],
+)
+def test_a_file_of_no_single_layout_is_refused(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "pred"
+    path.write_text(content)
+    with pytest.raises(PredictionsError, match=message):
+        load_policy(f"predictions:{path}")
+
+
+def test_a_folder_is_not_a_predictions_file(tmp_path: Path) -> None:
+    with pytest.raises(PredictionsError, match="is a folder; give the predictions file"):
+        load_policy(f"predictions:{tmp_path}")

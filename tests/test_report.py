@@ -76,3 +76,22 @@ def test_report_on_a_folder_that_is_no_run_is_one_line(tmp_path: Path) -> None:
         capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )  # fmt: skip
     assert proc.returncode == 2 and "no training log at" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_report_links_the_evaluations_saved_in_the_run(run_dir: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "run"
+    (copy / "logs").mkdir(parents=True)
+    (copy / "logs" / "metrics.jsonl").write_text((run_dir / "logs" / "metrics.jsonl").read_text())
+    queries = tmp_path / "short.txt"
+    queries.write_text("laptop\nbreath\n")  # the tiny collection's two test queries, cut to one word
+    proc = subprocess.run(
+        [sys.executable, "-m", "deepretrieval.cli", "eval", "--task", "beir", "--data", str(run_dir.parent / "beir"),
+         "--policy", f"original,predictions:{queries}", "--out", str(copy / "eval" / "test")],
+        capture_output=True, text=True, check=False,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "DEEPRETRIEVAL_CACHE": str(tmp_path / "cache")},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (plot,) = (copy / "eval" / "test" / "plots").iterdir()
+    page = write_report(copy).read_text()
+    assert '<h2>Evaluations</h2><h3><a href="../eval/test/results.md">eval/test/results.md</a></h3>' in page
+    assert f'<img src="../eval/test/plots/{plot.name}"' in page and _png_size(plot)[0] > 0

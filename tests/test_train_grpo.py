@@ -188,3 +188,31 @@ def test_train_cli_refuses_an_output_dir_with_checkpoints_in_one_line(pieces, tm
     assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [
         f"error: {run} already holds checkpoints: pass --resume, or choose another output_dir"
     ]
+
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_an_output_dir_that_is_a_file_is_one_line_before_any_work(pieces, tmp_path, inside):
+    """It was a raw ``[Errno 17] File exists`` after the model and trainer were built."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    data, model = pieces
+    blocker = tmp_path / "taken"
+    blocker.write_text("not a folder")
+    run = blocker / "run" if inside else blocker
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(tiny_run_config(data, model, run, max_steps=1)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "deepretrieval.cli", "train", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    where = f"is inside {blocker}, which is a file" if inside else "is a file"
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "Errno" not in proc.stderr
+    assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [
+        f"error: output_dir {run} {where}; give a folder for the run (checkpoints, config, final policy)"
+    ]
+    assert not (tmp_path / "index").exists()  # nothing was built

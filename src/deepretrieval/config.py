@@ -203,6 +203,12 @@ class EvalConfig(_Section):
     batch_size: int = Field(default=64, gt=0, description="prompts per generation call")
     resamples: int = Field(default=10_000, gt=0, description="paired randomisation test resamples")
     seed: int = Field(default=0, description="significance test seed")
+    max_failures: int | None = Field(
+        default=None,
+        ge=0,
+        description="most examples per policy that may fail to be judged before eval exits 1 (null: no "
+        "limit; a policy with no judged example always fails)",
+    )
     out: str | None = None
     openai: OpenAIConfig = Field(default_factory=OpenAIConfig)
 

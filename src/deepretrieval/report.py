@@ -2,7 +2,9 @@
 
 Read from ``RUN_DIR/logs/metrics.jsonl`` (one line per logged step, written by training): mean reward,
 the task metric, the format-valid rate, think length and query length (the seed's reasoning-length
-study). The HTML page shows the plots and a table of the run's config and its first and last figures.
+study). The HTML page shows the plots and a table of the run's config and its first and last figures,
+and links every evaluation saved inside the run folder (``eval --out RUN_DIR/...``: its ``results.md``
+and the per-query plots beside it).
 """
 
 from __future__ import annotations
@@ -172,9 +174,30 @@ th {{ background: #f4f4f4; }}
 <p>{len(records)} logged steps, from <code>logs/metrics.jsonl</code>.</p>
 <h2>Figures</h2>{figures}{note}
 {images}
+{_evaluations_html(run_dir, out)}
 <h2>Config</h2><table>{config_table}</table>
 </body></html>
 """
+
+
+def evaluations(run_dir: Path) -> list[Path]:
+    """The folders inside the run (checkpoints aside) where ``eval --out`` wrote a ``results.md``."""
+    found = (path.parent for path in run_dir.rglob("results.md"))
+    return sorted(folder for folder in found if "checkpoints" not in folder.relative_to(run_dir).parts)
+
+
+def _evaluations_html(run_dir: Path, out: Path) -> str:
+    """A section linking each evaluation's ``results.md`` and showing its plots."""
+    sections = []
+    for folder in evaluations(run_dir):
+        link = html.escape(os.path.relpath(folder / "results.md", out))
+        name = html.escape(f"{folder.relative_to(run_dir).as_posix()}/results.md")
+        images = "".join(
+            f'<figure><img src="{html.escape(os.path.relpath(png, out))}" alt="{html.escape(png.stem)}"></figure>'
+            for png in sorted((folder / "plots").glob("*.png"))
+        )
+        sections.append(f'<h3><a href="{link}">{name}</a></h3>{images}')
+    return "<h2>Evaluations</h2>" + "".join(sections) if sections else ""
 
 
 def _short(run_dir: Path) -> str:

@@ -22,7 +22,7 @@ from deepretrieval.answers import AnswerParser, Guards, judged_queries, max_term
 from deepretrieval.parsing import ParsedCompletion
 from deepretrieval.prompting import Prompting, check, resolve
 from deepretrieval.registry import Registry
-from deepretrieval.tasks.base import Example, Outcome, Task
+from deepretrieval.tasks.base import Example, Failure, Outcome, Task
 
 
 class _Scheme(BaseModel):
@@ -221,11 +221,13 @@ class RewardBatch:
     outcomes: list[Outcome | None]
     metric: str
     reasons: Counter = field(default_factory=Counter)
+    failures: list[Failure | None] = field(default_factory=list)
 
     @property
     def failed(self) -> list[bool]:
         """Samples that could not be judged (the judge failed, not the answer): their reward is ``None``,
-        so the trainer leaves them out of the update instead of scoring them as bad answers."""
+        so the trainer leaves them out of the update instead of scoring them as bad answers; ``failures``
+        holds why (None for the others)."""
         return [reward is None for reward in self.rewards]
 
     def summary(self) -> dict[str, float]:
@@ -252,8 +254,9 @@ class BatchReward:
     Parses every completion as ``prompting`` says (:class:`~deepretrieval.answers.AnswerParser`; default:
     the task's template without reasoning), applies the guards, and judges each distinct well-formed
     (answer, example) pair once, all in ONE batched ``task.measure`` call (the task's retriever caches).
-    Never raises on completion text. A sample the judge could not score (``task.measure`` gave ``None``: a search API that
-    kept failing) gets reward ``None``, never the malformed penalty.
+    Never raises on completion text. A sample the judge could not score (``task.measure`` gave a
+    :class:`~deepretrieval.tasks.base.Failure`: a search API that kept failing) gets reward ``None``, never
+    the malformed penalty; ``outcomes`` holds ``None`` for it and ``failures`` the cause.
     """
 
     def __init__(
@@ -284,9 +287,8 @@ class BatchReward:
             raise ValueError(f"{len(completions)} completions but {len(examples)} examples")
         parsed = [self.parse(c) for c in completions]
         valid = [i for i, p in enumerate(parsed) if p.format_ok]
-        if (
-            valid
-        ):  # a query the judge cannot read is an invalid answer (format penalty), never an empty result
+        if valid:
+            # a query the judge cannot read is an invalid answer (format penalty), never an empty result
             queries = judged_queries(
                 [parsed[i].answer for i in valid], [examples[i] for i in valid], self.query_mode
             )
@@ -294,7 +296,7 @@ class BatchReward:
                 parsed[i] = refuse_invalid(parsed[i], error)
             valid = [i for i in valid if parsed[i].format_ok]
         outcomes: list[Outcome | None] = [None] * len(parsed)
-        judged = [True] * len(parsed)
+        failures: list[Failure | None] = [None] * len(parsed)
         # a group's samples repeat each other: each distinct (answer, example) pair is judged once
         pairs = {(parsed[i].answer, examples[i].id): i for i in valid}
         if pairs:
@@ -303,13 +305,16 @@ class BatchReward:
             queries = judged_queries([parsed[i].answer for i in firsts], pair_examples, self.query_mode)
             measured = dict(zip(pairs, self.task.measure(queries, pair_examples)))
             for i in valid:
-                outcomes[i] = measured[(parsed[i].answer, examples[i].id)]
-                judged[i] = outcomes[i] is not None
+                outcome = measured[(parsed[i].answer, examples[i].id)]
+                if isinstance(outcome, Failure):
+                    failures[i] = outcome
+                else:
+                    outcomes[i] = outcome
         distinct = list({parsed[i].answer: None for i in valid})
         repeats = dict(zip(distinct, map(max_term_repeats, self.task.analyze_many(distinct))))
         rewards: list[float | None] = []
-        for p, outcome, ok in zip(parsed, outcomes, judged):
-            if not ok:
+        for p, outcome, failure in zip(parsed, outcomes, failures):
+            if failure is not None:
                 rewards.append(None)
                 continue
             reward = self.scheme.reward(p, outcome)
@@ -322,4 +327,5 @@ class BatchReward:
             outcomes=outcomes,
             metric=self.task.primary_metric,
             reasons=Counter(p.reason for p in parsed),
+            failures=failures,
         )

@@ -7,8 +7,12 @@ the flags, then ``--option`` and ``--set``.
 
 ``--policy original,untrained,untrained@no-reasoning,runs/x/final,openai:gpt-4o`` evaluates each in turn
 (see :mod:`deepretrieval.policies`), prints the table with ``†`` where a policy differs significantly from
-the baseline, and with ``--out DIR`` writes ``results.json``, ``results.md``, ``per_query/<policy>.jsonl``
-and ``generations/<policy>.jsonl`` (the log an interrupted evaluation resumes from).
+the baseline, and with ``--out DIR`` writes ``results.json``, ``results.md``, ``per_query/<policy>.jsonl``,
+``runs/<policy>.run`` (TREC run files), ``plots/*.png`` and ``generations/<policy>.jsonl`` (the log an
+interrupted evaluation resumes from).
+
+Exit status 1 (after the table and the files) when a policy had no example judged, or more failed examples
+than ``--max-failures``: a mean over what happened to succeed must not pass for a result.
 """
 
 from __future__ import annotations
@@ -57,7 +61,8 @@ ALIASES = (
     Alias(
         "--metrics",
         "task.options.metrics",
-        "comma-separated, e.g. ndcg@10,recall@100,mrr@10",
+        "comma-separated: ndcg@10, recall@100, mrr@10, hits@20, P@5, or any ir_measures measure (map, RR, "
+        "Judged@10...)",
         type=comma_list,
     ),
     Alias("--template", "prompting.template", "prompt template (default: the policy's, else the task's)"),
@@ -93,9 +98,17 @@ ALIASES = (
     Alias("--resamples", "eval.resamples", "significance test resamples (default 10000)", type=positive_int),
     Alias("--seed", "eval.seed", "significance test seed (default 0)", type=int),
     Alias(
+        "--max-failures",
+        "eval.max_failures",
+        "most examples per policy that may fail to be judged (a search or endpoint that kept failing) "
+        "before eval exits 1 (default: no limit; a policy with no judged example always exits 1)",
+        type=int,
+    ),
+    Alias(
         "--out",
         "eval.out",
-        "folder for results.json, results.md, per-query files and the generation logs it resumes from",
+        "folder for results.json, results.md, per-query files, TREC run files (runs/), plots and the "
+        "generation logs it resumes from",
     ),
 )
 SPEED_ONLY = frozenset({"--batch-size", "--openai-concurrency", "--openai-cache"})
@@ -179,6 +192,7 @@ def run(args: argparse.Namespace) -> int:
     from deepretrieval.evaluation import format_table
     from deepretrieval.evaluation.outputs import check_output_folder, write_outputs
     from deepretrieval.evaluation.suite import evaluate_policies, policy_specs
+    from deepretrieval.evaluation.tables import failure_summary
     from deepretrieval.tasks import load_task
 
     config = build_config(args)
@@ -186,7 +200,9 @@ def run(args: argparse.Namespace) -> int:
     out = check_output_folder(config.eval.out) if config.eval.out else None
     task = load_task(config.task, retriever=config.retriever)
     try:
-        suite = evaluate_policies(config, task, logs=Path(out) / "generations" if out else None)
+        suite = evaluate_policies(
+            config, task, logs=Path(out) / "generations" if out else None, keep_rankings=out is not None
+        )
     finally:
         task.close()
     print(format_table(suite.results, suite.comparison))
@@ -194,12 +210,12 @@ def run(args: argparse.Namespace) -> int:
         if result.prompting is not None:
             print(f"prompting of {result.policy}: {result.prompting.describe()}")
         if result.failures:
-            print(
-                f"warning: {result.policy}: {len(result.failures)} examples could not be scored (left out of "
-                f"the means); first: {next(iter(result.failures.values()))}",
-                file=sys.stderr,
-            )
+            print(f"warning: {result.policy}: {failure_summary(result)}", file=sys.stderr)
     if out is not None:
-        write_outputs(out, suite, command_line(args))
-        print(f"wrote {out / 'results.json'}, {out / 'results.md'} and {out / 'per_query'}/", file=sys.stderr)
+        for message in write_outputs(out, suite, command_line(args)):
+            print(message, file=sys.stderr)
+    problem = suite.failure_problem(config.eval.max_failures)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     return 0

@@ -15,7 +15,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -25,7 +25,8 @@ from deepretrieval.config import PromptingConfig
 from deepretrieval.generation_log import GenerationLog
 from deepretrieval.policies.base import AnswerPolicy, CompletionPolicy, GenerationFailure, Policy
 from deepretrieval.prompting import Prompting, QueryMode, check_query_mode, resolve
-from deepretrieval.tasks.base import Example, Outcome, Task
+from deepretrieval.retrievers.base import Ranking
+from deepretrieval.tasks.base import Example, Failure, Judgment, Outcome, Task
 
 JUDGE_BATCH = 512
 
@@ -49,14 +50,16 @@ class EvalResult:
     """Mean metrics, per-example values, optional per-group means, and what the policy answered.
 
     ``failures`` maps the examples that could not be scored (a generation or a search API that kept
-    failing) to the reason; they are left out of the means and of ``format_ok``. ``completions`` and
-    ``reasons`` (the parser's verdict) are filled for models only, and ``prompting`` is how a model was
-    prompted (None for a baseline); ``query_mode`` how the answers reached the judge."""
+    failing) to the reason; they are left out of the means and of ``format_ok``, and a metric over no
+    judged example is ``None``, never 0. ``completions`` and ``reasons`` (the parser's verdict) are
+    filled for models only, and ``prompting`` is how a model was prompted (None for a baseline);
+    ``query_mode`` how the answers reached the judge. ``rankings`` holds the ranking each judged example
+    was scored on, when the evaluation was asked to keep them (for TREC run files)."""
 
     task: str
     split: str
     policy: str
-    metrics: dict[str, float]
+    metrics: dict[str, float | None]
     per_query: dict[str, dict[str, float]]
     groups: dict[str, dict[str, float]] = field(default_factory=dict)
     format_ok: float | None = None
@@ -68,18 +71,32 @@ class EvalResult:
     query_mode: QueryMode = "rewrite"
     failures: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    rankings: dict[str, Ranking] = field(default_factory=dict, repr=False)
 
     @property
     def failed_ids(self) -> list[str]:
         return list(self.failures)
 
+    @property
+    def judged(self) -> int:
+        """How many examples the judge scored."""
+        return len(self.per_query)
+
+    @property
+    def total(self) -> int:
+        """How many examples were asked."""
+        return len(self.answers)
+
     def to_json(self) -> dict:
-        return asdict(self)
+        """The result as JSON-ready data, rankings left out."""
+        return asdict(replace(self, rankings={}))
 
 
-def _mean(outcomes: Sequence[Outcome], keys: Sequence[str]) -> dict[str, float]:
-    n = max(len(outcomes), 1)
-    return {key: sum(o.get(key, 0.0) for o in outcomes) / n for key in keys}
+def _mean(outcomes: Sequence[Outcome], keys: Sequence[str]) -> dict[str, float | None]:
+    """Mean of each key over the outcomes; ``None`` over no outcome (nothing was judged)."""
+    if not outcomes:
+        return dict.fromkeys(keys)
+    return {key: sum(o.get(key, 0.0) for o in outcomes) / len(outcomes) for key in keys}
 
 
 def answer(
@@ -151,12 +168,14 @@ def evaluate(
     progress: bool = True,
     label: str | None = None,
     log_path: str | Path | None = None,
+    keep_rankings: bool = False,
 ) -> EvalResult:
     """Run ``policy`` on ``split`` (default: the task's) and score every answer with the task's judge.
 
     ``prompting`` holds the explicit choices (see :func:`policy_prompting`). ``label`` names the result
     (default: the policy's name). ``log_path``: a model's completions are logged there and reused by a
-    later call with the same policy, task, split, examples and prompts."""
+    later call with the same policy, task, split, examples and prompts. ``keep_rankings``: the result
+    holds the ranking behind each judged example (memory: an evidence task ranks 3,000 deep)."""
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be a positive number of examples, got {limit}")
     if not isinstance(policy, (AnswerPolicy, CompletionPolicy)):
@@ -194,15 +213,14 @@ def evaluate(
     answered = refuse_unreadable(task, examples, answered, query_mode)
     failures = {ex.id: f"generation failed: {a.failure}" for ex, a in zip(examples, answered) if a.failure}
     to_judge = [(ex, a) for ex, a in zip(examples, answered) if a.failure is None]
-    outcomes = _judge(task, to_judge, query_mode, progress)
-    failures |= {ex.id: "judge failed" for (ex, _), o in zip(to_judge, outcomes) if o is None}
+    judgments = _judge(task, to_judge, query_mode, progress, keep_rankings)
+    failures |= {
+        ex.id: j.outcome.reason for (ex, _), j in zip(to_judge, judgments) if isinstance(j.outcome, Failure)
+    }
     keys = list(task.metrics)
-    judged = [(ex, o) for (ex, _), o in zip(to_judge, outcomes) if o is not None]
-    grouped: dict[str, list[Outcome]] = defaultdict(list)
-    if group_by:
-        for example, outcome in judged:
-            if group_by in example.meta:
-                grouped[str(example.meta[group_by])].append(outcome)
+    judged = [
+        (ex, j.outcome) for (ex, _), j in zip(to_judge, judgments) if not isinstance(j.outcome, Failure)
+    ]
     is_model = isinstance(policy, CompletionPolicy)
     generated = [a for a in answered if a.failure is None]
     return EvalResult(
@@ -211,10 +229,7 @@ def evaluate(
         policy=label or policy.name,
         metrics=_mean([o for _, o in judged], keys),
         per_query={ex.id: {k: o[k] for k in keys} for ex, o in judged},
-        groups={
-            group: _mean(items, keys) | {"count": float(len(items))}
-            for group, items in sorted(grouped.items())
-        },
+        groups=_group_means(judged, keys, group_by),
         format_ok=sum(a.reason == "ok" for a in generated) / len(generated)
         if is_model and generated
         else None,
@@ -226,6 +241,7 @@ def evaluate(
         query_mode=query_mode,
         failures=failures,
         seconds=time.perf_counter() - started,
+        rankings={ex.id: j.ranking for (ex, _), j in zip(to_judge, judgments) if j.ranking is not None},
     )
 
 
@@ -244,6 +260,19 @@ def refuse_unreadable(
     return checked
 
 
+def _group_means(
+    judged: Sequence[tuple[Example, Outcome]], keys: Sequence[str], group_by: str | None
+) -> dict[str, dict[str, float | None]]:
+    """Mean outcomes per value of ``example.meta[group_by]`` (e.g. SQL hardness), with their ``count``."""
+    grouped: dict[str, list[Outcome]] = defaultdict(list)
+    for example, outcome in judged:
+        if group_by and group_by in example.meta:
+            grouped[str(example.meta[group_by])].append(outcome)
+    return {
+        group: _mean(items, keys) | {"count": float(len(items))} for group, items in sorted(grouped.items())
+    }
+
+
 def policy_prompting(policy: Policy, task: Task, explicit: PromptingConfig | None = None) -> Prompting | None:
     """How a model is prompted on ``task``: ``explicit`` choices, else its card, else the defaults
     (``prompting.resolve``). None for a baseline, which writes its answers without a prompt."""
@@ -260,18 +289,20 @@ def answer_query_mode(policy: Policy, task: Task, explicit: PromptingConfig | No
 
 
 def _judge(
-    task: Task, items: Sequence[tuple[Example, Answered]], mode: QueryMode, progress: bool
-) -> list[Outcome | None]:
-    """The judge's outcome for every (example, answer), in batches of :data:`JUDGE_BATCH`."""
+    task: Task, items: Sequence[tuple[Example, Answered]], mode: QueryMode, progress: bool, keep: bool
+) -> list[Judgment]:
+    """The judge's verdict on every (example, answer), in batches of :data:`JUDGE_BATCH`; with ``keep``,
+    each with the ranking behind it."""
     examples = [ex for ex, _ in items]
     queries = judged_queries([a.answer for _, a in items], examples, mode)
-    outcomes: list[Outcome | None] = []
+    judgments: list[Judgment] = []
     bar = tqdm(total=len(items), desc="judging", disable=not progress, unit="ex")
     for start in range(0, len(items), JUDGE_BATCH):
-        outcomes += task.measure(queries[start : start + JUDGE_BATCH], examples[start : start + JUDGE_BATCH])
+        batch = queries[start : start + JUDGE_BATCH], examples[start : start + JUDGE_BATCH]
+        judgments += task.judge(*batch) if keep else [Judgment(o) for o in task.measure(*batch)]
         bar.update(min(JUDGE_BATCH, len(items) - start))
     bar.close()
-    return outcomes
+    return judgments
 
 
 def _log_key(

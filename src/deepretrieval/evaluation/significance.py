@@ -76,7 +76,9 @@ class Comparison:
         return MARK if test is not None and test.p_value < self.alpha else ""
 
     def footer(self) -> str:
-        counts = sorted({t.n for by_metric in self.tests.values() for t in by_metric.values()})
+        counts = sorted({t.n for by_metric in self.tests.values() for t in by_metric.values() if t.n})
+        if not counts:
+            return f"{MARK}: no query was judged for both {self.baseline} and another policy: nothing to test"
         queries = f"{counts[0]:,}" if len(counts) == 1 else f"{counts[0]:,}-{counts[-1]:,}"
         if all(2**n <= self.resamples for n in counts):  # scipy enumerates every sign pattern
             resolution = "exact: every sign pattern enumerated"

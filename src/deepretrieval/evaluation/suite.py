@@ -36,13 +36,34 @@ DEFAULT_BASELINE = "original"
 
 @dataclass
 class SuiteResult:
-    """One evaluation table: a result per policy, the significance tests against ``baseline``, and the
-    examples of the split (for per-query files)."""
+    """One evaluation table: a result per policy, the significance tests against ``baseline``, the
+    examples of the split (for per-query files) and the task's primary metric (for the plots)."""
 
     results: list[EvalResult]
     comparison: Comparison | None
     baseline: str
     examples: list[Example]
+    primary_metric: str = ""
+
+    def failure_problem(self, max_failures: int | None = None) -> str | None:
+        """Why this table must not pass for a result: a policy none of whose examples could be judged,
+        or one with more failed examples than ``max_failures`` (None: no limit). None when it may."""
+        for result in self.results:
+            if result.failures and not result.judged:
+                return (
+                    f"{result.policy}: none of the {result.total} examples could be judged; {_first(result)}"
+                )
+        for result in self.results:
+            if max_failures is not None and len(result.failures) > max_failures:
+                return (
+                    f"{result.policy}: {len(result.failures)} of {result.total} examples could not be judged, "
+                    f"over --max-failures {max_failures}; {_first(result)}"
+                )
+        return None
+
+
+def _first(result: EvalResult) -> str:
+    return f"first: {next(iter(result.failures.values()))}"
 
 
 def policy_specs(config: RunConfig) -> tuple[list[PolicySpec], str]:
@@ -59,10 +80,16 @@ def policy_specs(config: RunConfig) -> tuple[list[PolicySpec], str]:
 
 
 def evaluate_policies(
-    config: RunConfig, task: Task, *, progress: bool = True, logs: Path | None = None
+    config: RunConfig,
+    task: Task,
+    *,
+    progress: bool = True,
+    logs: Path | None = None,
+    keep_rankings: bool = False,
 ) -> SuiteResult:
     """Evaluate ``config.eval.policies`` on ``task``'s ``config.task.eval_split`` (default: the task's own);
-    with ``logs``, each model's completions are logged there and reused by a rerun."""
+    with ``logs``, each model's completions are logged there and reused by a rerun; with
+    ``keep_rankings``, each result holds the rankings the judge saw (for run files)."""
     specs, baseline = policy_specs(config)
     options = _options(config, task, specs)
     loaded = _prepare(specs, config, task, options)
@@ -82,6 +109,7 @@ def evaluate_policies(
                 progress=progress,
                 label=spec.text,
                 log_path=logs / f"{slug(spec.text)}.jsonl" if logs else None,
+                keep_rankings=keep_rankings,
             )
         )
         if all(later.base != spec.base for later in specs[index + 1 :]):  # free the model early
@@ -94,7 +122,7 @@ def evaluate_policies(
         comparison = compare(
             per_query, baseline, list(task.metrics), resamples=config.eval.resamples, seed=config.eval.seed
         )
-    return SuiteResult(results, comparison, baseline, task.examples(split))
+    return SuiteResult(results, comparison, baseline, task.examples(split), task.primary_metric)
 
 
 def _explicit(config: RunConfig, spec: PolicySpec) -> PromptingConfig:

@@ -15,10 +15,14 @@ def _columns(results: Sequence[EvalResult]) -> list[str]:
     return columns
 
 
+NO_VALUE = "-"
+"""A metric a policy has no value for: not measured, or measured over no judged example."""
+
+
 def _cells(result: EvalResult, columns: Sequence[str], comparison: Comparison | None) -> list[str]:
     def value(metric: str) -> str:
-        if metric not in result.metrics:
-            return "-"
+        if result.metrics.get(metric) is None:
+            return NO_VALUE
         mark = comparison.mark(result.policy, metric) if comparison else ""
         return f"{result.metrics[metric]:.4f}{mark}"
 
@@ -26,10 +30,10 @@ def _cells(result: EvalResult, columns: Sequence[str], comparison: Comparison | 
 
 
 def format_table(results: Sequence[EvalResult], comparison: Comparison | None = None) -> str:
-    """A plain-text table: one row per result, one column per metric (union, in first-seen order), the
-    format-valid rate of models, the count of queries the judge could not read and of failed examples when
-    any; ``comparison`` adds significance marks and their footnote. Per-group rows (e.g. SQL hardness)
-    follow."""
+    """A plain-text table: one row per result, one column per metric (union, in first-seen order; ``-``
+    where a policy has no value), the format-valid rate of models, the count of queries the judge could
+    not read when any, ``judged/total`` examples when any failed; ``comparison`` adds significance marks
+    and their footnote. Per-group rows (e.g. SQL hardness) follow."""
     columns = _columns(results)
     show_format = any(r.format_ok is not None for r in results)
     show_invalid = any(r.invalid for r in results)
@@ -38,7 +42,7 @@ def format_table(results: Sequence[EvalResult], comparison: Comparison | None = 
         ["policy", *columns]
         + (["format_ok"] if show_format else [])
         + (["invalid"] if show_invalid else [])
-        + (["failed"] if show_failed else [])
+        + (["judged"] if show_failed else [])
     )
     rows = [header]
     for r in results:
@@ -48,7 +52,7 @@ def format_table(results: Sequence[EvalResult], comparison: Comparison | None = 
         if show_invalid:
             row.append(str(len(r.invalid)))
         if show_failed:
-            row.append(str(len(r.failures)))
+            row.append(f"{r.judged}/{r.total}")
         rows.append(row)
     for r in results:
         for group, values in r.groups.items():
@@ -75,26 +79,24 @@ def markdown_report(
     lines = [f"# {first.task} / {first.split}", ""]
     if command:
         lines += ["Produced by:", "", "```bash", command, "```", ""]
-    header = ["policy", *columns] + (["format-valid"] if show_format else []) + ["queries"]
+    show_failed = any(r.failures for r in results)
+    queries = "judged/total" if show_failed else "queries"
+    header = ["policy", *columns] + (["format-valid"] if show_format else []) + [queries]
     lines += [_md_row(header), _md_row(["---"] + ["---:"] * (len(header) - 1))]
     for r in results:
         row = [f"`{r.policy}`", *_cells(r, columns, comparison)]
         if show_format:
             row.append("–" if r.format_ok is None else f"{r.format_ok:.1%}")
-        failed = f" ({len(r.failures)} failed)" if r.failures else ""
-        lines.append(_md_row([*row, f"{len(r.per_query)}{failed}"]))
+        lines.append(_md_row([*row, f"{r.judged}/{r.total}" if show_failed else str(r.judged)]))
     if comparison is not None and comparison.tests:
-        lines += [
-            "",
-            comparison.footer() + ".",
-            "",
-            f"Difference from `{comparison.baseline}` (p-value):",
-            "",
-        ]
+        lines += ["", comparison.footer() + "."]
+    if comparison is not None and any(t.n for tests in comparison.tests.values() for t in tests.values()):
+        lines += ["", f"Difference from `{comparison.baseline}` (p-value):", ""]
         lines += [_md_row(["policy", *columns]), _md_row(["---"] + ["---:"] * len(columns))]
         for policy, tests in comparison.tests.items():
             cells = [
-                f"{tests[m].delta:+.4f} (p={tests[m].p_value:.4f})" if m in tests else "-" for m in columns
+                f"{tests[m].delta:+.4f} (p={tests[m].p_value:.4f})" if m in tests and tests[m].n else "-"
+                for m in columns
             ]
             lines.append(_md_row([f"`{policy}`", *cells]))
     for r in results:
@@ -104,10 +106,20 @@ def markdown_report(
             for group, values in r.groups.items():
                 cells = [f"{values.get(c, 0):.4f}" for c in columns]
                 lines.append(_md_row([group, str(int(values["count"])), *cells]))
+    failed = [r for r in results if r.failures]
+    if failed:
+        lines += ["", "Examples that could not be judged (left out of the means):", ""]
+        lines += [f"- `{r.policy}`: {failure_summary(r)}" for r in failed]
     prompting = [f"`{r.policy}`: {r.prompting.describe()}" for r in results if r.prompting is not None]
     if prompting:
         lines += ["", "Prompting: " + "; ".join(prompting) + "."]
     return "\n".join(lines) + "\n"
+
+
+def failure_summary(result: EvalResult) -> str:
+    """How many examples of ``result`` failed, and the first cause, on one line."""
+    first = next(iter(result.failures.values()), "")
+    return f"{len(result.failures)} of {result.total} examples could not be judged; first: {first}"
 
 
 def _md_row(cells: Sequence[str]) -> str:

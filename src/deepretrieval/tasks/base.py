@@ -8,6 +8,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
+from deepretrieval.retrievers.base import Ranking
+
 
 @dataclass(frozen=True)
 class Example:
@@ -28,6 +30,24 @@ class Example:
 
 Outcome = dict[str, float]
 """Measured result of one answer, keyed by lower-case metric names (``ndcg@10``, ``rank``, ``ex``...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """An answer the judge could not judge (a search API or retrieval service that kept failing): it says
+    nothing about the answer's quality. ``reason`` says what went wrong, e.g. ``search failed: pubmed:
+    server error (HTTP 500); gave up after 6 attempts``."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Judgment:
+    """One answer's outcome (or failure) with the ranking the judge saw, at the task's depth (``None``
+    for a task that judges without ranking documents, such as SQL, and for a failure)."""
+
+    outcome: Outcome | Failure
+    ranking: Ranking | None = None
 
 
 class PromptShape(Protocol):
@@ -97,10 +117,15 @@ class Task(Protocol):
         ``[]`` for each when repeating a term cannot inflate the outcome (SQL)."""
         ...
 
-    def measure(self, answers: Sequence[str], examples: Sequence[Example]) -> list[Outcome | None]:
+    def measure(self, answers: Sequence[str], examples: Sequence[Example]) -> list[Outcome | Failure]:
         """Judge a batch of parsed answers, one outcome per (answer, example) pair, in one batched call
-        to the retriever/database. Must not raise on any answer text. ``None`` means the answer could not
-        be judged (a search API that kept failing): it says nothing about the answer's quality."""
+        to the retriever/database. Must not raise on any answer text. A :class:`Failure` means the answer
+        could not be judged (a search API that kept failing) and carries the cause."""
+        ...
+
+    def judge(self, answers: Sequence[str], examples: Sequence[Example]) -> list[Judgment]:
+        """What :meth:`measure` does, with the ranking behind each outcome kept (evaluation writes them
+        as TREC run files; the reward path calls ``measure`` and keeps none)."""
         ...
 
     def close(self) -> None:

@@ -1,8 +1,15 @@
-"""BEIR-layout collections (corpus.jsonl, queries.jsonl, qrels/{train,dev,test}.tsv) as a classic-IR task."""
+"""BEIR-layout collections (corpus.jsonl, queries.jsonl, qrels/{train,dev,test}.tsv) as a classic-IR task.
+
+The folder may also hold trec_eval's files: qrels in its four columns (``qid 0 docid rel``, any
+whitespace, no header; ``qrels/<split>.tsv``, ``.txt`` or ``.qrels``), and the queries as a TREC topics
+file (``topics*``: ``<top> <num> <title>`` SGML, the title being the query) or ``queries.tsv``
+(``qid<TAB>text``) in place of ``queries.jsonl``.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -50,52 +57,133 @@ def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
                 ) from None
 
 
+QRELS_SUFFIXES = (".tsv", ".txt", ".qrels")
+NOT_BEIR = (
+    "is not a BEIR folder: needs corpus.jsonl, queries.jsonl (or a TREC topics file) and qrels/<split>.tsv"
+)
+_TOPIC = re.compile(r"<top>(.*?)</top>", re.DOTALL | re.IGNORECASE)
+_NUM = re.compile(r"<num>\s*(?:Number:)?\s*(\S+)", re.IGNORECASE)
+_TITLE = re.compile(r"<title>\s*(?:Topic:)?(.*?)(?=<|\Z)", re.DOTALL | re.IGNORECASE)
+
+
 def read_queries(path: Path) -> dict[str, str]:
-    """``{query id: text}``; BEIR's ``metadata`` (SciFact's evidence labels) is dropped to avoid label leakage."""
-    return dict(read_jsonl(path, lambda r: (str(r["_id"]), r["text"]), '{"_id", "text"}'))
+    """``{query id: text}`` from ``queries.jsonl`` (BEIR's ``metadata``, e.g. SciFact's evidence labels, is
+    dropped to avoid label leakage), ``qid<TAB>text`` lines (``.tsv``) or a TREC topics file (the title)."""
+    if path.suffix == ".jsonl":
+        return dict(read_jsonl(path, lambda r: (str(r["_id"]), r["text"]), '{"_id", "text"}'))
+    lines = list(_text_lines(path))
+    text = "".join(line for _, line in lines)
+    if _TOPIC.search(text):
+        return read_topics(path, text)
+    queries = {}
+    for line_no, line in lines:
+        if line.strip():
+            qid, tab, query = line.rstrip("\r\n").partition("\t")
+            if not tab:
+                raise DataError(f"{path}:{line_no}: expected query-id<TAB>text or TREC <top> topics")
+            queries[qid.strip()] = query.strip()
+    return queries
+
+
+def read_topics(path: Path, text: str) -> dict[str, str]:
+    """``{number: title}`` of every ``<top>`` of a TREC topics file."""
+    queries = {}
+    for number, topic in enumerate(_TOPIC.findall(text), 1):
+        num, title = _NUM.search(topic), _TITLE.search(topic)
+        if num is None or title is None or not title.group(1).strip():
+            raise DataError(f"{path}: topic {number} has no <num> or no <title>")
+        queries[num.group(1)] = " ".join(title.group(1).split())
+    return queries
+
+
+def queries_path(data_dir: Path) -> Path | None:
+    """The queries of a BEIR-shaped folder: ``queries.jsonl``, else ``queries.tsv``, else one ``topics*``."""
+    for name in ("queries.jsonl", "queries.tsv"):
+        if (data_dir / name).is_file():
+            return data_dir / name
+    topics = sorted(p for p in data_dir.glob("topics*") if p.is_file())
+    if len(topics) > 1:
+        raise DataError(
+            f"{data_dir} holds {len(topics)} topics files ({', '.join(p.name for p in topics)}); keep one"
+        )
+    return topics[0] if topics else None
 
 
 def read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    """``{query id: {doc id: grade}}`` from a TSV with header ``query-id corpus-id score``."""
+    """``{query id: {doc id: grade}}`` from BEIR's TSV (``query-id corpus-id score`` after a header line)
+    or trec_eval's qrels (``qid iteration docid rel``, no header), columns split at any whitespace (as
+    trec_eval does; an id holds none); the layout is the data's column count (3 or 4, the same on every
+    line). A first line whose last column is not an integer, with as many columns as the data, is a header
+    (a judgment's last column always is one), so a judgment is never taken for a header."""
+    rows = [(line_no, line.split()) for line_no, line in _text_lines(path) if line.strip()]
+    header = rows.pop(0) if rows and not _is_int(rows[0][1][-1]) else None
+    if not rows:
+        return {}
+    first_line, first = rows[0]
+    if header is not None and len(header[1]) != len(first):
+        raise DataError(
+            f"{path}:{header[0]}: {' '.join(header[1])!r} is no judgment (its last column is not an "
+            f"integer) nor a header of the {len(first)} columns below it"
+        )
+    if len(first) not in (3, 4):
+        raise DataError(
+            f"{path}:{first_line}: expected query-id<TAB>corpus-id<TAB>score (BEIR) or qid 0 docid rel "
+            f"(trec_eval), got {len(first)} columns"
+        )
+    layout = "query-id<TAB>corpus-id<TAB>score" if len(first) == 3 else "qid 0 docid rel"
     qrels: dict[str, dict[str, int]] = defaultdict(dict)
-    for line_no, line in _text_lines(path):
-        row = line.rstrip("\r\n").split("\t")
-        if line_no == 1 and row and not row[-1].lstrip("-").isdigit():
-            continue  # header
-        if row == [""]:
-            continue
-        if len(row) < 3:
-            raise DataError(f"{path}:{line_no}: expected query-id<TAB>corpus-id<TAB>score, got {row}")
-        try:
-            qrels[row[0]][row[1]] = int(row[2])
-        except ValueError:
-            raise DataError(f"{path}:{line_no}: score {row[2]!r} is not an integer") from None
+    for line_no, cells in rows:
+        if len(cells) != len(first):
+            raise DataError(
+                f"{path}:{line_no}: {len(cells)} columns, but line {first_line} has {len(first)} ({layout})"
+            )
+        query, doc, grade = (
+            (cells[0], cells[1], cells[2]) if len(cells) == 3 else (cells[0], cells[2], cells[3])
+        )
+        if not _is_int(grade):
+            raise DataError(f"{path}:{line_no}: grade {grade!r} is not an integer ({layout})")
+        qrels[query][doc] = int(grade)
     return dict(qrels)
 
 
+def _is_int(text: str) -> bool:
+    return text.lstrip("+-").isdigit()
+
+
+def qrels_files(qrels_dir: Path) -> dict[str, Path]:
+    """``qrels/<split>.tsv`` (or ``.txt``, ``.qrels``) by split; two files for one split is an error."""
+    found: dict[str, Path] = {}
+    for path in sorted(qrels_dir.iterdir()):
+        if path.suffix in QRELS_SUFFIXES and path.is_file():
+            if path.stem in found:
+                raise DataError(
+                    f"{qrels_dir} has two qrels files for split {path.stem!r}: {found[path.stem].name}, {path.name}"
+                )
+            found[path.stem] = path
+    if not found:
+        raise DataError(f"{qrels_dir} holds no <split>.tsv files")
+    return found
+
+
 def load_beir_splits(data_dir: str | Path) -> dict[str, list[Example]]:
-    """Examples of every split that has a ``qrels/<split>.tsv``; truth = that query's qrels."""
+    """Examples of every split that has a qrels file; truth = that query's qrels."""
     data_dir = Path(data_dir)
-    queries_path, qrels_dir = data_dir / "queries.jsonl", data_dir / "qrels"
-    if not queries_path.is_file() or not qrels_dir.is_dir():
-        raise DataError(
-            f"{data_dir} is not a BEIR folder: needs queries.jsonl, corpus.jsonl and qrels/<split>.tsv"
-        )
-    queries = read_queries(queries_path)
+    queries_file, qrels_dir = queries_path(data_dir), data_dir / "qrels"
+    if queries_file is None or not qrels_dir.is_dir():
+        raise DataError(f"{data_dir} {NOT_BEIR}")
+    queries = read_queries(queries_file)
     splits = {}
-    for qrels_path in sorted(qrels_dir.glob("*.tsv")):
+    for split, qrels_path in qrels_files(qrels_dir).items():
         qrels = read_qrels(qrels_path)
         missing = [qid for qid in qrels if qid not in queries]
         if missing:
             raise DataError(
-                f"{qrels_path}: {len(missing)} query ids not in queries.jsonl, e.g. {missing[:3]}"
+                f"{qrels_path}: {len(missing)} query ids not in {queries_file.name}, e.g. {missing[:3]}"
             )
-        splits[qrels_path.stem] = [
+        splits[split] = [
             Example(id=qid, fields={"query": queries[qid]}, truth=judged, original=queries[qid])
             for qid, judged in qrels.items()
         ]
-    if not splits:
-        raise DataError(f"{qrels_dir} holds no <split>.tsv files")
     return splits
 
 
@@ -117,10 +205,8 @@ class BeirOptions(TaskOptions):
 def corpus_path(data: Path | None, options: BeirOptions) -> Path:
     """``corpus.jsonl`` of a BEIR folder (the layout is checked first, so a wrong folder says so)."""
     data = Path(data)
-    if not (data / "corpus.jsonl").is_file() or not (data / "queries.jsonl").is_file():
-        raise DataError(
-            f"{data} is not a BEIR folder: needs queries.jsonl, corpus.jsonl and qrels/<split>.tsv"
-        )
+    if not (data / "corpus.jsonl").is_file() or queries_path(data) is None:
+        raise DataError(f"{data} {NOT_BEIR}")
     return data / "corpus.jsonl"
 
 

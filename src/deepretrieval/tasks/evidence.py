@@ -35,9 +35,9 @@ from deepretrieval.files import atomic_write
 from deepretrieval.paths import cache_dir
 from deepretrieval.retrievers.base import Retriever
 from deepretrieval.tasks import TaskFamily
-from deepretrieval.tasks.base import Example, Outcome, TaskOptions
+from deepretrieval.tasks.base import Example, Judgment, Outcome, TaskOptions
 from deepretrieval.tasks.beir import DataError, read_jsonl
-from deepretrieval.tasks.retrieval import RetrievalTask
+from deepretrieval.tasks.retrieval import RetrievalTask, search_failure
 
 DEFAULT_DEPTH = 3000
 SQUAD_MISS = -2.5
@@ -109,21 +109,21 @@ class EvidenceTask(RetrievalTask):
                 return rank
         return 0
 
-    def measure(self, answers: Sequence[str], examples: Sequence[Example]) -> list[Outcome | None]:
-        outcomes: list[Outcome | None] = []
+    def judge(self, answers: Sequence[str], examples: Sequence[Example]) -> list[Judgment]:
+        judgments = []
         for answer, ranking, example in zip(
             answers, self.retriever.search(list(answers), self.depth), examples
         ):
             if ranking.failed:
-                outcomes.append(None)
+                judgments.append(Judgment(search_failure(ranking)))
                 continue
             rank = self.first_answer_rank(ranking.doc_ids, example.truth)
             outcome: Outcome = {name: float(1 <= rank <= k) for name, k in self._hits}
             outcome["rank"] = float(rank)
             query = normalize(answer)
             outcome[ANSWER_IN_QUERY] = float(any(p in query for p in answer_patterns(example.truth)))
-            outcomes.append(outcome)
-        return outcomes
+            judgments.append(Judgment(outcome, ranking))
+        return judgments
 
 
 def _squad(path: Path) -> tuple[list[dict], dict[str, list[Example]]]:

@@ -36,8 +36,8 @@ from pydantic import Field, field_validator
 from deepretrieval.metrics import Metric
 from deepretrieval.retrievers.base import DateRange, Ranking, Retriever
 from deepretrieval.tasks import TaskFamily
-from deepretrieval.tasks.base import Example, Outcome, TaskOptions
-from deepretrieval.tasks.beir import DataError, read_jsonl, read_qrels
+from deepretrieval.tasks.base import Example, Failure, Judgment, TaskOptions
+from deepretrieval.tasks.beir import DataError, qrels_files, read_jsonl, read_qrels
 from deepretrieval.tasks.retrieval import RetrievalTask
 
 DATE_ENGINES = frozenset({"pubmed", "ctgov"})
@@ -131,21 +131,26 @@ class LiteratureTask(RetrievalTask):
         engine = ENGINE_NAMES.get(self.retriever.kind, "PubMed")  # the local engine speaks PubMed syntax
         return {**example.fields, "engine": engine}
 
-    def measure(self, answers: Sequence[str], examples: Sequence[Example]) -> list[Outcome | None]:
+    def judge(self, answers: Sequence[str], examples: Sequence[Example]) -> list[Judgment]:
         dates = [_review_dates(example) for example in examples] if self.date_limits else None
         depth = sys.maxsize if self.judges_sets else self.k  # a set engine lists every match
         rankings = self.retriever.search(list(answers), depth, dates=dates)
-        return [None if r.failed else self._outcome(r, ex.truth) for r, ex in zip(rankings, examples)]
-
-    def _outcome(self, ranking: Ranking, truth: dict[str, int]) -> Outcome:
-        top = ranking.doc_ids[: self.k]
-        found = sum(1 for doc in top if truth.get(doc, 0) > 0)
-        outcome = {str(m): m(top, truth) for m in self._metrics}
-        outcome["precision"] = found / len(top) if top else 0.0
-        outcome["retrieved"] = float(len(ranking) if ranking.total is None else ranking.total)
-        if self.judges_sets:
-            outcome |= set_measures(ranking.doc_ids, truth)
-        return outcome
+        top = [
+            r if r.failed else Ranking(r.doc_ids[: self.k], r.scores[: self.k], total=r.total)
+            for r in rankings
+        ]
+        judgments = self.score(top, examples)  # the ranked metrics, on the top K
+        for index, (judgment, ranking, example) in enumerate(zip(judgments, rankings, examples)):
+            if isinstance(judgment.outcome, Failure):
+                continue
+            outcome, shown = judgment.outcome, top[index]
+            found = sum(1 for doc in shown.doc_ids if example.truth.get(doc, 0) > 0)
+            outcome["precision"] = found / len(shown) if len(shown) else 0.0
+            outcome["retrieved"] = float(len(ranking) if ranking.total is None else ranking.total)
+            if self.judges_sets:
+                outcome |= set_measures(ranking.doc_ids, example.truth)
+            judgments[index] = Judgment(outcome, ranking)  # the whole result set, for the run file
+        return judgments
 
 
 def set_measures(matched: Sequence[str], truth: dict[str, int]) -> dict[str, float]:
@@ -204,24 +209,25 @@ def load_splits(
 
     reviews = dict(read_jsonl(queries_path, review, '{"_id", "text", "metadata": {...}}'))
     override = None
+    files = qrels_files(qrels_dir)
     if judgements is not None:
-        if not (qrels_dir / f"{judgements}.tsv").is_file():
-            raise DataError(f"task.options.judgements: {qrels_dir / judgements}.tsv does not exist")
-        override = read_qrels(qrels_dir / f"{judgements}.tsv")
+        if judgements not in files:
+            raise DataError(
+                f"task.options.judgements: no qrels/{judgements} file; the folder has {', '.join(files)}"
+            )
+        override = read_qrels(files[judgements])
     splits = {}
-    for path in sorted(qrels_dir.glob("*.tsv")):
+    for split, path in files.items():
         judged = read_qrels(path)
         missing = [qid for qid in judged if qid not in reviews]
         if missing:
             raise DataError(f"{path}: {len(missing)} query ids not in queries.jsonl, e.g. {missing[:3]}")
         truth = judged if override is None else {qid: override.get(qid, {}) for qid in judged}
-        splits[path.stem] = [
+        splits[split] = [
             Example(r.id, r.fields, truth[r.id], r.original, r.meta)
             for r in reviews.values()
             if r.id in judged
         ]
-    if not splits:
-        raise DataError(f"{qrels_dir} holds no <split>.tsv files")
     return splits
 
 

@@ -122,22 +122,22 @@ TEMPLATES: Registry[PromptTemplate] = Registry(
             ),
         ),
         # Literature search for small models on a CPU: a short instruction and one worked example (a review title
-    # on no review of the collections here, and its query: the test AND the condition), which a 135M model
-    # follows by analogy where it would otherwise copy the example.
-    "boolean_concepts": PromptTemplate(
-        name="boolean_concepts",
-        system="You write PubMed Boolean queries.",
-        user=(
-            "Write a Boolean query for {engine} that ANDs the review's test and its condition.\n"
-            "Review: Troponin tests for diagnosing myocardial infarction in chest pain\n"
-            "Query: <answer> (troponin) AND (myocardial infarction) </answer>\n"
-            "Review: {query}"
+        # on no review of the collections here, and its query: the test AND the condition), which a 135M model
+        # follows by analogy where it would otherwise copy the example.
+        "boolean_concepts": PromptTemplate(
+            name="boolean_concepts",
+            system="You write PubMed Boolean queries.",
+            user=(
+                "Write a Boolean query for {engine} that ANDs the review's test and its condition.\n"
+                "Review: Troponin tests for diagnosing myocardial infarction in chest pain\n"
+                "Query: <answer> (troponin) AND (myocardial infarction) </answer>\n"
+                "Review: {query}"
+            ),
+            target="studies",
+            reasoning_format=SHORT_REASONING_FORMAT,
+            plain_format=SHORT_PLAIN_FORMAT,
         ),
-        target="studies",
-        reasoning_format=SHORT_REASONING_FORMAT,
-        plain_format=SHORT_PLAIN_FORMAT,
-    ),
-    "literature": PromptTemplate(
+        "literature": PromptTemplate(
             name="literature",
             system="You are an expert medical librarian who writes Boolean search queries.",
             user=(

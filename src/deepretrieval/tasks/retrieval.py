@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from deepretrieval.metrics import Metric, parse_metrics
+from deepretrieval.metrics import Metric, parse_metrics, score_rankings
 from deepretrieval.retrievers.base import Ranking, Retriever
-from deepretrieval.tasks.base import Example, Outcome, PromptShape
+from deepretrieval.tasks.base import Example, Failure, Judgment, Outcome, PromptShape
 from deepretrieval.tasks.prompts import prompt_template
 
 
@@ -63,7 +63,7 @@ class RetrievalTask:
         self.metrics = tuple(str(m) for m in self._metrics)
         self.outcome_keys = frozenset(self.metrics)
         self.primary_metric = self.metrics[0]
-        self.depth = max(m.k for m in self._metrics)
+        self.depth = max(m.depth for m in self._metrics)
         self.retriever = retriever
         self.ignore_identical_ids = ignore_identical_ids
         self.default_template = prompt_template(template).name
@@ -125,22 +125,33 @@ class RetrievalTask:
         rankings = self.retriever.search(list(answers), depth + 1)
         return [_without(ranking, example.id, depth) for ranking, example in zip(rankings, examples)]
 
-    def measure(self, answers: Sequence[str], examples: Sequence[Example]) -> list[Outcome | None]:
-        outcomes: list[Outcome | None] = []
-        for ranking, example in zip(self.rankings(answers, examples, self.depth), examples):
-            if ranking.failed:
-                outcomes.append(None)
-                continue
-            outcomes.append(
-                {
-                    name: metric(ranking.doc_ids, example.truth)
-                    for name, metric in zip(self.metrics, self._metrics)
-                }
+    def measure(self, answers: Sequence[str], examples: Sequence[Example]) -> list[Outcome | Failure]:
+        return [judgment.outcome for judgment in self.judge(answers, examples)]
+
+    def judge(self, answers: Sequence[str], examples: Sequence[Example]) -> list[Judgment]:
+        return self.score(self.rankings(answers, examples, self.depth), examples)
+
+    def score(self, rankings: Sequence[Ranking], examples: Sequence[Example]) -> list[Judgment]:
+        """The task's metrics of each ranking against its example's qrels (one ``ir_measures`` call for
+        the measures it computes); a failed search is a :class:`Failure` naming its cause."""
+        judged = [i for i, ranking in enumerate(rankings) if not ranking.failed]
+        values = iter(
+            score_rankings(
+                self._metrics, [rankings[i].doc_ids for i in judged], [examples[i].truth for i in judged]
             )
-        return outcomes
+        )
+        return [
+            Judgment(search_failure(ranking)) if ranking.failed else Judgment(next(values), ranking)
+            for ranking in rankings
+        ]
 
     def close(self) -> None:
         self.retriever.close()
+
+
+def search_failure(ranking: Ranking) -> Failure:
+    """The failure of a search that could not be made, with the retriever's reason."""
+    return Failure(f"search failed: {ranking.error}")
 
 
 def _without(ranking: Ranking, doc_id: str, depth: int) -> Ranking:

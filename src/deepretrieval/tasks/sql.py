@@ -31,7 +31,7 @@ from deepretrieval.sql.executor import ExecutionLimits, ExecutionResult, SqlExec
 from deepretrieval.sql.hardness import spider_hardness
 from deepretrieval.sql.schema import describe_database
 from deepretrieval.tasks import TaskFamily
-from deepretrieval.tasks.base import Example, Outcome, PromptShape, TaskOptions
+from deepretrieval.tasks.base import Example, Judgment, Outcome, PromptShape, TaskOptions
 
 logger = logging.getLogger(__name__)
 
@@ -290,6 +290,10 @@ class SqlTask:
         raise ValueError("the sql task is judged by a database: it has no search results to show")
 
     # ------------------------------------------------------------------ judging
+
+    def judge(self, answers: Sequence[str], examples: Sequence[Example]) -> list[Judgment]:
+        """:meth:`measure`'s outcomes: a database ranks nothing."""
+        return [Judgment(outcome) for outcome in self.measure(answers, examples)]
 
     def measure(self, answers: Sequence[str], examples: Sequence[Example]) -> list[Outcome]:
         """Execute predicted and gold SQL (one pool batch, each distinct pair once) and compare results."""

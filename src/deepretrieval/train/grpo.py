@@ -292,6 +292,12 @@ def train(config: RunConfig, resume: bool = False, callbacks: Sequence[TrainerCa
     """Train with GRPO and return the run directory. ``resume`` continues from the last checkpoint
     (same step count and data order); Ctrl-C saves a checkpoint before exiting."""
     run_dir = Path(config.output_dir)
+    for folder in (run_dir, *run_dir.parents):  # before any work: a file in the way is one clear line
+        if folder.exists() and not folder.is_dir():
+            where = "is a file" if folder == run_dir else f"is inside {folder}, which is a file"
+            raise ValueError(
+                f"output_dir {run_dir} {where}; give a folder for the run (checkpoints, config, final policy)"
+            )
     checkpoints = run_dir / "checkpoints"
     last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
     if resume and last is None:
