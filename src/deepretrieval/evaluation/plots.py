@@ -56,8 +56,13 @@ def write_plots(
         path = out / PLOTS_DIR / f"{names[result.policy]}-vs-baseline.png"
         plots.append(Plot(f"{result.policy} against {baseline} per query ({metric})", path))
         _against_baseline(result, base, metric, path)
-    recall = next((m for m in _metric_keys(results) if m.startswith("recall@")), None)
-    if recall is not None and RETRIEVED in _metric_keys(results):
+    keys = _metric_keys(results)
+    recall = (
+        "set_recall"
+        if "set_recall" in keys
+        else next((m for m in sorted(keys) if m.startswith("recall@")), None)
+    )
+    if recall is not None and RETRIEVED in keys:
         path = out / PLOTS_DIR / "recall-vs-retrieved.png"
         plots.append(Plot(f"{recall} against documents retrieved per topic", path))
         _recall_vs_retrieved(results, recall, path)
