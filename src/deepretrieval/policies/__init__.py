@@ -26,7 +26,7 @@ from typing import Any
 
 from deepretrieval.policies.base import AnswerPolicy, CompletionPolicy, GenerationFailure, Policy
 from deepretrieval.policies.baselines import BLIND_FEEDBACK, ExpertStrategy, Feedback, Gold, OriginalQuery
-from deepretrieval.policies.card import PolicyCard
+from deepretrieval.policies.card import PolicyCard, published_card
 from deepretrieval.prompting import DEFAULT_FEEDBACK_WORDS
 from deepretrieval.registry import Registry
 from deepretrieval.tasks.base import Task
@@ -154,7 +154,11 @@ def is_local_model(spec: str) -> bool:
 
 
 def local_card(spec: str) -> PolicyCard | None:
-    """The policy card of a local model, read without loading its weights (None: untrained, a plain
-    model, or a folder without a card). A LoRA run's un-merged folder keeps the card beside the adapter."""
+    """The policy card of a local model, read without loading its weights: the folder's card, else the
+    built-in card of a published checkpoint of the paper (by hub id); None for untrained or a plain model.
+    A LoRA run's un-merged folder keeps the card beside the adapter."""
+    if spec == "untrained":
+        return None
     folder = Path(spec)
-    return PolicyCard.read(folder) if spec != "untrained" and folder.is_dir() else None
+    card = PolicyCard.read(folder) if folder.is_dir() else None
+    return card or published_card(spec)

@@ -8,17 +8,17 @@ the task. Adding a family is one new module plus one line here (or ``TASKS.regis
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
 from deepretrieval.config import RetrieverConfig, TaskConfig
 from deepretrieval.registry import Registry
 from deepretrieval.retrievers import open_retriever
-from deepretrieval.retrievers.base import Retriever
+from deepretrieval.retrievers.base import DateRange, Ranking, Retriever
 from deepretrieval.retrievers.cache import CachedRetriever
 from deepretrieval.tasks.base import Example, Outcome, Task, TaskOptions
 
@@ -92,6 +92,7 @@ def load_task(
     data: str | Path | None = None,
     *,
     retriever: RetrieverConfig | Retriever | None = None,
+    judge: bool = True,
     **options: Any,
 ) -> Task:
     """Build a task from its config (or ``name, data, **options``) and its judge.
@@ -99,7 +100,8 @@ def load_task(
     The retriever comes from ``retriever`` (a config section, or an opened retriever to reuse), opened
     through the retriever registry over the family's corpus, and wrapped here in a deduplicating cache
     (plus the on-disk result cache when the section names one). Used by the CLI, training and the
-    quickstart alike.
+    quickstart alike. ``judge=False`` builds the task's examples and prompts only: no index, corpus or
+    database is opened, and anything that needs a search says so (``deepretrieval data prompts``).
     """
     spec = task if isinstance(task, TaskConfig) else TaskConfig(name=task, data=_str(data), options=options)
     if isinstance(task, TaskConfig) and (data is not None or options):
@@ -109,6 +111,9 @@ def load_task(
         raise ValueError(f"task {spec.name!r} needs a data folder (task.data, --data)")
     data_path = Path(spec.data) if spec.data is not None else None
     opts = _options(spec.name, family, dict(spec.options))
+    if not judge:
+        kind = (retriever.kind if isinstance(retriever, RetrieverConfig) else None) or family.retriever
+        return family.build(data_path, opts, Unjudged(kind) if family.corpus is not None else None)
     if family.corpus is None:
         if isinstance(retriever, Retriever) or (retriever is not None and retriever != RetrieverConfig()):
             raise ValueError(
@@ -133,6 +138,35 @@ def _open_judge(
         **section.options,
     )
     return CachedRetriever(opened, disk_dir=section.cache)
+
+
+class Unjudged(Retriever):
+    """Stands in for a task's judge when only its examples and prompts are wanted (``load_task(...,
+    judge=False)``): it names the engine (prompts may say which) and refuses every search."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind  # type: ignore[misc]
+        self.fingerprint = f"unjudged-{kind}"
+
+    def _refuse(self) -> NoReturn:
+        raise ValueError(
+            "this command builds no index or judge: a prompting that shows search results (feedback) "
+            "needs one; use deepretrieval eval, or drop prompting.feedback"
+        )
+
+    def search(
+        self, queries: Sequence[str], k: int, *, dates: Sequence[DateRange | None] | None = None
+    ) -> list[Ranking]:
+        self._refuse()
+
+    def text(self, doc_id: str) -> str:
+        self._refuse()
+
+    def analyze(self, text: str) -> list[str]:
+        self._refuse()
+
+    def close(self) -> None:
+        return None
 
 
 def _str(data: str | Path | None) -> str | None:
