@@ -34,12 +34,14 @@ JUDGE_BATCH = 512
 class Answered:
     """What a policy said for one example: the answer sent to the judge, and for a model its raw
     completion and the parser's verdict (``reason``, ``"ok"`` when well-formed). ``failure`` is set when
-    no completion could be had (the example is then neither judged nor counted)."""
+    no completion could be had (the example is then neither judged nor counted). ``prompt`` is a model's
+    input: the exact text for raw prompting (the seed's), else the chat messages the policy renders."""
 
     answer: str
     completion: str | None = None
     reason: str = "ok"
     failure: str | None = None
+    prompt: str | list[dict[str, str]] | None = None
 
 
 @dataclass
@@ -61,6 +63,7 @@ class EvalResult:
     answers: dict[str, str] = field(default_factory=dict)
     completions: dict[str, str] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
+    prompts: dict[str, str | list[dict[str, str]]] = field(default_factory=dict)
     prompting: Prompting | None = None
     query_mode: QueryMode = "rewrite"
     failures: dict[str, str] = field(default_factory=dict)
@@ -127,12 +130,19 @@ def answer(
     answered = []
     for example in examples:
         output = completions[example.id]
+        prompt = _input(prompting, task.messages(example, prompting))
         if isinstance(output, GenerationFailure):
-            answered.append(Answered("", reason="generation_failed", failure=output.reason))
+            answered.append(Answered("", reason="generation_failed", failure=output.reason, prompt=prompt))
             continue
         parsed = parse(output)
-        answered.append(Answered(parsed.answer, output, parsed.reason))
+        answered.append(Answered(parsed.answer, output, parsed.reason, prompt=prompt))
     return answered
+
+
+def _input(prompting: Prompting, messages: list[dict[str, str]]) -> str | list[dict[str, str]]:
+    """What a model is given: the exact text of a raw prompt, else the chat messages (rendered by the
+    policy's own chat template)."""
+    return prompting.render(None, messages) if prompting.rendering == "raw" else messages
 
 
 def evaluate(
@@ -217,6 +227,7 @@ def evaluate(
         answers={ex.id: a.answer for ex, a in zip(examples, answered)},
         completions={ex.id: a.completion for ex, a in zip(examples, answered) if a.completion is not None},
         reasons={ex.id: a.reason for ex, a in zip(examples, answered)} if is_model else {},
+        prompts={ex.id: a.prompt for ex, a in zip(examples, answered) if a.prompt is not None},
         prompting=prompted,
         query_mode=query_mode,
         failures=failures,
