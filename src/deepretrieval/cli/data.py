@@ -45,6 +45,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     verl.add_argument("--index", default=None, help="with --endpoint: the served index's name")
     verl.add_argument("--limit", type=int, default=None, help="only the first N examples")
+    verl.add_argument(
+        "--recipe",
+        choices=["ours", "seed"],
+        default="ours",
+        help="ours: chat messages verl renders (GRPO, docs/verl.md); seed: the paper's own layout (raw "
+        "prompts, its ground truths) for its PPO recipe in configs/verl/ (needs --prompting seed:<dataset>)",
+    )
+    verl.add_argument(
+        "--prompting", default=None, help="a prompting preset, e.g. seed:scifact [prompting.preset]"
+    )
 
 
 def _add_prompts(prompts: argparse.ArgumentParser) -> None:
@@ -135,11 +145,16 @@ def _task_config(args: argparse.Namespace, load_config, parse_config):
 
 
 def _export_verl(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from deepretrieval.config import RetrieverConfig, load_config, parse_config
     from deepretrieval.integrations.verl_data import verl_rows, write_parquet
+    from deepretrieval.integrations.verl_seed import seed_rows
     from deepretrieval.tasks import load_task
 
     config = _task_config(args, load_config, parse_config)
+    if args.prompting:
+        config.prompting.preset = args.prompting
     if args.reasoning is not None:
         config.prompting.reasoning = args.reasoning
     if args.query_mode:
@@ -157,10 +172,14 @@ def _export_verl(args: argparse.Namespace) -> int:
             config.task.split if args.config else ("train" if "train" in task.splits else task.default_split)
         )
         split = args.split or default
-        rows = verl_rows(task, config, split, args.limit)
+        target = Path(args.out or f"{task.name}-{split}.parquet")
+        if args.recipe == "seed":
+            rows = seed_rows(task, config, split, target, args.limit)
+        else:
+            rows = verl_rows(task, config, split, args.limit)
     finally:
         task.close()
-    out = write_parquet(rows, args.out or f"{task.name}-{split}.parquet")
+    out = write_parquet(rows, target)
     print(f"wrote {len(rows)} {task.name} {split} examples to {out}", file=sys.stderr)
     return 0
 
