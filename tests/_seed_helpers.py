@@ -63,3 +63,30 @@ def register_in_hf_cache(folder: Path, hub_cache: Path, model_id: str) -> Path:
     snapshot = root / "snapshots" / revision
     shutil.copytree(folder, snapshot)
     return snapshot
+
+
+def write_seed_parquet(records: list[dict], make_row, path: Path, shuffle: bool = False) -> Path:
+    """``records`` through a seed preprocessing ``make_row(record, index)`` into ``path`` the way the seed's
+    ``code/data_preprocess/*.py`` wrote its files (``datasets.Dataset.map(..., with_indices=True)``, which
+    keeps the records' own columns beside verl's, then ``to_parquet``)."""
+    from datasets import Dataset
+
+    dataset = Dataset.from_list(records).map(make_row, with_indices=True)
+    if shuffle:
+        dataset = dataset.shuffle(seed=42)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dataset.to_parquet(str(path))
+    return path
+
+
+def verl_row(
+    data_source: str, prompt: str, target: object, split: str, index: int, ability: str, **info
+) -> dict:
+    """The columns every seed preprocessing script adds (``process_fn``)."""
+    return {
+        "data_source": data_source,
+        "prompt": [{"role": "user", "content": prompt}],
+        "ability": ability,
+        "reward_model": {"style": "rule", "ground_truth": {"target": target}},
+        "extra_info": {"split": split, "index": index, **info},
+    }

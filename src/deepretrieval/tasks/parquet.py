@@ -18,8 +18,8 @@ sql            the sandboxed executor                        ``databases``: <db_
 
 SciFact's files hold one row per (claim, relevant document) pair, as the seed trained and evaluated on
 them: a row's NDCG@10 is the seed's pairwise value and the mean over rows is its number
-(``seed_pair_ndcg@10``, the default metric there); ``group: true`` merges the pairs into one example per
-claim for the standard NDCG. Rows written by ``deepretrieval data export-verl`` are read back too (seed
+(``seed_pair_ndcg@10``, the default metric there, beside the @50 its training reward reads); ``group: true``
+merges the pairs into one example per claim for the standard NDCG. Rows written by ``deepretrieval data export-verl`` are read back too (seed
 layout with ``--recipe seed``, or chat messages).
 """
 
@@ -184,7 +184,9 @@ def build(data: Path | None, options: ParquetOptions, retriever: Retriever | Non
     else:
         from deepretrieval.tasks.retrieval import RetrievalTask
 
-        default = ("seed_pair_ndcg@10",) if loaded.pairs and not options.group else ("ndcg@10", "recall@100")
+        # pair rows: the seed's evaluation form @10 and its training reward's @50 (reward.scheme seed)
+        pairs = ("seed_pair_ndcg@10", "seed_pair_ndcg@50")
+        default = pairs if loaded.pairs and not options.group else ("ndcg@10", "recall@100")
         task = RetrievalTask(name, loaded.splits, retriever, options.metrics or default)
     task.default_template = loaded.template
     return task
