@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from deepretrieval.cli._options import add_set
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     commands = parser.add_subparsers(dest="data_command", required=True)
@@ -55,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     verl.add_argument(
         "--prompting", default=None, help="a prompting preset, e.g. seed:scifact [prompting.preset]"
     )
+    add_set(verl)
 
 
 def _add_prompts(prompts: argparse.ArgumentParser) -> None:
@@ -81,6 +84,7 @@ def _add_prompts(prompts: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="a task option, e.g. --option dialect=bird (repeatable)",
     )
+    add_set(prompts)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -133,15 +137,16 @@ def _tokenizer(model: str | None):
 
 
 def _task_config(args: argparse.Namespace, load_config, parse_config):
-    """The run config of ``--config`` or of ``--task/--data/--option``."""
+    """The run config of ``--config`` or of ``--task/--data/--option``, then ``--set``."""
     if args.config:
         if args.task or args.data or args.options:
             raise ValueError("give --config or --task/--data/--option, not both")
-        return load_config(args.config)
+        return load_config(args.config, args.overrides)
     if not args.task:
         raise ValueError("name the task: --task NAME --data PATH (or --config CONFIG.yaml)")
     options = dict(_key_value(text) for text in args.options)
-    return parse_config({"task": {"name": args.task, "data": args.data, "options": options}})
+    raw = {"task": {"name": args.task, "data": args.data, "options": options}}
+    return parse_config(raw, args.overrides, source="data flags")
 
 
 def _export_verl(args: argparse.Namespace) -> int:
@@ -180,7 +185,7 @@ def _export_verl(args: argparse.Namespace) -> int:
     finally:
         task.close()
     out = write_parquet(rows, target)
-    print(f"wrote {len(rows)} {task.name} {split} examples to {out}", file=sys.stderr)
+    print(f"wrote {len(rows)} rows of {task.name} {split} to {out}", file=sys.stderr)
     return 0
 
 
