@@ -155,3 +155,19 @@ def test_scifact_seed_reward_on_the_real_task(scifact_dir, scifact_bm25) -> None
     values = [pair([d for d in r.doc_ids if d != e.id][:50], e.truth) for r, e in zip(rankings, examples)]
     assert batch.rewards[:-1] == pytest.approx([0.1 + v if v > 0 else 0.0 for v in values])
     assert batch.rewards[-1] == -2.0  # the seed's check_json_format fails: the format penalty
+
+
+def test_the_seeds_original_query_of_a_pico_topic(shared_data) -> None:
+    """eval_pubmed_base.py: f"{P} OR {I} OR {C} OR {O}", the PubMed / CT.gov "Original Query" row."""
+    import json
+
+    from deepretrieval.policies import load_policy
+    from deepretrieval.tasks import load_task
+
+    folder = shared_data / "literature" / "pubmed-pico"
+    topics = [json.loads(line)["metadata"] for line in (folder / "queries.jsonl").open()][:20]
+    task = load_task("literature", folder, judge=False)
+    answers = load_policy("pico-or").answers(task.examples("test")[:20])
+    assert answers == [f"{t['P']} OR {t['I']} OR {t['C']} OR {t['O']}" for t in topics]
+    with pytest.raises(ValueError, match="needs PICO descriptions"):
+        load_policy("pico-or").answers([Example("x", {}, {}, original="a review title")])

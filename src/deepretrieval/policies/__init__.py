@@ -4,6 +4,7 @@
 ``original``           the example's original text, unchanged
 ``gold``               the ground-truth answer (SQL): proves a harness
 ``expert``             literature search: each review's own expert search strategy
+``pico-or``            literature search: the paper's "original query", ``P OR I OR C OR O`` of a PICO topic
 ``feedback``           blind pseudo-relevance feedback: the top results' snippets, all appended
 ``untrained``          the embedded default model (SmolLM2-135M-Instruct), no training
 ``openai:MODEL``       an OpenAI-compatible chat-completions endpoint (``OPENAI_BASE_URL``, ``OPENAI_API_KEY``)
@@ -27,6 +28,7 @@ from typing import Any
 from deepretrieval.policies.base import AnswerPolicy, CompletionPolicy, GenerationFailure, Policy
 from deepretrieval.policies.baselines import BLIND_FEEDBACK, ExpertStrategy, Feedback, Gold, OriginalQuery
 from deepretrieval.policies.card import PolicyCard, published_card
+from deepretrieval.policies.seed_baselines import PicoOr
 from deepretrieval.prompting import DEFAULT_FEEDBACK_WORDS
 from deepretrieval.registry import Registry
 from deepretrieval.tasks.base import Task
@@ -125,6 +127,7 @@ KINDS: Registry[Callable[[PolicyOptions], Policy]] = Registry(
         "original": lambda _: OriginalQuery(),
         "gold": lambda _: Gold(),
         "expert": lambda _: ExpertStrategy(),
+        "pico-or": lambda _: PicoOr(),
         "feedback": _feedback,
         "untrained": _untrained,
     },
