@@ -66,6 +66,7 @@ def _hydra_importable() -> bool:
     not _hydra_importable(),
     reason=f"verl and hydra-core are not importable from {VERL_SITE} (see docs/verl.md)",
 )
+@pytest.mark.slow
 def test_recipes_compose_and_validate_with_verls_own_config(tmp_path: Path) -> None:
     model = write_seed_model(tmp_path / "model")  # verl loads the model's config: a local one, offline
     job = {
