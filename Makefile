@@ -11,13 +11,13 @@ TORCH_VERSION ?= 2.13.0
 TORCH_CPU_INDEX ?=
 EXTRAS ?= train,dense,serve,dev
 
-# verl (for the test through verl's own reward managers) lives in a side folder, never in the venv: its pins
+# verl (for the tests through verl's own reward managers and config loader) lives in a side folder, never in the venv: its pins
 # conflict with TRL's. Versions as matched in docs/verl.md.
 VERL_SITE ?= $(VENV)/verl-site
 VERL_PACKAGES = verl==0.9.1 ray==2.60.0 tensordict==0.15.3 msgpack==1.2.4 jsonschema==4.26.0 attrs==26.1.0 \
   referencing==0.37.0 rpds-py==2026.9.1 jsonschema-specifications==2025.9.1 pyvers==0.2.3 omegaconf==2.4.0 \
   antlr4-python3-runtime==4.9.3 aiohttp==3.14.5 multidict==7.2.1 yarl==1.25.1 frozenlist==1.8.0 \
-  aiosignal==1.4.0 propcache==0.5.4 aiohappyeyeballs==2.7.1 codetiming==1.4.0 orjson==3.13.0
+  aiosignal==1.4.0 propcache==0.5.4 aiohappyeyeballs==2.7.1 codetiming==1.4.0 orjson==3.13.0 hydra-core==1.3.8
 
 .PHONY: setup test quickstart lint clean
 

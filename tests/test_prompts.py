@@ -8,7 +8,9 @@ from transformers import AutoTokenizer
 
 from deepretrieval.default_model import gguf_path
 from deepretrieval.prompting import Prompting
-from deepretrieval.tasks.prompts import TEMPLATES
+from deepretrieval.tasks.prompts import TEMPLATES, PromptTemplate
+
+CHAT_TEMPLATES = [name for name in TEMPLATES.names() if isinstance(TEMPLATES.get(name), PromptTemplate)]
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +19,7 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
 
 
-@pytest.mark.parametrize("family", TEMPLATES.names())
+@pytest.mark.parametrize("family", CHAT_TEMPLATES)
 @pytest.mark.parametrize("reasoning", [True, False])
 def test_every_template_renders_both_modes(tokenizer, family: str, reasoning: bool) -> None:
     fields = {
@@ -28,7 +30,7 @@ def test_every_template_renders_both_modes(tokenizer, family: str, reasoning: bo
         "schema": "CREATE TABLE t (x)",
         "knowledge": "",
     }
-    feedback = 3 if "{feedback}" in TEMPLATES.get(family).user else 0
+    feedback = 3 if "feedback" in TEMPLATES.get(family).slots else 0
     prompting = Prompting(family, reasoning=reasoning, prefill="<answer>", feedback=feedback)
     messages = prompting.messages(fields)
     assert [m["role"] for m in messages] == ["system", "user"]

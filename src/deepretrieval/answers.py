@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from deepretrieval.parsing import ParsedCompletion, parse_completion
+from deepretrieval.parsing import ParsedCompletion, parse_completion, parse_seed_completion
 from deepretrieval.prompting import Prompting, QueryMode
 from deepretrieval.tasks.base import Example
 
@@ -61,8 +61,12 @@ def judged_queries(answers: Sequence[str], examples: Sequence[Example], mode: Qu
 
 class AnswerParser:
     """The one parse-and-guard path of training and evaluation: a completion in, a parsed answer out,
-    read as ``prompting`` asks (reasoning or not, tags or JSON), with answers longer than the guard's cap
-    turned malformed (``reason="query_too_long"``)."""
+    read as ``prompting`` asks (reasoning or not, tags or JSON; the seed's rules for ``format_rules:
+    seed``), with answers longer than the guard's cap turned malformed (``reason="query_too_long"``).
+
+    Under the seed's rules a completion whose tags are wrong keeps its extracted answer with
+    ``format_ok`` false: training never judges it (the seed's reward does not), evaluation does (the
+    seed's evaluation scripts read the last answer without checking the tags)."""
 
     def __init__(self, prompting: Prompting, *, answer_key: str, guards: Guards | None = None):
         self.prompting = prompting
@@ -71,12 +75,15 @@ class AnswerParser:
         self._format = "json" if prompting.answer_format == "json" else "auto"
 
     def __call__(self, completion: object) -> ParsedCompletion:
-        parsed = parse_completion(
-            completion,
-            reasoning=self.prompting.reasoning,
-            answer_key=self.answer_key,
-            answer_format=self._format,  # type: ignore[arg-type]
-        )
-        if parsed.format_ok and len(parsed.answer) > self.guards.max_query_chars:
+        if self.prompting.format_rules == "seed":
+            parsed = parse_seed_completion(completion, answer_key=self.answer_key)
+        else:
+            parsed = parse_completion(
+                completion,
+                reasoning=self.prompting.reasoning,
+                answer_key=self.answer_key,
+                answer_format=self._format,  # type: ignore[arg-type]
+            )
+        if len(parsed.answer) > self.guards.max_query_chars:
             return ParsedCompletion("", parsed.think, False, "query_too_long")
         return parsed

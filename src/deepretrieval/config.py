@@ -62,9 +62,16 @@ class RetrieverConfig(_Section):
 
 class PromptingConfig(_Section):
     """How the policy is prompted (see ``deepretrieval.prompting``). A field left out (null) is decided by
-    the policy card of a trained policy, else by the default: the task's template, no reasoning, no prefill,
-    the chat template, ``<answer>`` tags, rewrite mode, no feedback, 64 new tokens (256 with reasoning)."""
+    the ``preset`` when one is named, else by the policy card of a trained policy, else by the default: the
+    task's template, no reasoning, no prefill, the chat template, ``<answer>`` tags, strict format rules,
+    rewrite mode, no feedback, 64 new tokens (256 with reasoning). ``prompting: seed:pubmed`` is short for
+    ``prompting: {preset: seed:pubmed}``."""
 
+    preset: str | None = Field(
+        default=None,
+        description="a named prompting, e.g. seed:pubmed (the paper's prompt, prefill and format rules for "
+        "that dataset); the other fields override it",
+    )
     template: str | None = Field(default=None, description="prompt template name (null: the task's own)")
     reasoning: bool | None = Field(default=None, description="ask for <think> reasoning before the answer")
     prefill: str | None = Field(
@@ -85,6 +92,11 @@ class PromptingConfig(_Section):
     feedback: int | None = Field(default=None, ge=0, description="show the top N results of the user's query")
     feedback_words: int | None = Field(default=None, ge=1, description="words shown of each feedback result")
     max_new_tokens: int | None = Field(default=None, gt=0, description="generation cap (eval and serve)")
+    format_rules: Literal["strict", "seed"] | None = Field(
+        default=None,
+        description="strict: our parser; seed: the paper's format check (one of each tag in order, the "
+        "last <answer> as JSON)",
+    )
 
     def chosen(self) -> dict[str, Any]:
         """The fields set explicitly."""
@@ -223,6 +235,12 @@ class RunConfig(_Section):
     reward: RewardConfig = Field(default_factory=RewardConfig)
     model: str | None = Field(default=None, description="HF id or local folder; null = embedded SmolLM2-135M")
     prompting: PromptingConfig = Field(default_factory=PromptingConfig)
+
+    @field_validator("prompting", mode="before")
+    @classmethod
+    def _preset_shorthand(cls, value: Any) -> Any:
+        return {"preset": value} if isinstance(value, str) else value
+
     rl: RLConfig = Field(default_factory=RLConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     checkpointing: CheckpointConfig = Field(default_factory=CheckpointConfig)

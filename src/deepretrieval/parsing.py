@@ -11,11 +11,15 @@ where the opening ``<think>`` may have been supplied by the prompt, and (``reaso
 ANSWER is plain text or a JSON object carrying ``answer_key`` (``{"query": ...}``, ``{"sql": ...}``),
 optionally inside a Markdown code fence. Parsing never raises: every input, however broken,
 maps to a :class:`ParsedCompletion` whose ``reason`` says what was wrong.
+
+:func:`parse_seed_completion` applies the DeepRetrieval paper's own rules instead (its reward files'
+``extract_solution``, ``validate_response_structure`` and ``json.loads``), for the seed's prompting.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -140,3 +144,61 @@ def parse_completion(
         text[answer_start + len(ANSWER_OPEN) : answer_end], answer_key, answer_format
     )
     return ParsedCompletion(answer=answer, think=think, format_ok=reason == "ok", reason=reason)
+
+
+_SEED_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+SEED_ANSWER_ERRORS = ("empty_answer", "invalid_json", "json_missing_key", "json_not_text")
+"""Reasons of a seed-rules completion whose tags are right but whose answer cannot be used: the seed's
+reward gives these an answer term (0 for an empty answer, -4 for the others on literature and evidence
+tasks) instead of the format penalty."""
+
+
+def parse_seed_completion(completion: object, *, answer_key: str = "query") -> ParsedCompletion:
+    """Parse ``completion`` (the seed's prefill + the model's text, i.e. what follows the seed's cut point)
+    by the paper's rules (``verl/utils/reward_score/pubmed.py`` and siblings @ 001a563):
+
+    - the text is stripped; it must hold exactly one each of ``<think>``, ``</think>``, ``<answer>``,
+      ``</answer>``, in that order (else ``missing_tags``, ``repeated_tags`` or ``misordered_tags``);
+    - the answer is the last ``<answer>(.*?)</answer>`` match, stripped, read with ``json.loads``; its
+      ``answer_key`` value is the answer, as it is (``empty_answer``, ``invalid_json``,
+      ``json_missing_key``, ``json_not_text`` otherwise).
+
+    When the tags are wrong the answer is still extracted (as the seed's evaluation scripts do, which
+    check no structure), but ``format_ok`` is false, so training never judges it. Never raises."""
+    text = _as_text(completion)
+    if isinstance(text, ParsedCompletion):
+        return text
+    if len(text) > DEFAULT_MAX_CHARS:
+        return _invalid("too_long")
+    processed = text.strip()
+    tags = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
+    counts = [processed.count(tag) for tag in tags]
+    positions = [processed.find(tag) for tag in tags]
+    if 0 in counts:
+        structure = "missing_tags"
+    elif any(count > 1 for count in counts):
+        structure = "repeated_tags"
+    else:
+        structure = "ok" if positions == sorted(positions) else "misordered_tags"
+    think = ""
+    if counts[0] and counts[1] and positions[0] < positions[1]:
+        think = processed[positions[0] + len(THINK_OPEN) : positions[1]].strip()
+    matches = _SEED_ANSWER.findall(processed)
+    answer, reason = _seed_answer(matches[-1].strip(), answer_key) if matches else ("", "no_answer")
+    if structure != "ok":
+        return ParsedCompletion(answer=answer, think=think, format_ok=False, reason=structure)
+    return ParsedCompletion(answer=answer, think=think, format_ok=reason == "ok", reason=reason)
+
+
+def _seed_answer(raw: str, answer_key: str) -> tuple[str, str]:
+    """(answer, reason) of the seed's ``json.loads(answer_text)[answer_key]``."""
+    if not raw:
+        return "", "empty_answer"
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return "", "invalid_json"
+    if not isinstance(data, dict) or answer_key not in data:
+        return "", "json_missing_key"
+    value = data[answer_key]
+    return (value, "ok") if isinstance(value, str) else ("", "json_not_text")

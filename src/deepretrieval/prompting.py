@@ -2,24 +2,30 @@
 (:func:`resolve`), used alike by training, evaluation, the rewrite API, the server and the quickstart.
 
 The rule, field by field: an explicit choice (a run config's ``prompting`` section, eval flags, a policy
-spec's ``@reasoning`` / ``@no-reasoning``) wins; else the policy card of a trained policy (it records how
-the policy was trained to be prompted); else the defaults: the task's own template (with a feedback slot
-when feedback is asked for), no reasoning, no prefill, the tokenizer's chat template, answers in
-``<answer>`` tags, ``rewrite`` mode, no feedback, and 64 new tokens (256 with reasoning).
+spec's ``@reasoning`` / ``@no-reasoning``) wins; then a named preset the explicit section asks for
+(``prompting.preset``, ``--prompting``: ``seed:<dataset>`` is the paper's own prompting of that dataset);
+else the policy card of a trained policy (it records how the policy was trained to be prompted); else what
+the template needs (a seed template: raw rendering, its prefill, JSON answers, the seed's format rules,
+reasoning, 512 new tokens); else the defaults: the task's own template (with a feedback slot when feedback
+is asked for), no reasoning, no prefill, the tokenizer's chat template, answers in ``<answer>`` tags,
+strict format rules, ``rewrite`` mode, no feedback, and 64 new tokens (256 with reasoning).
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, Protocol
 
 from deepretrieval.config import ConfigError, PromptingConfig, RunConfig
-from deepretrieval.tasks.prompts import prompt_template
+from deepretrieval.tasks.prompts import RawTemplate, prompt_template, seed_template_name
+from deepretrieval.tasks.seed_prompts import seed_prompts
 
 QueryMode = Literal["rewrite", "expand"]
 Rendering = Literal["chat", "raw"]
 AnswerFormat = Literal["tags", "json"]
+FormatRules = Literal["strict", "seed"]
 
 DEFAULT_TEMPLATE = "classic_ir"
 """The template of a search-query policy prompted without a task (the rewrite API of an untrained model)."""
@@ -29,6 +35,10 @@ DEFAULT_FEEDBACK_WORDS = 12
 """Words shown of each feedback result: a demo title and the start of its first sentence."""
 REASONING_TOKENS, PLAIN_TOKENS = 256, 64
 """Default generation caps with and without reasoning."""
+SEED_PRESET = "seed:"
+"""Presets ``seed:<dataset>``: the paper's prompting of one of its datasets (``seed:pubmed``, ``seed:nq``...)."""
+TEMPLATE_BOUND = ("prefill", "rendering", "answer_format", "format_rules")
+"""Fields that belong to a template: a card's are dropped when another template is chosen explicitly."""
 
 
 class PromptedTask(Protocol):
@@ -51,7 +61,9 @@ class Prompting:
     it is); ``answer_format``: ``tags`` (plain text or JSON inside ``<answer>``) or ``json`` (a JSON object
     is required); ``query_mode``: ``rewrite`` (the answer replaces the user's query) or ``expand`` (it is
     appended to it); ``feedback`` / ``feedback_words``: how many top results of the user's query the prompt
-    shows, and how many words of each; ``max_new_tokens``: the generation cap."""
+    shows, and how many words of each; ``max_new_tokens``: the generation cap; ``format_rules``: ``strict``
+    (``parsing.parse_completion``) or ``seed`` (the paper's reward: exactly one of each tag in order, the
+    last ``<answer>`` read as JSON; ``parsing.parse_seed_completion``)."""
 
     template: str
     reasoning: bool = False
@@ -62,15 +74,26 @@ class Prompting:
     feedback: int = 0
     feedback_words: int = DEFAULT_FEEDBACK_WORDS
     max_new_tokens: int = PLAIN_TOKENS
+    format_rules: FormatRules = "strict"
 
     def __post_init__(self) -> None:
-        prompt_template(self.template)  # a one-line error naming the known templates
+        template = prompt_template(self.template)  # a one-line error naming the known templates
         if self.feedback < 0 or self.feedback_words < 1 or self.max_new_tokens < 1:
             raise ValueError(
                 "prompting: feedback must be >= 0, feedback_words and max_new_tokens >= 1, got "
                 f"{self.feedback}, {self.feedback_words}, {self.max_new_tokens}"
             )
-        slot = "{feedback}" in prompt_template(self.template).user
+        if isinstance(template, RawTemplate) and self.rendering != "raw":
+            raise ValueError(
+                f"template {self.template!r} is the seed's raw text with its own role markers: it needs "
+                "prompting.rendering raw (or choose the preset: prompting.preset seed:<dataset>)"
+            )
+        if self.format_rules == "seed" and not (self.reasoning and self.answer_format == "json"):
+            raise ValueError(
+                "prompting.format_rules seed reads <think> reasoning and a JSON answer: it needs "
+                "reasoning true and answer_format json"
+            )
+        slot = "feedback" in template.slots
         if self.feedback and not slot:
             raise ValueError(
                 f"prompting.feedback={self.feedback} needs a template with a {{feedback}} slot; "
@@ -107,6 +130,8 @@ class Prompting:
             parts.append(f"{self.rendering} rendering")
         if self.answer_format != "tags":
             parts.append(f"{self.answer_format} answers")
+        if self.format_rules != "strict":
+            parts.append(f"{self.format_rules} format rules")
         if self.feedback:
             parts.append(f"top {self.feedback} results shown ({self.feedback_words} words each)")
         parts.append(f"{self.max_new_tokens} new tokens")
@@ -132,27 +157,53 @@ class Prompting:
 _INTEGERS = {"feedback", "feedback_words", "max_new_tokens"}
 
 
+def preset(name: str) -> dict[str, Any]:
+    """The prompting fields of a named preset: ``seed:<dataset>`` is the seed template of that dataset
+    with everything it was trained with (raw rendering, prefill, JSON answers, the seed's format rules,
+    reasoning, 512 new tokens, rewrite mode)."""
+    dataset = name.removeprefix(SEED_PRESET)
+    if not name.startswith(SEED_PRESET) or dataset not in seed_prompts():
+        known = [SEED_PRESET + dataset for dataset in seed_prompts()]
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(f"unknown prompting preset {name!r}; {hint}known: {', '.join(known)}")
+    template = prompt_template(seed_template_name(dataset))
+    return {"template": template.name, **template.defaults, "query_mode": "rewrite"}
+
+
+def presets() -> list[str]:
+    """Every preset name."""
+    return [SEED_PRESET + dataset for dataset in seed_prompts()]
+
+
 def resolve(
     explicit: PromptingConfig | None = None,
     trained: Prompting | None = None,
     task: PromptedTask | None = None,
 ) -> Prompting:
     """The prompting of one policy on one task: ``explicit`` choices (fields left ``None`` are not chosen)
-    win, then ``trained`` (the policy card's), then the defaults (see the module notes). ``task`` supplies
-    the default template and is checked: feedback needs a task that can show results, ``expand`` a task
-    whose answers are search queries."""
+    win, then the preset they name, then ``trained`` (the policy card's), then what the template needs,
+    then the defaults (see the module notes). ``task`` supplies the default template and is checked:
+    feedback needs a task that can show results, ``expand`` a task whose answers are search queries, a
+    seed template a task whose answers carry its JSON key."""
     chosen = explicit.chosen() if explicit is not None else {}
+    named = chosen.pop("preset", None)
+    chosen = (preset(named) if named else {}) | chosen
     if trained is not None:
         values = trained.to_json()
         if "reasoning" in chosen and chosen["reasoning"] != trained.reasoning:
             values.pop("max_new_tokens")  # the card's cap was for the other reasoning setting
+        if "template" in chosen and chosen["template"] != trained.template:
+            for key in TEMPLATE_BOUND:  # the card's prefill, rendering... were its template's
+                values.pop(key)
     else:
         values = {}
     values |= chosen
-    values.setdefault("reasoning", False)
-    values.setdefault("max_new_tokens", REASONING_TOKENS if values["reasoning"] else PLAIN_TOKENS)
     if "template" not in values:
         values["template"] = _default_template(task, values.get("feedback", 0))
+    values = dict(prompt_template(values["template"]).defaults) | values
+    values.setdefault("reasoning", False)
+    values.setdefault("max_new_tokens", REASONING_TOKENS if values["reasoning"] else PLAIN_TOKENS)
     prompting = Prompting(**values)
     if task is not None:
         check(prompting, task)
@@ -161,7 +212,7 @@ def resolve(
 
 def _default_template(task: PromptedTask | None, feedback: int) -> str:
     template = task.default_template if task is not None else DEFAULT_TEMPLATE
-    if feedback and "{feedback}" not in prompt_template(template).user:
+    if feedback and "feedback" not in prompt_template(template).slots:
         return FEEDBACK_TEMPLATE
     return template
 
@@ -174,6 +225,12 @@ def check(prompting: Prompting, task: PromptedTask) -> None:
             f"{prompting.feedback}): it is judged without a ranked search"
         )
     check_query_mode(prompting.query_mode, task)
+    template = prompt_template(prompting.template)
+    if isinstance(template, RawTemplate) and template.seed.answer_key != task.answer_key:
+        raise ValueError(
+            f"template {template.name!r} asks for {{{template.seed.answer_key!r}: ...}} answers but task "
+            f"{task.name!r} reads {task.answer_key!r}: choose the seed prompting of a {task.name} dataset"
+        )
 
 
 def check_query_mode(mode: QueryMode, task: PromptedTask) -> None:

@@ -6,6 +6,10 @@ format term exist in the original recipes and both are kept:
 - ``combine="sum"``   (literature search, evidence seeking): ``format term + answer term``
 - ``combine="gated"`` (classic IR, SQL): ``format bonus + answer`` when the answer scores above 0,
   ``0`` when the format is valid but the answer scores 0, the format penalty otherwise.
+
+``reward.scheme: seed`` is the paper's own reward for the dataset of the seed prompting in use
+(:data:`SEED_REWARDS`, from its ``verl/utils/reward_score/*.py``): its k, tiers and format rules, including
+the answer term it gives a well-tagged completion whose answer is not usable JSON (``answer_errors``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from deepretrieval.parsing import ParsedCompletion
 from deepretrieval.prompting import Prompting, check, resolve
 from deepretrieval.registry import Registry
 from deepretrieval.tasks.base import Example, Failure, Outcome, Task
+from deepretrieval.tasks.prompts import RawTemplate, prompt_template
 
 
 class _Scheme(BaseModel):
@@ -31,6 +36,9 @@ class _Scheme(BaseModel):
     format_bonus: float
     format_penalty: float
     combine: Literal["sum", "gated"]
+    answer_errors: dict[str, float] = {}
+    """The answer term of a completion whose tags are valid but whose answer cannot be used, by the parser's
+    reason (``empty_answer``, ``invalid_json``...); reasons not listed get the format penalty."""
 
     @property
     def reads(self) -> tuple[str, ...]:
@@ -42,9 +50,13 @@ class _Scheme(BaseModel):
 
     def reward(self, parsed: ParsedCompletion, outcome: Outcome | None) -> float:
         """Total reward of one completion (``outcome`` is None when the format was invalid)."""
+        if not parsed.format_ok and parsed.reason in self.answer_errors:
+            return self._combine(self.answer_errors[parsed.reason])
         if not parsed.format_ok or outcome is None:
             return self.format_penalty
-        answer = self.answer_reward(outcome)
+        return self._combine(self.answer_reward(outcome))
+
+    def _combine(self, answer: float) -> float:
         if self.combine == "sum":
             return self.format_bonus + answer
         return self.format_bonus + answer if answer > 0 else 0.0
@@ -204,11 +216,76 @@ def make_scheme(kind: str, **overrides: object) -> _Scheme:
     return SCHEMES.get(kind)(**overrides)
 
 
-def task_scheme(task: Task, kind: str | None = None, **overrides: object) -> _Scheme:
+# The seed's answer terms for a well-tagged completion with an unusable answer: an empty answer is not
+# searched (0); JSON that fails or lacks the key raises inside its try (-4; SQuAD's recipe -3).
+_LITERATURE_ERRORS = {
+    "empty_answer": 0.0,
+    "invalid_json": -4.0,
+    "json_missing_key": -4.0,
+    "json_not_text": -4.0,
+}
+_SQUAD_ERRORS = {"empty_answer": 0.0, "invalid_json": -3.0, "json_missing_key": -3.0, "json_not_text": -3.0}
+# BEIR and SQL check the JSON with the format (-2 when it fails); a non-text value passes that check, then
+# fails in the search or the executor: answer <= 0, so the gated total is 0.
+_GATED_ERRORS = {"json_not_text": 0.0}
+_RECALL = {"kind": "recall_tiers", "metric": "recall@3000", "answer_errors": _LITERATURE_ERRORS}
+_BEIR = {"kind": "metric", "format_bonus": 0.1, "format_penalty": -2.0, "answer_errors": _GATED_ERRORS}
+SEED_REWARDS: dict[str, dict[str, object]] = {
+    # reward_score/pubmed.py, ctgov.py: recall of the top 3,000 in tiers, format +1 / -4, summed
+    "pubmed": _RECALL,
+    "pubmed_32": _RECALL,
+    "ctgov": _RECALL,
+    "ctgov_32": _RECALL,
+    # reward_score/nq_serini.py, triviaqa.py, squad.py: rank of the first answer-bearing passage in tiers
+    "nq": {"kind": "rank_tiers", "answer_errors": _LITERATURE_ERRORS},
+    "triviaqa": {"kind": "rank_tiers", "answer_errors": _LITERATURE_ERRORS},
+    "squad": {"kind": "rank_tiers", "miss": -2.5, "answer_errors": _SQUAD_ERRORS},
+    # reward_score/scifact.py: one row per (claim, document): binary NDCG@50 of that document in training
+    # (@10 on the test / val rows), format +0.1 / -2, gated
+    "scifact": _BEIR | {"metric": "seed_pair_ndcg@50"},
+    # fever.py, nfcorpus.py, fiqa.py, msmarco_beir.py: NDCG@1000 of the query's graded documents; hotpotqa.py @3000
+    "fever": _BEIR | {"metric": "ndcg@1000"},
+    "nfcorpus": _BEIR | {"metric": "ndcg@1000"},
+    "fiqa": _BEIR | {"metric": "ndcg@1000"},
+    "msmarco_beir": _BEIR | {"metric": "ndcg@1000"},
+    "hotpotqa": _BEIR | {"metric": "ndcg@3000"},
+    # reward_score_dense/*.py: @1000 in training; SciFact per pair again
+    "scifact_dense": _BEIR | {"metric": "seed_pair_ndcg@1000"},
+    "fever_dense": _BEIR | {"metric": "ndcg@1000"},
+    "hotpotqa_dense": _BEIR | {"metric": "ndcg@1000"},
+    "nfcorpus_dense": _BEIR | {"metric": "ndcg@1000"},
+    "msmarco_beir_dense": _BEIR | {"metric": "ndcg@1000"},
+    # spider.py: execution match 1 / 0, format +0.1 / -2, gated; bird.py gives 0.3 to SQL that runs but is wrong
+    "spider": {"kind": "execution", "wrong": 0.0, "answer_errors": _GATED_ERRORS},
+    "bird": {"kind": "execution", "wrong": 0.3, "answer_errors": _GATED_ERRORS},
+}
+"""The paper's reward per seed dataset (``reward.scheme: seed``), as scheme fields."""
+SEED_SCHEME = "seed"
+
+
+def seed_dataset(prompting: Prompting | None) -> str | None:
+    """The seed dataset whose template ``prompting`` uses (None for our own templates)."""
+    template = prompt_template(prompting.template) if prompting is not None else None
+    return template.seed.name if isinstance(template, RawTemplate) else None
+
+
+def task_scheme(
+    task: Task, kind: str | None = None, *, prompting: Prompting | None = None, **overrides: object
+) -> _Scheme:
     """The scheme a run uses: the task's own (its ``default_reward`` data) unless ``kind`` names another;
-    ``overrides`` change single fields. Naming the task's own kind keeps its defaults (e.g. SQuAD's miss)."""
+    ``overrides`` change single fields. Naming the task's own kind keeps its defaults (e.g. SQuAD's miss).
+    ``seed`` is the paper's reward for the dataset of the seed prompting (``prompting``) in use."""
     default = dict(task.default_reward)
-    base = default if kind in (None, default["kind"]) else {"kind": kind}
+    if kind == SEED_SCHEME:
+        dataset = seed_dataset(prompting)
+        if dataset is None:
+            raise ValueError(
+                "reward.scheme seed is the paper's reward of one of its datasets: prompt with that "
+                "dataset's seed prompting (prompting.preset seed:<dataset>) so it knows which"
+            )
+        base = dict(SEED_REWARDS[dataset])
+    else:
+        base = default if kind in (None, default["kind"]) else {"kind": kind}
     return make_scheme(**{**base, **overrides})
 
 

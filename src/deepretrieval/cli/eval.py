@@ -65,6 +65,12 @@ ALIASES = (
         "Judged@10...)",
         type=comma_list,
     ),
+    Alias(
+        "--prompting",
+        "prompting.preset",
+        "a prompting preset, e.g. seed:pubmed: the paper's prompt, prefill and format rules for that dataset "
+        "(default: the policy's card; DeepRetrieval/* checkpoints have built-in ones)",
+    ),
     Alias("--template", "prompting.template", "prompt template (default: the policy's, else the task's)"),
     Alias(
         "--reasoning",

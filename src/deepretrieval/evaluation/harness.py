@@ -36,13 +36,15 @@ class Answered:
     """What a policy said for one example: the answer sent to the judge, and for a model its raw
     completion and the parser's verdict (``reason``, ``"ok"`` when well-formed; ``invalid_query`` with the
     judge's message in ``detail`` when the judge cannot read the query). ``failure`` is set when no
-    completion could be had (the example is then neither judged nor counted)."""
+    completion could be had (the example is then neither judged nor counted). ``prompt`` is a model's
+    input: the exact text for raw prompting (the seed's), else the chat messages the policy renders."""
 
     answer: str
     completion: str | None = None
     reason: str = "ok"
     failure: str | None = None
     detail: str = ""
+    prompt: str | list[dict[str, str]] | None = None
 
 
 @dataclass
@@ -67,6 +69,7 @@ class EvalResult:
     completions: dict[str, str] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
     invalid: dict[str, str] = field(default_factory=dict)
+    prompts: dict[str, str | list[dict[str, str]]] = field(default_factory=dict)
     prompting: Prompting | None = None
     query_mode: QueryMode = "rewrite"
     failures: dict[str, str] = field(default_factory=dict)
@@ -147,12 +150,19 @@ def answer(
     answered = []
     for example in examples:
         output = completions[example.id]
+        prompt = _input(prompting, task.messages(example, prompting))
         if isinstance(output, GenerationFailure):
-            answered.append(Answered("", reason="generation_failed", failure=output.reason))
+            answered.append(Answered("", reason="generation_failed", failure=output.reason, prompt=prompt))
             continue
         parsed = parse(output)
-        answered.append(Answered(parsed.answer, output, parsed.reason))
+        answered.append(Answered(parsed.answer, output, parsed.reason, prompt=prompt))
     return answered
+
+
+def _input(prompting: Prompting, messages: list[dict[str, str]]) -> str | list[dict[str, str]]:
+    """What a model is given: the exact text of a raw prompt, else the chat messages (rendered by the
+    policy's own chat template)."""
+    return prompting.render(None, messages) if prompting.rendering == "raw" else messages
 
 
 def evaluate(
@@ -237,6 +247,7 @@ def evaluate(
         completions={ex.id: a.completion for ex, a in zip(examples, answered) if a.completion is not None},
         reasons={ex.id: a.reason for ex, a in zip(examples, answered)} if is_model else {},
         invalid={ex.id: a.detail for ex, a in zip(examples, answered) if a.reason == "invalid_query"},
+        prompts={ex.id: a.prompt for ex, a in zip(examples, answered) if a.prompt is not None},
         prompting=prompted,
         query_mode=query_mode,
         failures=failures,
@@ -256,7 +267,7 @@ def refuse_unreadable(
     checked = list(answered)
     for i, error in zip(readable, task.query_errors(queries)):
         if error is not None:
-            checked[i] = Answered("", answered[i].completion, "invalid_query", None, error)
+            checked[i] = replace(answered[i], answer="", reason="invalid_query", detail=error)
     return checked
 
 

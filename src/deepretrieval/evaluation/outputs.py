@@ -39,10 +39,13 @@ def check_output_folder(path: str | Path) -> Path:
 
 
 def per_query_lines(result: EvalResult, originals: dict[str, str]) -> list[str]:
-    """One JSON line per query: original, completion (models), answer, format verdict, metrics, failure."""
+    """One JSON line per query: original, prompt and completion (models), answer, format verdict, metrics,
+    failure."""
     lines = []
     for query_id, answer in result.answers.items():
         record: dict = {"id": query_id, "original": originals.get(query_id)}
+        if query_id in result.prompts:
+            record["prompt"] = result.prompts[query_id]
         if query_id in result.completions:
             record["completion"] = result.completions[query_id]
         record["answer"] = answer

@@ -8,13 +8,14 @@
 ``reward_model``   ``{"style": "rule", "ground_truth": JSON}``: the example's truth as JSON text (qrels
                    ``{doc_id: grade}``, answer strings, gold SQL); JSON text because qrels of different
                    queries have different keys, which a parquet struct column cannot hold
-``extra_info``     ``{"split", "index", "example_id", "original", "deepretrieval"}``: where the example is
-                   in the task, and the run spec the reward rebuilds the task from (JSON text, see
-                   :func:`run_spec`)
+``extra_info``     ``{"split", "index", "example_id", "original", "meta", "deepretrieval"}``: where the
+                   example is in the task, its metadata (JSON text: a review's date...), and the run spec
+                   the reward rebuilds the task from (JSON text, see :func:`run_spec`)
 =================  ==========================================================================================
 
 The reward (``integrations.verl``) looks each sample's example up in the task by split and id and checks
 that its truth is the ``ground_truth`` written here, so a parquet exported from other data fails loudly.
+The paper's own layout (raw prompts, ``{"target": ...}`` ground truths) is ``integrations.verl_seed``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ def run_spec(config: RunConfig) -> str:
         raise ValueError(
             "verl renders prompts itself (chat template + generation prompt), so an assistant prefill "
             f"({config.prompting.prefill!r}) cannot be exported; drop prompting.prefill"
+        )
+    if config.prompting.preset or config.prompting.rendering == "raw":
+        raise ValueError(
+            "a raw prompting (the seed's) is exported in the seed's own layout: add --recipe seed"
         )
     task = config.task.model_dump(mode="json")
     if task["data"] is not None:
@@ -79,6 +84,7 @@ def verl_rows(task: Task, config: RunConfig, split: str, limit: int | None = Non
                 "index": index,
                 "example_id": example.id,
                 "original": example.original,
+                "meta": json.dumps(dict(example.meta), sort_keys=True, ensure_ascii=False),
                 SPEC_KEY: spec,
             },
         }

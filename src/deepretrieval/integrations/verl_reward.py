@@ -1,7 +1,8 @@
 """The reward of a verl run, computed by the same ``BatchReward`` as the TRL path.
 
 verl hands each sample over as ``(data_source, solution_str, ground_truth, extra_info)``, the row written by
-``deepretrieval data export-verl`` plus the decoded completion. The task is rebuilt once per process from
+``deepretrieval data export-verl`` (or the paper's own files, read as a ``parquet`` task) plus the decoded
+completion; a raw prompting's prefill, which ends the row's prompt, is put back before the completion. The task is rebuilt once per process from
 the run spec the row carries (``extra_info["deepretrieval"]``, or ``$DEEPRETRIEVAL_VERL_SPEC``: inline JSON
 or a run-config file) with ``train.data.build_task`` and ``build_batch_reward``, exactly as TRL training
 builds it; each sample's example is looked up in the task by split and id, and the ground truth in the row
@@ -33,6 +34,7 @@ from deepretrieval.config import RetrieverConfig, RunConfig, load_config, parse_
 from deepretrieval.integrations.verl_data import SPEC_KEY, truth_json
 from deepretrieval.rewards import BatchReward
 from deepretrieval.tasks.base import Example, Task
+from deepretrieval.tasks.parquet_rows import canonical_truth, row_id
 
 logger = logging.getLogger(__name__)
 
@@ -66,10 +68,10 @@ class Judge:
     _truths: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def example(self, split: str, example_id: str, ground_truth: Any) -> Example:
-        """The task's example ``example_id`` of ``split``, checked against the row's ground truth."""
-        if split not in self._examples:
-            self._examples[split] = {example.id: example for example in self.task.examples(split)}
-        example = self._examples[split].get(example_id)
+        """The task's example ``example_id`` of ``split`` (of any split for a ``parquet`` task, whose file
+        names its splits its own way), checked against the row's ground truth: our JSON text, or the seed's
+        ``{"target": ...}`` as the example's row held it."""
+        example = self._find(split, example_id)
         where = f"task {self.task.name!r} (data {self.config.task.data})"
         if example is None:
             raise ValueError(
@@ -78,13 +80,26 @@ class Judge:
             )
         truth = self._truths.get((split, example_id))
         if truth is None:
-            truth = self._truths[(split, example_id)] = truth_json(example)
-        if ground_truth != truth:
+            truth = self._truths[(split, example_id)] = example.meta.get("ground_truth") or truth_json(
+                example
+            )
+        if canonical_truth(ground_truth) != truth:
             raise ValueError(
                 f"the ground truth of example {example_id!r} ({split}) differs from {where}; the parquet was "
                 "exported from other data: export it again with `deepretrieval data export-verl`"
             )
         return example
+
+    def _find(self, split: str, example_id: str) -> Example | None:
+        splits = [split] if split in self.task.splits else []
+        if self.config.task.name == "parquet":
+            splits += [other for other in self.task.splits if other != split]
+        for name in splits:
+            if name not in self._examples:
+                self._examples[name] = {example.id: example for example in self.task.examples(name)}
+            if example_id in self._examples[name]:
+                return self._examples[name][example_id]
+        return None
 
 
 _judges: dict[str, Judge] = {}
@@ -179,7 +194,9 @@ def score_samples(samples: Sequence[Sample]) -> list[dict[str, float]]:
     for spec, members in groups.items():
         judge = judge_for(spec)
         examples = [_example(judge, samples[i]) for i in members]
-        batch = judge.reward.score([samples[i].solution_str for i in members], examples)
+        # a raw prompt (the seed's layout) ends with the prefill; the parser reads it with the completion
+        prefill = judge.reward.parse.prompting.prefill
+        batch = judge.reward.score([prefill + samples[i].solution_str for i in members], examples)
         failed = 0
         for i, reward, parsed, outcome in zip(members, batch.rewards, batch.parsed, batch.outcomes):
             failed += reward is None
@@ -195,8 +212,13 @@ def score_samples(samples: Sequence[Sample]) -> list[dict[str, float]]:
 
 
 def _example(judge: Judge, sample: Sample) -> Example:
+    """The sample's example: by ``extra_info.example_id``, or for the seed's own files (no id) by the id
+    ``--task parquet`` gives their rows (``<dataset>-<split>-<index>``)."""
     info = sample.extra_info or {}
-    split, example_id = info.get("split"), info.get("example_id")
+    split = info.get("split")
+    example_id = info.get("example_id")
+    if example_id is None and judge.config.task.name == "parquet" and "index" in info:
+        example_id = row_id(sample.data_source, info)
     if not isinstance(split, str) or not isinstance(example_id, str):
         raise TypeError(
             "a sample's extra_info names no split and example_id; export it with `deepretrieval data export-verl`"

@@ -5,6 +5,7 @@
 ``gold``               the ground-truth answer (SQL): proves a harness
 ``expert``             literature search: each review's own expert search strategy
 ``or-words``           the original's words joined by OR (no model; the hackable baseline of Boolean search)
+``pico-or``            literature search: the paper's "original query", ``P OR I OR C OR O`` of a PICO topic
 ``feedback``           blind pseudo-relevance feedback: the top results' snippets, all appended
 ``untrained``          the embedded default model (SmolLM2-135M-Instruct), no training
 ``openai:MODEL``       an OpenAI-compatible chat-completions endpoint (``OPENAI_BASE_URL``, ``OPENAI_API_KEY``)
@@ -34,7 +35,8 @@ from deepretrieval.policies.baselines import (
     OriginalQuery,
     OrWords,
 )
-from deepretrieval.policies.card import PolicyCard
+from deepretrieval.policies.card import PolicyCard, published_card
+from deepretrieval.policies.seed_baselines import PicoOr
 from deepretrieval.prompting import DEFAULT_FEEDBACK_WORDS
 from deepretrieval.registry import Registry
 from deepretrieval.tasks.base import Task
@@ -134,6 +136,7 @@ KINDS: Registry[Callable[[PolicyOptions], Policy]] = Registry(
         "gold": lambda _: Gold(),
         "expert": lambda _: ExpertStrategy(),
         "or-words": lambda _: OrWords(),
+        "pico-or": lambda _: PicoOr(),
         "feedback": _feedback,
         "untrained": _untrained,
     },
@@ -163,7 +166,11 @@ def is_local_model(spec: str) -> bool:
 
 
 def local_card(spec: str) -> PolicyCard | None:
-    """The policy card of a local model, read without loading its weights (None: untrained, a plain
-    model, or a folder without a card). A LoRA run's un-merged folder keeps the card beside the adapter."""
+    """The policy card of a local model, read without loading its weights: the folder's card, else the
+    built-in card of a published checkpoint of the paper (by hub id); None for untrained or a plain model.
+    A LoRA run's un-merged folder keeps the card beside the adapter."""
+    if spec == "untrained":
+        return None
     folder = Path(spec)
-    return PolicyCard.read(folder) if spec != "untrained" and folder.is_dir() else None
+    card = PolicyCard.read(folder) if folder.is_dir() else None
+    return card or published_card(spec)

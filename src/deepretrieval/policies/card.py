@@ -4,18 +4,30 @@ plus where it came from, written beside its weights and read back.
 Training writes it into ``final/`` (and every checkpoint); evaluation, the rewrite API and the server read
 it, through ``prompting.resolve``, so that a policy is prompted exactly as it was trained. Anything the
 user chooses explicitly wins over the card.
+
+The paper's published checkpoints (``DeepRetrieval/DeepRetrieval-PubMed-3B``...) carry no card; they get a
+built-in one (:func:`published_card`): the seed prompting they were trained with, by model id.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from deepretrieval.files import write_json
-from deepretrieval.prompting import DEFAULT_TEMPLATE, PLAIN_TOKENS, REASONING_TOKENS, Prompting
+from deepretrieval.prompting import (
+    DEFAULT_TEMPLATE,
+    PLAIN_TOKENS,
+    REASONING_TOKENS,
+    SEED_PRESET,
+    Prompting,
+    preset,
+)
 from deepretrieval.tasks import task_family
+from deepretrieval.tasks.seed_prompts import checkpoints
 
 CARD_FILE = "deepretrieval_policy.json"
 CARD_VERSION = 2
@@ -108,3 +120,25 @@ def _from_flat(raw: dict[str, Any]) -> PolicyCard:
 
 def _family_template(task: str | None) -> str:
     return DEFAULT_TEMPLATE if task is None else task_family(task).template
+
+
+_HF_CACHE_FOLDER = re.compile(r"models--([^/\\]+?)--([^/\\]+)[/\\]snapshots[/\\][^/\\]+[/\\]?$")
+
+
+def model_id(spec: str) -> str:
+    """The hub id a model spec names: the spec itself, or for a folder of the Hugging Face cache
+    (``.../models--ORG--NAME/snapshots/REV``) the ``ORG/NAME`` it caches."""
+    match = _HF_CACHE_FOLDER.search(str(spec))
+    return f"{match.group(1)}/{match.group(2)}" if match else str(spec)
+
+
+def published_card(spec: str) -> PolicyCard | None:
+    """The built-in card of one of the paper's published checkpoints (by hub id, or its folder in the
+    Hugging Face cache): the seed prompting of the dataset it was trained on, its task family and base
+    model. None for any other model."""
+    checkpoint = checkpoints().get(model_id(spec))
+    if checkpoint is None:
+        return None
+    seed = checkpoint.seed
+    prompting = Prompting(**preset(SEED_PRESET + seed.name))
+    return PolicyCard(prompting, task=seed.task, base_model=checkpoint.base_model or seed.base_model)

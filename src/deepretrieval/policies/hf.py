@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from deepretrieval.default_model import resolve_model
-from deepretrieval.policies.card import PolicyCard
+from deepretrieval.policies.card import PolicyCard, published_card
 from deepretrieval.prompting import Prompting
 
 
@@ -20,8 +20,10 @@ class HFPolicy:
 
     Prompts are rendered as the caller's :class:`~deepretrieval.prompting.Prompting` says (the tokenizer's
     chat template, then the assistant prefill); the returned completion starts with that prefill, so it
-    parses exactly as it did in training. The folder's :class:`PolicyCard`, when it has one, says how the
-    policy was trained to be prompted (``prompting.resolve`` reads it).
+    parses exactly as it did in training. A raw prompt (the seed's) is tokenised as it is, without the
+    tokenizer's special tokens, as the seed's verl dataset did. The folder's :class:`PolicyCard`, when it
+    has one, says how the policy was trained to be prompted (``prompting.resolve`` reads it); the paper's
+    published checkpoints get their built-in card by id.
     ``adapter`` loads a LoRA adapter folder on top of the base model; ``model_path=None`` is the embedded
     default model. Generation uses vLLM when it is installed and a GPU is present (``backend="auto"``),
     transformers otherwise.
@@ -46,9 +48,8 @@ class HFPolicy:
             adapter = self.model_path
             self.model_path = json.loads(adapter_config.read_text())["base_model_name_or_path"]
         self.adapter = adapter
-        self.card = (
-            PolicyCard.read(adapter or self.model_path) if Path(adapter or self.model_path).is_dir() else None
-        )
+        folder = Path(adapter or self.model_path)
+        self.card = (PolicyCard.read(folder) if folder.is_dir() else None) or published_card(self.model_path)
         self.temperature = temperature
         self.batch_size = batch_size
         self.tokenizer = AutoTokenizer.from_pretrained(adapter or self.model_path)
@@ -113,21 +114,32 @@ class HFPolicy:
             from vllm import SamplingParams
 
             params = SamplingParams(temperature=temperature, max_tokens=prompting.max_new_tokens)
-            outputs = self.llm.generate(texts, params, use_tqdm=False)
+            inputs: list = texts
+            if prompting.rendering == "raw":  # token ids, so vLLM adds no special token of its own
+                ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+                inputs = [{"prompt_token_ids": row} for row in ids]
+            outputs = self.llm.generate(inputs, params, use_tqdm=False)
             return [prompting.prefill + out.outputs[0].text for out in outputs]
         completions: list[str] = []
         for start in range(0, len(texts), self.batch_size):
             batch = texts[start : start + self.batch_size]
             completions += [
                 prompting.prefill + text
-                for text in self._generate(batch, prompting.max_new_tokens, temperature)
+                for text in self._generate(
+                    batch, prompting.max_new_tokens, temperature, prompting.rendering != "raw"
+                )
             ]
         return completions
 
     @torch.inference_mode()
-    def _generate(self, texts: list[str], max_new_tokens: int, temperature: float) -> list[str]:
-        # Tokenised exactly as TRL tokenises text prompts in training (default special-token handling).
-        batch = self.tokenizer(texts, return_tensors="pt", padding=True).to(self.model.device)
+    def _generate(
+        self, texts: list[str], max_new_tokens: int, temperature: float, special_tokens: bool = True
+    ) -> list[str]:
+        # Chat prompts: tokenised as TRL tokenises text prompts in training (default special-token
+        # handling). Raw prompts carry their own markers (the seed's verl: add_special_tokens=False).
+        batch = self.tokenizer(
+            texts, return_tensors="pt", padding=True, add_special_tokens=special_tokens
+        ).to(self.model.device)
         sampling = (
             {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
         )

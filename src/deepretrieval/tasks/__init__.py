@@ -8,17 +8,17 @@ the task. Adding a family is one new module plus one line here (or ``TASKS.regis
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
 from deepretrieval.config import RetrieverConfig, TaskConfig
 from deepretrieval.registry import Registry
 from deepretrieval.retrievers import open_retriever
-from deepretrieval.retrievers.base import Retriever
+from deepretrieval.retrievers.base import DateRange, Ranking, Retriever
 from deepretrieval.retrievers.cache import CachedRetriever
 from deepretrieval.tasks.base import Example, Outcome, Task, TaskOptions
 
@@ -36,7 +36,8 @@ class TaskFamily:
     ``corpus(data, options)`` gives the collection its retriever indexes (None from the function: an engine
     without local documents, e.g. a search API; no function at all: the family is judged without a
     retriever, e.g. by a database, and a retriever section is refused); ``build(data, options, retriever)``
-    makes the task; ``retriever`` is the retriever kind used when the config names none.
+    makes the task; ``retriever`` is the retriever kind used when the config names none, or a function of
+    the data and options giving it (None: this data is judged without a retriever).
     ``needs_data``: whether ``task.data`` is required; ``template``: the prompt template its tasks give a
     policy unless told otherwise.
     """
@@ -45,8 +46,14 @@ class TaskFamily:
     build: Callable[[Path | None, Any, Retriever | None], Task]
     template: str
     corpus: Callable[[Path | None, Any], Path | None] | None = None
-    retriever: str = "bm25"
+    retriever: str | Callable[[Path | None, Any], str | None] = "bm25"
     needs_data: bool = True
+
+    def default_retriever(self, data: Path | None, options: Any) -> str | None:
+        """The retriever kind judging ``data`` unless the config names one (None: no retriever)."""
+        if self.corpus is None:
+            return None
+        return self.retriever(data, options) if callable(self.retriever) else self.retriever
 
 
 TASKS: Registry[TaskFamily] = Registry(
@@ -56,6 +63,7 @@ TASKS: Registry[TaskFamily] = Registry(
         "demo": "deepretrieval.tasks.demo:FAMILY",
         "evidence": "deepretrieval.tasks.evidence:FAMILY",
         "literature": "deepretrieval.tasks.literature:FAMILY",
+        "parquet": "deepretrieval.tasks.parquet:FAMILY",
         "sql": "deepretrieval.tasks.sql:FAMILY",
     },
 )
@@ -92,6 +100,7 @@ def load_task(
     data: str | Path | None = None,
     *,
     retriever: RetrieverConfig | Retriever | None = None,
+    judge: bool = True,
     **options: Any,
 ) -> Task:
     """Build a task from its config (or ``name, data, **options``) and its judge.
@@ -99,7 +108,8 @@ def load_task(
     The retriever comes from ``retriever`` (a config section, or an opened retriever to reuse), opened
     through the retriever registry over the family's corpus, and wrapped here in a deduplicating cache
     (plus the on-disk result cache when the section names one). Used by the CLI, training and the
-    quickstart alike.
+    quickstart alike. ``judge=False`` builds the task's examples and prompts only: no index, corpus or
+    database is opened, and anything that needs a search says so (``deepretrieval data prompts``).
     """
     spec = task if isinstance(task, TaskConfig) else TaskConfig(name=task, data=_str(data), options=options)
     if isinstance(task, TaskConfig) and (data is not None or options):
@@ -109,30 +119,68 @@ def load_task(
         raise ValueError(f"task {spec.name!r} needs a data folder (task.data, --data)")
     data_path = Path(spec.data) if spec.data is not None else None
     opts = _options(spec.name, family, dict(spec.options))
-    if family.corpus is None:
+    default_kind = family.default_retriever(data_path, opts)
+    if not judge:
+        kind = (retriever.kind if isinstance(retriever, RetrieverConfig) else None) or default_kind
+        return family.build(data_path, opts, Unjudged(kind) if default_kind is not None else None)
+    if default_kind is None:
         if isinstance(retriever, Retriever) or (retriever is not None and retriever != RetrieverConfig()):
             raise ValueError(
                 f"task {spec.name!r} is judged without a retriever: remove the retriever section / options"
             )
         return family.build(data_path, opts, None)
-    return family.build(data_path, opts, _open_judge(family, data_path, opts, retriever))
+    return family.build(data_path, opts, _open_judge(family, default_kind, data_path, opts, retriever))
 
 
 def _open_judge(
-    family: TaskFamily, data: Path | None, options: TaskOptions, retriever: RetrieverConfig | Retriever | None
+    family: TaskFamily,
+    default_kind: str,
+    data: Path | None,
+    options: TaskOptions,
+    retriever: RetrieverConfig | Retriever | None,
 ) -> CachedRetriever:
     if isinstance(retriever, CachedRetriever):
         return retriever
     if isinstance(retriever, Retriever):
         return CachedRetriever(retriever)
     section = retriever or RetrieverConfig()
+    assert family.corpus is not None  # default_retriever said this family is judged by a retriever
     opened = open_retriever(
-        section.kind or family.retriever,
+        section.kind or default_kind,
         corpus=family.corpus(data, options),
         index_dir=section.index,
         **section.options,
     )
     return CachedRetriever(opened, disk_dir=section.cache)
+
+
+class Unjudged(Retriever):
+    """Stands in for a task's judge when only its examples and prompts are wanted (``load_task(...,
+    judge=False)``): it names the engine (prompts may say which) and refuses every search."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind  # type: ignore[misc]
+        self.fingerprint = f"unjudged-{kind}"
+
+    def _refuse(self) -> NoReturn:
+        raise ValueError(
+            "this command builds no index or judge: a prompting that shows search results (feedback) "
+            "needs one; use deepretrieval eval, or drop prompting.feedback"
+        )
+
+    def search(
+        self, queries: Sequence[str], k: int, *, dates: Sequence[DateRange | None] | None = None
+    ) -> list[Ranking]:
+        self._refuse()
+
+    def text(self, doc_id: str) -> str:
+        self._refuse()
+
+    def analyze(self, text: str) -> list[str]:
+        self._refuse()
+
+    def close(self) -> None:
+        return None
 
 
 def _str(data: str | Path | None) -> str | None:

@@ -1,15 +1,19 @@
-"""Prompt templates per task family, with reasoning and no-reasoning variants.
+"""Prompt templates per task family, with reasoning and no-reasoning variants, and the seed's raw ones.
 
-Templates produce chat *messages*; turning them into model input is ``Prompting.render`` (the tokenizer's
-own chat template, never hand-written ChatML).
+Templates produce chat *messages*; turning them into model input is ``Prompting.render``: the tokenizer's
+own chat template for our templates, the text as it is for a :class:`RawTemplate` (the paper's prompts,
+which carry their own role markers: ``seed_<dataset>``, see ``tasks.seed_prompts``).
 """
 
 from __future__ import annotations
 
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from deepretrieval.registry import Registry
+from deepretrieval.tasks.seed_prompts import SEED_TOKENS, SeedPrompt, fill_slots, seed_prompts
 
 REASONING_FORMAT = (
     "First think briefly about which words the relevant {target} would use, inside <think> </think>. "
@@ -38,6 +42,16 @@ class PromptTemplate:
     reasoning_format: str = REASONING_FORMAT
     plain_format: str = NO_REASONING_FORMAT
 
+    @property
+    def defaults(self) -> Mapping[str, Any]:
+        """Prompting fields this template needs unless chosen otherwise: none (the general defaults)."""
+        return {}
+
+    @property
+    def slots(self) -> frozenset[str]:
+        """The fields the user message takes (``query``, ``feedback``...)."""
+        return frozenset(name for _, name, _, _ in string.Formatter().parse(self.user) if name)
+
     def messages(self, fields: Mapping[str, str], reasoning: bool = True) -> list[dict[str, str]]:
         answer_format = (self.reasoning_format if reasoning else self.plain_format).format(target=self.target)
         try:
@@ -52,7 +66,48 @@ class PromptTemplate:
         ]
 
 
-TEMPLATES: Registry[PromptTemplate] = Registry(
+@dataclass(frozen=True)
+class RawTemplate:
+    """A seed prompt as a template: one user message holding the seed's text up to its cut point with the
+    example's fields filled in, rendered raw (``Prompting.rendering == "raw"``: no chat template, tokenised
+    as it is) and followed by the seed's prefill. ``as_given``: the message is the example's own stored
+    prompt (``fields["prompt"]``, e.g. read from the seed's parquet files) instead of the filled template.
+    ``defaults`` is the prompting it was trained with (prefill, JSON answers, the seed's format rules,
+    reasoning, 512 new tokens), which ``prompting.resolve`` applies to fields nobody chose."""
+
+    name: str
+    seed: SeedPrompt
+    as_given: bool = False
+
+    @property
+    def slots(self) -> frozenset[str]:
+        return frozenset({"prompt"}) if self.as_given else self.seed.slots
+
+    @property
+    def defaults(self) -> Mapping[str, Any]:
+        return {
+            "rendering": "raw",
+            "prefill": self.seed.prefill,
+            "answer_format": "json",
+            "format_rules": "seed",
+            "reasoning": True,
+            "max_new_tokens": SEED_TOKENS,
+        }
+
+    def messages(self, fields: Mapping[str, str], reasoning: bool = True) -> list[dict[str, str]]:
+        """One user message: the stored prompt (``as_given``) or the seed's text with ``fields`` filled."""
+        text = fill_slots("{prompt}", fields) if self.as_given else self.seed.fill(fields)
+        return [{"role": "user", "content": text}]
+
+
+def seed_template_name(dataset: str, as_given: bool = False) -> str:
+    """The registered name of a seed dataset's template (``seed_pubmed``, ``seed_scifact_as_given``)."""
+    return f"seed_{dataset}" + ("_as_given" if as_given else "")
+
+
+Template = PromptTemplate | RawTemplate
+
+TEMPLATES: Registry[Template] = Registry(
     "prompt template",
     {
         # Classic IR in as few tokens as possible: on a CPU the GRPO update runs over the whole prompt, so
@@ -151,6 +206,17 @@ TEMPLATES: Registry[PromptTemplate] = Registry(
 """Prompt templates by name (recorded in policy cards)."""
 
 
-def prompt_template(template: PromptTemplate | str) -> PromptTemplate:
+def _register_seed_templates() -> None:
+    """``seed_<dataset>`` and ``seed_<dataset>_as_given`` for every seed dataset."""
+    for seed in seed_prompts().values():
+        for as_given in (False, True):
+            name = seed_template_name(seed.name, as_given)
+            TEMPLATES.register(name, RawTemplate(name, seed, as_given))
+
+
+_register_seed_templates()
+
+
+def prompt_template(template: Template | str) -> Template:
     """A template by name (one-line error with a suggestion and the known names) or as given."""
-    return template if isinstance(template, PromptTemplate) else TEMPLATES.get(template)
+    return template if isinstance(template, (PromptTemplate, RawTemplate)) else TEMPLATES.get(template)

@@ -281,10 +281,11 @@ class SqlTask:
     # ------------------------------------------------------------------ prompts
 
     def messages(self, example: Example, prompting: PromptShape) -> list[dict[str, str]]:
-        """[system, user]: the schema as CREATE TABLE statements, BIRD evidence, the question, the format."""
+        """[system, user]: the schema as CREATE TABLE statements, BIRD evidence, the question, the format
+        (the seed's templates derive their own schema from ``db_path``)."""
         fields = example.fields
         knowledge = f"External knowledge: {fields['evidence']}\n\n" if fields.get("evidence") else ""
-        return prompting.messages({**fields, "knowledge": knowledge})
+        return prompting.messages({**fields, "knowledge": knowledge, "db_path": example.meta["db_path"]})
 
     def feedback_snippets(self, example: Example, count: int, words: int) -> list[str]:
         raise ValueError("the sql task is judged by a database: it has no search results to show")

@@ -23,7 +23,7 @@ def build_task(config: RunConfig) -> Task:
 def build_batch_reward(config: RunConfig, task: Task, prompting: Prompting) -> BatchReward:
     """The same ``BatchReward`` the evaluation's parse path uses: the configured scheme (default: the
     task's own), with the config's overrides validated by the scheme's schema, and the guards."""
-    scheme = task_scheme(task, config.reward.scheme, **config.reward.overrides)
+    scheme = task_scheme(task, config.reward.scheme, prompting=prompting, **config.reward.overrides)
     return BatchReward(task, scheme, prompting=prompting, guards=Guards(**config.reward.guards))
 
 
