@@ -90,6 +90,9 @@ class FakeLiterature:
     def analyze_many(self, answers):
         return [a.split() for a in answers]
 
+    def query_errors(self, queries):
+        return [None] * len(queries)
+
 
 def test_literature_rewards_equal_the_seeds_compute_score() -> None:
     recalls = {"a": 0.8, "b": 0.45, "c": 0.06, "d": 0.0, " spaced ": 0.3}
