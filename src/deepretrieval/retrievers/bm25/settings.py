@@ -39,10 +39,10 @@ WORD = re.compile(r"(?u)\b\w\w+\b")
 
 
 K1_MAX = 10.0
-"""k1's ceiling. Published defaults and tuning grids keep k1 within [0, 3] (Lucene 1.2, Anserini 0.9;
-Robertson & Zaragoza 2009 report 1.2-2.0 as typical); past 10 the saturation is so slow that the weights
-lose the meaning of BM25, and at 1e308 they underflow to an all-zero index. b mixes the document length
-in (0: not at all, 1: fully), so it lies in [0, 1] by definition."""
+"""k1's ceiling. Published defaults (Lucene 1.2, Anserini 0.9) and the range Robertson & Zaragoza (2009)
+call reasonably good (1.2 < k1 < 2) lie well inside [0, 10]; far past it term frequency hardly saturates,
+and at 1e308 the weights underflow to an all-zero index. b mixes the document length in (0: not at all,
+1: fully), so it lies in [0, 1] by definition."""
 
 
 class BM25Settings(RetrieverSettings):

@@ -29,7 +29,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
@@ -219,7 +219,7 @@ def _open_version(root: Path, raw: bytes, kind: str, verify: bool) -> IndexVersi
             if _sha256(version.folder / name) != recorded["sha256"]:
                 raise version.fail(f"{name} does not match its checksum")
             verified.append(name)
-    return IndexVersion(root, version.folder, manifest, frozenset(verified))
+    return replace(version, verified=frozenset(verified))
 
 
 def load_index(root: str | Path, kind: str, open_files: Callable[[IndexVersion], T], *, verify: bool) -> T:
