@@ -162,7 +162,7 @@ def _page(ids: list[object], **fields: object) -> str:
 
 
 INVALID = {
-    "ids that are not NCT ids": (_page([None, "NCT123"], totalCount=2), "studies[0] is None, not a NCT id"),
+    "ids that are not NCT ids": (_page([None, "NCT123"], totalCount=2), "studies[0] is None, not an NCT id"),
     "a negative totalCount": (_page([], totalCount=-3), "totalCount -3 is not a non-negative integer"),
     "a totalCount with too few studies": (
         _page([nct(2), nct(5)], totalCount=500),

@@ -148,7 +148,7 @@ def read_studies(body: Any, page_size: int, *, first_page: bool) -> tuple[list[s
             "/studies answered without studies[].protocolSection.identificationModule.nctId"
         ) from None
     try:
-        ids = answer_ids(found, "studies", NCT_ID, "NCT id")
+        ids = answer_ids(found, "studies", NCT_ID, "an NCT id")
         token = body.get("nextPageToken")
         if token is not None and (not isinstance(token, str) or not token):
             raise InvalidAnswer(f"nextPageToken {token!r:.40} is not a non-empty string")

@@ -163,7 +163,7 @@ def read_esearch(body: Any, retstart: int, retmax: int) -> tuple[list[str], int]
         raise InvalidAnswer("esearch answer is invalid: it has no count and idlist")
     try:
         count = answer_count(result["count"], "count")
-        ids = answer_ids(result["idlist"], "idlist", PMID, "PMID")
+        ids = answer_ids(result["idlist"], "idlist", PMID, "a PMID")
         expected = min(retmax, max(0, min(count, MAX_RECORDS) - retstart))
         if len(ids) != expected:
             raise InvalidAnswer(

@@ -134,13 +134,13 @@ def answer_count(value: Any, name: str) -> int:
 
 
 def answer_ids(values: Any, name: str, id_pattern: re.Pattern[str], what: str) -> list[str]:
-    """The ids of an answer: a list of strings that each match ``id_pattern`` (``what`` names the kind
-    of id in the error), none repeated."""
+    """The ids of an answer: a list of strings that each match ``id_pattern`` (``what`` names one such
+    id in the error: "a PMID"), none repeated."""
     if not isinstance(values, list):
-        raise InvalidAnswer(f"{name} is {type(values).__name__}, not a list of {what}s")
+        raise InvalidAnswer(f"{name} is {type(values).__name__}, not a list of ids")
     for position, value in enumerate(values):
         if not isinstance(value, str) or not id_pattern.fullmatch(value):
-            raise InvalidAnswer(f"{name}[{position}] is {value!r:.60}, not a {what}")
+            raise InvalidAnswer(f"{name}[{position}] is {value!r:.60}, not {what}")
     if len(set(values)) != len(values):
         repeated = next(value for value, n in Counter(values).items() if n > 1)
         raise InvalidAnswer(f"{name} repeats {repeated}")
