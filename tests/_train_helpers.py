@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from _index_helpers import task_index
+
 DOCS = {
     "d1": "Pyrexia is an elevated body temperature, commonly treated with antipyretic medication.",
     "d2": "Myocardial infarction occurs when coronary blood flow to the heart muscle is blocked.",
@@ -120,8 +122,12 @@ def write_tiny_model(
     return folder
 
 
-def tiny_run_config(data: Path, model: Path, out: Path, **rl: object) -> dict:
-    """A raw run config (as YAML would give it) for a few-second GRPO run on the tiny pieces."""
+def tiny_run_config(data: Path, model: Path, out: Path, *, build_index: bool = True, **rl: object) -> dict:
+    """A raw run config (as YAML would give it) for a few-second GRPO run on the tiny pieces; its BM25
+    index (``out``'s sibling ``index``) is built unless it is there or ``build_index`` is False."""
+    index = out.parent / "index"
+    if build_index and not (index / "index.json").exists():
+        task_index("beir", data, index)
     settings = {
         "num_generations": 4,
         "per_device_train_batch_size": 8,
@@ -135,7 +141,7 @@ def tiny_run_config(data: Path, model: Path, out: Path, **rl: object) -> dict:
     settings.update(rl)
     return {
         "task": {"name": "beir", "data": str(data), "options": {"metrics": ["ndcg@10"]}},
-        "retriever": {"index": str(out.parent / "index")},
+        "retriever": {"index": str(index)},
         "model": str(model),
         "prompting": {"reasoning": False, "prefill": "<answer>"},
         "rl": settings,

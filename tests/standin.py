@@ -19,8 +19,9 @@ the local collections carry no dates.
 
 Every request is recorded (time, method, parameters with the key replaced by ``***``, whether a key was
 sent and its SHA-256, the status and any injected fault) for tests of rate and caching. Faults
-(``Fault``) inject 429s with or without Retry-After, 500s, slow answers, malformed JSON and connections
-dropped mid-response, for the first N matching requests or with a seeded probability."""
+(``Fault``) inject 429s with or without Retry-After, 500s, slow answers, malformed JSON, connections
+dropped mid-response and answers with a given body (well-formed JSON whose content is wrong: a negative
+count, ids that are not ids), for the first N matching requests or with a seeded probability."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ from deepretrieval.retrievers.corpus import load_corpus
 ENGINES = ("pubmed", "ctgov")
 BASE_PATHS = {"pubmed": "/entrez/eutils", "ctgov": "/api/v2"}
 NCBI_LIMITS = (3, 10)  # requests per second without / with an API key
-FAULT_KINDS = ("429", "500", "slow", "malformed", "drop")
+FAULT_KINDS = ("429", "500", "slow", "malformed", "drop", "body")
 HEADER = {"type": "esearch", "version": "0.3"}
 # Bodies as recorded (api-samples/pubmed-esearch/errors); the retstart one is not valid JSON on purpose.
 EMPTY_TERM_ERROR = (
@@ -139,14 +140,16 @@ class Collection:
 class Fault:
     """One injected failure. It fires on the first ``first`` requests it matches, or with
     ``probability`` (seeded), or on every request it matches when neither is given; ``match`` limits it
-    to requests whose search term contains that text."""
+    to requests whose search term contains that text. ``body``: HTTP 200 with this JSON text instead of
+    the real answer."""
 
-    kind: Literal["429", "500", "slow", "malformed", "drop"]
+    kind: Literal["429", "500", "slow", "malformed", "drop", "body"]
     first: int | None = None
     probability: float | None = None
     match: str | None = None
     retry_after: float | None = None  # 429: send Retry-After with this many seconds
     delay_s: float = 5.0  # slow: wait this long, then answer normally
+    body: str = ""  # body: the answer's text
     fired: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
@@ -157,7 +160,10 @@ class Fault:
 
     @classmethod
     def parse(cls, spec: str) -> Fault:
-        """``KIND[:first=N][:p=P][:match=TEXT][:retry_after=S][:delay=S]``, e.g. ``429:first=3:retry_after=1``."""
+        """``KIND[:first=N][:p=P][:match=TEXT][:retry_after=S][:delay=S][:body=TEXT]``, e.g.
+        ``429:first=3:retry_after=1`` or ``body:first=1:body={"esearchresult":{"count":"-5"}}`` (``body=``
+        comes last: the rest of the spec is the body)."""
+        spec, _, body = spec.partition(":body=")
         kind, *options = spec.split(":")
         names = {
             "first": "first",
@@ -182,7 +188,7 @@ class Fault:
                     raise ValueError(
                         f"fault option {name} needs a number, got {value!r} in {spec!r}"
                     ) from None
-        return cls(kind, **values)  # type: ignore[arg-type]
+        return cls(kind, **values, body=body)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -369,6 +375,8 @@ class StandIn:
             return Reply(200, b'{"header":{"type":"esearch","version":"0.3"},"esearchresult":{"count":"1')
         if fault.kind == "drop":
             return Reply(200, b'{"header":{"type":"esearch","version":"0.3"},"esearch', drop=True)
+        if fault.kind == "body":
+            return Reply(200, fault.body.encode())
         return Reply(200, b"", delay_s=fault.delay_s)  # slow: the real answer, late
 
     def _answer(self, path: str, params: dict[str, str]) -> Reply:

@@ -3,14 +3,17 @@ date filter, encoding, faults, cache, offline mode, configurable rate."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
 from _literature_helpers import N_DOCS, TOPICS, nct, write_corpus
 from deepretrieval.retrievers.base import DateRange
-from deepretrieval.retrievers.web.ctgov import CTGovRetriever, CTGovSettings
+from deepretrieval.retrievers.web.client import RetryableError
+from deepretrieval.retrievers.web.ctgov import CTGovRetriever, CTGovSettings, read_studies
 from deepretrieval.retrievers.web.search_api import OFFLINE_MISS
 from standin import Fault, StandIn, peak_rate
 
@@ -150,3 +153,69 @@ def test_settings_and_contract(tmp_path: Path) -> None:
         'AREA[Condition]"Asthma" AND AREA[StartDate]RANGE[2015-01-01,MAX] OR inhaler'
     )
     assert words == ["asthma", "inhaler"]
+
+
+def _page(ids: list[object], **fields: object) -> str:
+    """A /studies page in the API's shape (as recorded) holding ``ids``, with ``fields`` beside them."""
+    studies = [{"protocolSection": {"identificationModule": {"nctId": i}}} for i in ids]
+    return json.dumps({"studies": studies, **fields})
+
+
+INVALID = {
+    "ids that are not NCT ids": (_page([None, "NCT123"], totalCount=2), "studies[0] is None, not an NCT id"),
+    "a negative totalCount": (_page([], totalCount=-3), "totalCount -3 is not a non-negative integer"),
+    "a totalCount with too few studies": (
+        _page([nct(2), nct(5)], totalCount=500),
+        "totalCount 500 but 2 studies and no nextPageToken",
+    ),
+    "studies beyond the totalCount": (
+        _page([nct(i) for i in range(5)], totalCount=0),
+        "5 studies on a page, more than totalCount 0",
+    ),
+    "more studies than asked for": (
+        _page([nct(i) for i in range(6)], totalCount=20),
+        "6 studies on a page of pageSize 5",
+    ),
+    "a repeated id": (_page([nct(2), nct(2)], totalCount=2), f"studies repeats {nct(2)}"),
+    "no totalCount": (_page([nct(2)]), "no totalCount on the first page, though countTotal=true was asked"),
+    "a token with nothing left": (
+        _page([nct(2)], totalCount=1, nextPageToken="abc"),
+        "totalCount 1 and all 1 studies on the first page, yet a nextPageToken",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", INVALID)
+def test_inconsistent_pages_are_retried_then_failures(standin: StandIn, tmp_path: Path, name: str) -> None:
+    body, reason = INVALID[name]
+    standin.set_faults([Fault("body", match="asthma", body=body)])
+    with CTGovRetriever(settings_for(standin, tmp_path, attempts=3)) as client:
+        asthma, melasma = client.search(["asthma", "melasma"], 5)
+        assert asthma.failed and asthma.doc_ids == [] and asthma.total is None
+        assert asthma.error == f"ctgov: /studies answer is invalid: {reason}; gave up after 3 attempts"
+        assert not melasma.failed and melasma.doc_ids == [nct(i) for i in range(1, 15, 3)]
+        assert [e["params"]["query.term"] for e in standin.requests].count("asthma") == 3
+        standin.set_faults([])
+        again = client.search(["asthma"], 5)[0]  # not cached: asked again
+    assert again.doc_ids == [nct(i) for i in range(2, 15, 3)] and again.total == 20
+
+
+def test_every_recorded_search_page_is_accepted(shared_data: Path) -> None:
+    """The rules hold for the real /studies pages recorded (7 search pages, first and later ones)."""
+    folder = shared_data / "literature" / "api-samples" / "ctgov-v2"
+    if not folder.is_dir():
+        pytest.skip(f"recorded ClinicalTrials.gov pages not found at {folder}")
+    checked = 0
+    for line in (folder / "requests.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if not row["file"].startswith("pages/search_"):
+            continue
+        query = dict(parse_qsl(urlsplit(row["request"]).query))
+        body = json.loads((folder / row["file"]).read_bytes())
+        ids, total, token = read_studies(body, int(query["pageSize"]), first_page="pageToken" not in query)
+        assert len(ids) == row["n_studies"] and total == row["totalCount"]
+        assert (token is not None) == row["has_nextPageToken"]
+        checked += 1
+    assert checked == 7
+    with pytest.raises(RetryableError, match="a page of no studies, yet a nextPageToken"):
+        read_studies({"studies": [], "nextPageToken": "x"}, 5, first_page=False)

@@ -16,6 +16,7 @@ from deepretrieval.retrievers import BadIndexError, DateRange, IndexedRetriever,
 from deepretrieval.retrievers.bm25 import BM25Retriever
 from deepretrieval.retrievers.corpus import Corpus, load_corpus
 from deepretrieval.retrievers.dense import DEFAULT_MODEL, DenseRetriever, DenseSettings, load_encoder
+from deepretrieval.retrievers.storage import index_store
 
 pytest.importorskip("sentence_transformers")
 
@@ -163,7 +164,7 @@ def test_analyze_gives_lower_cased_words(retriever):
     ]
 
 
-def test_fingerprint_follows_content_and_settings(scifact_slice, tmp_path):
+def test_fingerprint_follows_content_and_settings(scifact_slice, tmp_path, monkeypatch):
     corpus, _, _ = scifact_slice
     encoder = load_encoder(DEFAULT_MODEL)
     tokenizer, limit = encoder.tokenizer, encoder.max_seq_length
@@ -197,9 +198,18 @@ def test_fingerprint_follows_content_and_settings(scifact_slice, tmp_path):
     tampered = np.load(embeddings)
     tampered[0, 0] += 0.5
     np.save(embeddings, tampered)  # same size: only the checksum can tell
-    assert DenseRetriever.load(base.index_dir).fingerprint == base.fingerprint  # not checked unless asked
+    with pytest.raises(BadIndexError, match="embeddings.npy does not match its checksum"):
+        DenseRetriever.load(base.index_dir)  # a small file: checked on every load
+    monkeypatch.setattr(index_store, "CHECKSUM_ON_LOAD", 0)  # as a large one: by size, unless asked
+    assert DenseRetriever.load(base.index_dir).fingerprint == base.fingerprint
     with pytest.raises(BadIndexError, match="embeddings.npy does not match its checksum"):
         DenseRetriever.load(base.index_dir, verify=True)
+    tampered[1, 2] = np.nan  # a value no embedding has: found without the checksum
+    np.save(embeddings, tampered)
+    with pytest.raises(
+        BadIndexError, match="embeddings.npy holds values that unit-length vectors cannot have"
+    ):
+        DenseRetriever.load(base.index_dir)
 
 
 def test_bad_index_folders_are_rejected_clearly(scifact_slice, tmp_path):

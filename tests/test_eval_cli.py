@@ -11,6 +11,7 @@ import ir_measures
 import pytest
 from ir_measures import R, nDCG
 
+from _index_helpers import task_index
 from deepretrieval.config import PromptingConfig
 from deepretrieval.evaluation import evaluate, format_table
 from deepretrieval.policies import load_policy
@@ -35,7 +36,7 @@ def test_eval_cli_scifact_bm25_in_lucene_range(scifact_dir: Path, tmp_path: Path
             "--policy",
             "original",
             "--index",
-            str(tmp_path / "idx"),
+            task_index("beir", scifact_dir, tmp_path / "idx"),
             "--out",
             str(out),
         ],

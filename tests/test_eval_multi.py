@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _index_helpers import task_index
 from _serve_helpers import write_tiny_policy
 from _train_helpers import write_tiny_beir
 from deepretrieval.config import PromptingConfig, RetrieverConfig
@@ -31,7 +32,12 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("eval-multi")
     beir = write_tiny_beir(root / "beir")
     model = write_tiny_policy(root / "model")
-    task = load_task("beir", beir, retriever=RetrieverConfig(index=str(root / "idx")), metrics=["ndcg@10"])
+    task = load_task(
+        "beir",
+        beir,
+        retriever=RetrieverConfig(index=task_index("beir", beir, root / "idx")),
+        metrics=["ndcg@10"],
+    )
     return {"root": root, "beir": beir, "model": model, "task": task}
 
 

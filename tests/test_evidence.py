@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from _index_helpers import task_index
 from deepretrieval.config import PromptingConfig, RetrieverConfig
 from deepretrieval.evaluation import evaluate
 from deepretrieval.prompting import Prompting
@@ -24,7 +25,9 @@ def test_answer_matching_respects_token_boundaries() -> None:
 
 @pytest.fixture(scope="module")
 def squad(squad_file, tmp_path_factory):
-    index = RetrieverConfig(index=str(tmp_path_factory.mktemp("squad") / "bm25"))
+    index = RetrieverConfig(
+        index=task_index("evidence", squad_file, tmp_path_factory.mktemp("squad") / "bm25")
+    )
     return load_task("evidence", squad_file, retriever=index)
 
 
@@ -79,7 +82,12 @@ def test_qa_jsonl_accepts_answer_or_answers(tmp_path) -> None:
     task = load_task(
         "evidence",
         questions,
-        retriever=RetrieverConfig(index=str(tmp_path / "idx"), options={"k1": 1.2}),
+        retriever=RetrieverConfig(
+            index=task_index(
+                "evidence", questions, tmp_path / "idx", task_options={"corpus": str(corpus)}, k1=1.2
+            ),
+            options={"k1": 1.2},
+        ),
         corpus=str(corpus),
     )
     examples = task.examples("qa")

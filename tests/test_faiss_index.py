@@ -23,6 +23,7 @@ from deepretrieval.retrievers.dense import DenseRetriever
 pytest.importorskip("sentence_transformers")
 pytest.importorskip("faiss")
 from deepretrieval.retrievers.dense.faiss_index import FaissRetriever, FaissSettings
+from deepretrieval.retrievers.storage import index_store
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +81,14 @@ def test_hnsw_and_ivf_are_close_to_exact(claims, exact, tmp_path: Path) -> None:
     assert 0 < len(few) < 200  # an approximate index may find fewer than k: no -1 rows leak out
 
 
-def test_open_retriever_builds_loads_and_checks_settings(claims, tmp_path: Path) -> None:
+def test_open_retriever_loads_and_checks_settings(claims, tmp_path: Path) -> None:
     corpus, _ = claims
     path = tmp_path / "c.jsonl"
     path.write_text(
         "".join(json.dumps({"_id": i, "text": t}) + "\n" for i, t in zip(corpus.ids, corpus.texts))
     )
-    built = open_retriever("faiss", corpus=path, index_dir=tmp_path / "i", index="hnsw", ef_search=32)
+    settings = FaissSettings(index="hnsw")
+    built = FaissRetriever.build(corpus, tmp_path / "i", settings, show_progress=False, ef_search=32)
     assert isinstance(built, FaissRetriever) and built.index.hnsw.efSearch == 32
     loaded = open_retriever("faiss", corpus=path, index_dir=tmp_path / "i", ef_search=64)
     assert loaded.fingerprint == built.fingerprint and loaded.index.hnsw.efSearch == 64
@@ -94,7 +96,9 @@ def test_open_retriever_builds_loads_and_checks_settings(claims, tmp_path: Path)
         open_retriever("faiss", corpus=path, index_dir=tmp_path / "i", index="flat")
 
 
-def test_bad_settings_and_damaged_indexes_are_refused_in_one_line(claims, tmp_path: Path) -> None:
+def test_bad_settings_and_damaged_indexes_are_refused_in_one_line(
+    claims, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     corpus, _ = claims
     with pytest.raises(SettingsError, match="index: Input should be 'flat', 'hnsw' or 'ivf'"):
         FaissSettings(index="pq")
@@ -112,7 +116,10 @@ def test_bad_settings_and_damaged_indexes_are_refused_in_one_line(claims, tmp_pa
     version = folder / json.loads((folder / "index.json").read_text())["version"]
     index_file = version / "faiss.index"
     size = index_file.stat().st_size
-    index_file.write_bytes(b"\0" * size)  # same size: the load itself must notice
+    index_file.write_bytes(b"\0" * size)  # same size: a small file's checksum is checked on every load
+    with pytest.raises(BadIndexError, match="faiss.index does not match its checksum"):
+        FaissRetriever.load(folder)
+    monkeypatch.setattr(index_store, "CHECKSUM_ON_LOAD", 0)  # as a large file: the reader itself must notice
     with pytest.raises(
         BadIndexError, match="faiss.index is not a readable FAISS index; rebuild it with .* --retriever faiss"
     ):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,8 +25,10 @@ from deepretrieval.retrievers import (
     load_corpus,
     open_retriever,
 )
-from deepretrieval.retrievers.bm25 import BM25Retriever
+from deepretrieval.retrievers.bm25 import BM25Retriever, BM25Settings
+from deepretrieval.retrievers.bm25.build import weight_ceiling
 from deepretrieval.retrievers.corpus import known_fingerprint
+from deepretrieval.retrievers.storage import index_store
 
 QUERIES = [f"w{i} w{i + 7} w{(i * 13) % 400}" for i in range(20)]
 HINT = "rebuild it with `deepretrieval index build --corpus"
@@ -166,7 +169,7 @@ def test_killed_cache_build_is_rebuilt_on_next_open(
     (first, _), _ = corpora.values()
     path = _write(tmp_path / "corpus.jsonl", first)
     started = time.perf_counter()
-    open_retriever("bm25", corpus=path, index_dir=tmp_path / "timing", show_progress=False).close()
+    BM25Retriever.build(load_corpus(path), tmp_path / "timing", show_progress=False).close()
     duration = time.perf_counter() - started
     rng = random.Random(5)
     for attempt in range(6):
@@ -204,23 +207,31 @@ def _truncate(path: Path) -> None:
     ],
 )
 def test_damaged_files_are_refused_in_one_line(
-    corpora: dict, tmp_path: Path, name: str, damage, message: str
+    corpora: dict, tmp_path: Path, name: str, damage, message: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (first, _), _ = corpora.values()
     index = BM25Retriever.build(first, tmp_path / "index", show_progress=False).index_dir
     damage(_version(index) / name)
+    with pytest.raises(BadIndexError, match=f"index {index} is damaged: {name} (is|does)"):
+        BM25Retriever.load(index)  # a small file: its checksum (or size) is checked on every load
+    monkeypatch.setattr(index_store, "CHECKSUM_ON_LOAD", 0)  # as a large file: the readers' checks find it
     with pytest.raises(BadIndexError, match=f"index {index} is damaged: {message}.*; {HINT}") as caught:
         BM25Retriever.load(index)
     assert "\n" not in str(caught.value)
 
 
-def test_same_size_damage_is_found_by_verify(corpora: dict, tmp_path: Path) -> None:
+def test_same_size_damage_is_found_by_a_checksum(
+    corpora: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (first, _), _ = corpora.values()
     index = BM25Retriever.build(first, tmp_path / "index", show_progress=False).index_dir
     _randomise(_version(index) / "docs.jsonl")  # offsets and sizes still agree: only the bytes changed
+    with pytest.raises(BadIndexError, match="docs.jsonl does not match its checksum"):
+        BM25Retriever.load(index)  # a small file: checked on every load
+    monkeypatch.setattr(index_store, "CHECKSUM_ON_LOAD", 0)  # a large one: checked by size only...
     BM25Retriever.load(index).close()
     with pytest.raises(BadIndexError, match="docs.jsonl does not match its checksum"):
-        BM25Retriever.load(index, verify=True)
+        BM25Retriever.load(index, verify=True)  # ... unless asked
 
 
 def test_empty_manifest_of_a_given_index_is_refused_not_rebuilt(corpora: dict, tmp_path: Path) -> None:
@@ -369,3 +380,122 @@ def test_unusable_corpora_are_refused_in_one_line(tmp_path: Path, capsys) -> Non
         (error,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
         assert error.startswith(f"error: {message}")
     assert not (tmp_path / "out" / "index.json").exists()
+
+
+# --------------------------------------------------------------------------- index values (issue 20, item 5)
+
+
+def _flip_bits(path: Path, count: int, bits: tuple[int, ...], seed: int = 20) -> np.ndarray:
+    """Flip one of ``bits`` in each of ``count`` float32 values of a .npy file, in place (same size, header
+    kept); returns the values as they now are."""
+    array = np.load(path, mmap_mode="r+")
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(array), size=count, replace=False)
+    words = array.view(np.uint32)
+    words[rows] ^= np.left_shift(np.uint32(1), rng.choice(bits, size=count).astype(np.uint32))
+    array.flush()
+    return np.asarray(array[rows])
+
+
+@pytest.fixture
+def scifact_copy(scifact_bm25: BM25Retriever, tmp_path: Path) -> Path:
+    """A copy of the real SciFact BM25 index, to damage."""
+    return Path(shutil.copytree(scifact_bm25.index_dir, tmp_path / "scifact-bm25"))
+
+
+def test_bit_flips_in_the_score_matrix_are_refused(
+    scifact_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Same-size bit flips in bm25.data.npy (the issue's damage: weights up to 6.8e35, negative ones) are
+    found by the checksum on load (a small file), by the value check when the file is too large to
+    checksum on every load, and by `deepretrieval index verify` always."""
+    data = _version(scifact_copy) / "bm25.data.npy"
+    flipped = _flip_bits(data, 40, bits=(30, 31))  # the sign bit, the top exponent bit
+    assert (flipped < 0).any() and (np.abs(flipped) > 1e30).any()
+    with pytest.raises(BadIndexError, match="bm25.data.npy does not match its checksum; rebuild it with"):
+        BM25Retriever.load(scifact_copy)
+    assert main(["index", "verify", str(scifact_copy)]) == 1
+    source = json.loads((scifact_copy / "index.json").read_text())["corpus"]["source"]
+    assert capsys.readouterr().err.strip() == (
+        f"error: index {scifact_copy} is damaged: bm25.data.npy does not match its checksum; rebuild it "
+        f"with `deepretrieval index build --corpus {source} --out {scifact_copy}`"
+    )
+    monkeypatch.setattr(index_store, "CHECKSUM_ON_LOAD", 0)  # as a 600 MB matrix: values checked instead
+    ceiling = weight_ceiling(BM25Settings(), 5183)
+    outside = int(np.count_nonzero(~((flipped >= 0) & (flipped <= ceiling))))
+    with pytest.raises(BadIndexError, match=rf"bm25.data.npy holds {outside} weights outside \[0, [0-9.]+\]"):
+        BM25Retriever.load(scifact_copy)
+    assert main(["index", "verify", str(scifact_copy)]) == 1
+    assert "bm25.data.npy does not match its checksum" in capsys.readouterr().err
+
+
+def test_index_verify_checks_every_byte(
+    scifact_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["index", "verify", str(scifact_copy)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"index {scifact_copy} is intact: bm25, 5183 documents, 7 files")
+    monkeypatch.setattr(index_store, "CHECKSUM_ON_LOAD", 0)  # every file as a large one
+    _flip_bits(_version(scifact_copy) / "bm25.data.npy", 3, bits=(0, 1, 2))  # tiny changes, values in range
+    BM25Retriever.load(scifact_copy).close()  # nothing a load-time check can see...
+    assert main(["index", "verify", str(scifact_copy)]) == 1  # ...but every checksum is checked here
+    assert "bm25.data.npy does not match its checksum" in capsys.readouterr().err
+    for folder, problem in [
+        (scifact_copy.parent / "absent", "holds no deepretrieval index"),
+        (scifact_copy / "index.json", "holds no deepretrieval index"),
+    ]:
+        assert main(["index", "verify", str(folder)]) == 1
+        assert problem in capsys.readouterr().err
+
+
+def test_bm25_settings_outside_their_ranges_are_refused_before_the_corpus_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "not-read.jsonl"  # never opened: the settings are refused first
+    for flags, problem in [
+        (["--k1", "1e308"], "k1: Input should be less than or equal to 10"),
+        (["--k1", "-1"], "k1: Input should be greater than or equal to 0"),
+        (["--b", "1.5"], "b: Input should be less than or equal to 1"),
+        (["--k1", "nan"], "k1: Input should be a finite number"),
+        (["--method", "bm25+", "--k1", "0"], "method: Value error, bm25+ needs k1 > 0"),
+    ]:
+        argv = ["index", "build", "--corpus", str(missing), "--out", str(tmp_path / "out"), *flags]
+        assert main(argv) == 2
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line.startswith("error: BM25Settings: ") and problem in line
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="k1: Input should be less than or equal to 10"):
+        open_retriever("bm25", corpus=missing, k1=1e308)
+
+
+def test_an_index_that_could_never_match_is_not_published(tmp_path: Path) -> None:
+    one = Corpus(["d1"], ["aspirin prevents stroke"])  # atire's idf of a term in every document is 0
+    with pytest.raises(
+        ValueError, match="every BM25 weight is 0 with k1=0.9, b=0.4, method=atire over 1 docum"
+    ):
+        BM25Retriever.build(one, tmp_path / "one", BM25Settings(method="atire"), show_progress=False)
+    assert not (tmp_path / "one" / "index.json").exists()
+    assert (
+        len(BM25Retriever.build(one, tmp_path / "lucene", show_progress=False).search(["aspirin"], 5)[0]) == 1
+    )
+
+
+def test_eval_at_a_folder_whose_build_failed_is_refused_not_built(
+    scifact_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEEPRETRIEVAL_CACHE", str(tmp_path / "cache"))
+    latin1 = tmp_path / "latin1.jsonl"
+    latin1.write_bytes(b'{"_id": "1", "text": "ok"}\n{"_id": "2", "text": "caf\xe9"}\n')
+    index = tmp_path / "index"
+    assert main(["index", "build", "--corpus", str(latin1), "--out", str(index)]) == 2
+    assert index.is_dir() and not (index / "index.json").exists()  # what a failed build leaves
+    capsys.readouterr()
+    for folder, where in [(index, "holds no published index"), (tmp_path / "typo", "does not exist")]:
+        argv = ["eval", "--task", "beir", "--data", str(scifact_dir), "--index", str(folder), "--limit", "2"]
+        assert main(argv) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"error: index folder {folder} {where} (a given index is loaded, never built); build it with "
+            f"`deepretrieval index build --corpus {scifact_dir / 'corpus.jsonl'} --out {folder}`"
+        )
+    assert sorted(p.name for p in index.iterdir()) == [".lock"] and not (tmp_path / "typo").exists()
+    assert not (tmp_path / "cache" / "indexes").exists()  # and no default index built elsewhere either

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from _index_helpers import task_index
 from _train_helpers import write_tiny_model
 from deepretrieval.config import parse_config
 from deepretrieval.report import read_metrics
@@ -70,7 +71,7 @@ def reward_curve(root: Path, seed: int) -> list[dict]:
             "data": str(data),
             "options": {"metrics": ["ndcg@10"]},
         },
-        "retriever": {"index": str(root / "index")},
+        "retriever": {"index": task_index("beir", data, root / "index")},
         "model": str(model),
         "prompting": {"template": "keywords", "reasoning": False, "prefill": "<answer>"},
         "rl": {

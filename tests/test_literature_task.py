@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from _index_helpers import task_index
 from _literature_helpers import files_containing
 from _train_helpers import tiny_run_config, write_tiny_model
 from deepretrieval.config import parse_config
@@ -98,9 +99,11 @@ def test_a_few_grpo_steps_against_the_local_engine(literature: Path, tmp_path: P
     from deepretrieval.train.grpo import train
 
     model = write_tiny_model(tmp_path / "model")
-    raw = tiny_run_config(literature / "clef-tar-2017", model, tmp_path / "run", max_steps=2)
-    raw["task"] = {"name": "literature", "data": str(literature / "clef-tar-2017"), "options": {"k": 500}}
-    raw["retriever"] = {"kind": "boolean", "index": str(tmp_path / "index")}
+    clef = literature / "clef-tar-2017"
+    raw = tiny_run_config(clef, model, tmp_path / "run", build_index=False, max_steps=2)
+    raw["task"] = {"name": "literature", "data": str(clef), "options": {"k": 500}}
+    index = task_index("literature", clef, tmp_path / "index", kind="boolean", task_options={"k": 500})
+    raw["retriever"] = {"kind": "boolean", "index": index}
     raw["rl"]["max_prompt_length"] = 1024
     run_dir = train(parse_config(raw))
     records = [json.loads(line) for line in (run_dir / "logs" / "metrics.jsonl").read_text().splitlines()]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from _index_helpers import task_index
 from _serve_helpers import Faults, running, write_tiny_policy
 from _train_helpers import write_tiny_beir
 from deepretrieval.config import RetrieverConfig
@@ -39,7 +40,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("openai")
     model = write_tiny_policy(root / "model")
     policy = HFPolicy(str(model))
-    return {"root": root, "policy": policy, "beir": write_tiny_beir(root / "beir")}
+    beir = write_tiny_beir(root / "beir")
+    return {"root": root, "policy": policy, "beir": beir, "index": task_index("beir", beir, root / "idx")}
 
 
 def _client(url: str, cache: Path, **options) -> OpenAIPolicy:
@@ -89,7 +91,7 @@ def test_a_request_that_keeps_failing_is_a_reported_failure_never_cached(
         task = load_task(
             "beir",
             served["beir"],
-            retriever=RetrieverConfig(index=str(tmp_path / "idx")),
+            retriever=RetrieverConfig(index=served["index"]),
             metrics=["ndcg@10"],
         )
         broken = _client(url, tmp_path / "cache", max_retries=0)
@@ -132,7 +134,7 @@ def test_eval_command_scores_an_openai_policy_against_the_server(served: dict, t
     with running(app) as url:
         command = [
             sys.executable, "-m", "deepretrieval.cli", "eval", "--task", "beir", "--data", str(served["beir"]),
-            "--split", "train", "--index", str(tmp_path / "idx"), "--policy", "original,openai:tiny@no-reasoning",
+            "--split", "train", "--index", served["index"], "--policy", "original,openai:tiny@no-reasoning",
             "--openai-base-url", f"{url}/v1", "--openai-cache", str(tmp_path / "cache"),
             "--max-new-tokens", str(MAX_TOKENS), "--out", str(tmp_path / "out"),
         ]  # fmt: skip
@@ -145,7 +147,7 @@ def test_eval_command_scores_an_openai_policy_against_the_server(served: dict, t
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [p["policy"] for p in results["policies"]] == ["original", "openai:tiny@no-reasoning"]
     rows = [json.loads(line) for line in (tmp_path / "out" / results["policies"][1]["per_query"]).open()]
-    task = load_task("beir", served["beir"], retriever=RetrieverConfig(index=str(tmp_path / "idx")))
+    task = load_task("beir", served["beir"], retriever=RetrieverConfig(index=served["index"]))
     examples = task.examples("train")
     prompts = [task.messages(ex, ASK) for ex in examples]
     # no-reasoning prompts, answered by the served policy (which adds its <answer> prefill)

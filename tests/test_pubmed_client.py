@@ -4,6 +4,7 @@ faults, encoding, dates, paging, offline mode."""
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -14,13 +15,15 @@ import threading
 import uuid
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import diskcache
 import pytest
 
 from _literature_helpers import N_DOCS, TOPICS, files_containing, pmid, write_corpus
 from deepretrieval.retrievers.base import DateRange
-from deepretrieval.retrievers.web.pubmed import PubMedRetriever, PubMedSettings
+from deepretrieval.retrievers.web.client import RetryableError
+from deepretrieval.retrievers.web.pubmed import PubMedRetriever, PubMedSettings, read_esearch
 from deepretrieval.retrievers.web.search_api import OFFLINE_MISS, ResponseCache
 from standin import Fault, StandIn, peak_rate
 
@@ -349,3 +352,112 @@ def test_the_cache_survives_a_kill_mid_write(tmp_path: Path) -> None:
     assert all(e is not None and len(e.ids) == 3000 for e in entries)
     assert sorted(e.total for e in entries) == list(range(len(keys)))
     cache.close()
+
+
+def _esearch(**result: object) -> str:
+    """An esearch JSON body in NCBI's shape (as recorded), with ``result`` as its esearchresult."""
+    return json.dumps({"header": {"type": "esearch", "version": "0.3"}, "esearchresult": result})
+
+
+INVALID = {
+    "negative count": (
+        _esearch(count="-5", retmax="0", retstart="0", idlist=[]),
+        "count '-5' is not a non-negative integer",
+    ),
+    "ids that are not PMIDs": (
+        _esearch(count="2", retmax="2", retstart="0", idlist=[None, {"a": 1}]),
+        "idlist[0] is None, not a PMID",
+    ),
+    "a count with too few ids": (
+        _esearch(count="500", retmax="2", retstart="0", idlist=["20002", "20005"]),
+        "count 500 from retstart 0 with retmax 50 means 50 ids, the idlist has 2",
+    ),
+    "ids without a count": (
+        _esearch(count="0", retmax="5", retstart="0", idlist=[pmid(i) for i in range(5)]),
+        "count 0 from retstart 0 with retmax 50 means 0 ids, the idlist has 5",
+    ),
+    "a repeated id": (
+        _esearch(count="2", retmax="2", retstart="0", idlist=["20002", "20002"]),
+        "idlist repeats 20002",
+    ),
+    "another retstart": (
+        _esearch(count="20", retmax="20", retstart="20", idlist=expected("asthma")),
+        "retstart '20' answers a request for retstart 0",
+    ),
+    "a count that is not a number": (
+        _esearch(count=True, retmax="0", retstart="0", idlist=[]),
+        "count True is not a non-negative integer",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", INVALID)
+def test_inconsistent_answers_are_retried_then_failures(standin: StandIn, tmp_path: Path, name: str) -> None:
+    body, reason = INVALID[name]
+    standin.set_faults([Fault("body", match="asthma", body=body)])
+    with PubMedRetriever(settings_for(standin, tmp_path, attempts=3)) as client:
+        asthma, melasma = client.search(["asthma", "melasma"], 50)
+        assert asthma.failed and asthma.doc_ids == [] and asthma.total is None
+        assert f"pubmed: esearch answer is invalid: {reason}; gave up after 3 attempts" == asthma.error
+        assert not melasma.failed and melasma.doc_ids == expected("melasma")
+        assert [e["params"]["term"] for e in standin.requests].count("asthma") == 3  # retried like a 5xx
+        standin.set_faults([])
+        again = client.search(["asthma"], 50)[0]  # the failure was not cached: asked again, now answered
+    assert again.doc_ids == expected("asthma") and again.total == 20
+
+
+def test_one_inconsistent_answer_is_retried(standin: StandIn, tmp_path: Path) -> None:
+    standin.set_faults([Fault("body", first=1, body=INVALID["a count with too few ids"][0])])
+    with PubMedRetriever(settings_for(standin, tmp_path)) as client:
+        ranking = client.search(["asthma"], 50)[0]
+        assert client.stats.retries == 1 and client.stats.failures == 0
+    assert ranking.doc_ids == expected("asthma") and ranking.total == 20
+
+
+def test_every_recorded_esearch_body_is_accepted(shared_data: Path) -> None:
+    """The rules hold for every real JSON answer recorded (1,005 GeneGPT + 3 biomcp bodies): an id list as
+    long as the count, retstart and retmax allow."""
+    folder = shared_data / "literature" / "api-samples" / "pubmed-esearch"
+    if not folder.is_dir():
+        pytest.skip(f"recorded esearch bodies not found at {folder}")
+    rows = [
+        json.loads(line)
+        for name in ("genegpt_esearch.jsonl", "biomcp_pubmed_esearch.jsonl")
+        for line in (folder / name).read_text().splitlines()
+    ]
+    checked = 0
+    for row in rows:
+        if row.get("format") == "xml":
+            continue
+        query = dict(parse_qsl(urlsplit(row["url"]).query))
+        retstart, retmax = int(query.get("retstart", 0)), int(query.get("retmax", 20))
+        ids, count = read_esearch(json.loads(row["body"]), retstart, retmax)
+        assert len(ids) == min(retmax, max(0, count - retstart))
+        checked += 1
+    assert checked == 1008
+    errors = folder / "errors"
+    ids, count = read_esearch(json.loads((errors / "esearch_phrase_not_found.json").read_bytes()), 0, 20)
+    assert (ids, count) == ([], 0)
+    with pytest.raises(RetryableError, match="Empty Term in the request"):
+        read_esearch(json.loads((errors / "esearch_empty_term.json").read_bytes()), 0, 20)
+    with pytest.raises(RetryableError, match="esearch answered without an esearchresult: API rate limit"):
+        read_esearch(json.loads((errors / "http429_rate_limit_documented.json").read_bytes()), 0, 20)
+
+
+def test_cached_answers_that_could_not_be_answers_are_fetched_again(standin: StandIn, tmp_path: Path) -> None:
+    """A cache written before answers were checked may hold what a bad answer left: such an entry is
+    dropped when read, and the query asked again."""
+    batch = ["asthma", "melasma", "zzqq"]
+    with PubMedRetriever(settings_for(standin, tmp_path)) as client:
+        client.search(batch, 50)
+    damage = {"asthma": (["None", "{'a': 1}"], 2), "melasma": (expected("melasma"), -5)}
+    with diskcache.Cache(str(tmp_path / "cache")) as store:
+        for key in list(store.iterkeys()):
+            entry = json.loads(store[key])
+            entry["ids"], entry["total"] = damage.get(entry["request"]["params"]["term"], (entry["ids"], 0))
+            store[key] = json.dumps(entry)
+    with PubMedRetriever(settings_for(standin, tmp_path)) as client:
+        asthma, melasma, unknown = client.search(batch, 50)
+        assert client.stats.cache_hits == 1  # the empty result of zzqq is a possible answer: kept
+    assert asthma.doc_ids == expected("asthma") and (asthma.total, melasma.total) == (20, 20)
+    assert unknown.doc_ids == [] and len(standin.requests) == 3 + 2

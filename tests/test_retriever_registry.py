@@ -20,6 +20,7 @@ from deepretrieval.retrievers import (
     Retriever,
     SettingsError,
     known_kinds,
+    load_corpus,
     open_retriever,
     register,
     registry,
@@ -161,12 +162,20 @@ def test_open_retriever_splits_settings_from_runtime_options(tmp_path: Path) -> 
         open_retriever("bm25", corpus=corpus, index_dir=tmp_path / "i", treads=2)
     with pytest.raises(SettingsError, match="k1: Input should be a finite number"):
         open_retriever("bm25", corpus=corpus, index_dir=tmp_path / "i", k1=float("inf"))
-    assert not (tmp_path / "i").exists()  # refused before anything was built
+    assert not (tmp_path / "i").exists()  # refused before anything was read
+    with pytest.raises(
+        BadIndexError, match=f"index folder {tmp_path / 'i'} does not exist .*; build it with"
+    ):
+        open_retriever("bm25", corpus=corpus, index_dir=tmp_path / "i", b=0.75)  # a given folder: never built
+    BM25Retriever.build(
+        load_corpus(corpus), tmp_path / "i", BM25Settings(b=0.75), show_progress=False
+    ).close()
     retriever = open_retriever("bm25", corpus=corpus, index_dir=tmp_path / "i", b=0.75, mmap=False)
     assert retriever.settings.b == 0.75 and not retriever.memory_mapped
     with pytest.raises(ValueError, match="needs a corpus or an index_dir"):
         open_retriever("bm25")
-    with pytest.raises(BadIndexError, match="no bm25 index in .* and no corpus given to build one"):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BadIndexError, match="empty holds no published index .*--corpus CORPUS --out"):
         open_retriever("bm25", index_dir=tmp_path / "empty")
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from _index_helpers import task_index
 from _serve_helpers import running, write_tiny_policy
 from _train_helpers import write_tiny_beir
 from deepretrieval.config import PromptingConfig
@@ -34,6 +35,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict:
     beir = write_tiny_beir(root / "beir")
     model = write_tiny_policy(root / "model")
     index = root / "index"
+    task_index("beir", beir, index)  # a given index folder is loaded, never built
     retriever = open_retriever("bm25", corpus=beir, index_dir=index, show_progress=False)
     policy = HFPolicy(str(model))
     return {"root": root, "model": model, "index": index, "retriever": retriever, "policy": policy}

@@ -145,6 +145,10 @@ def test_ctgov_unknown_parameter_is_a_plain_text_400(tmp_path: Path, samples: Pa
         ("429:first=1", lambda r: r.status_code == 429 and "Retry-After" not in r.headers),
         ("500:first=1", lambda r: r.status_code == 500),
         ("malformed:first=1", lambda r: r.status_code == 200 and not _parses(r.content)),
+        (
+            'body:first=1:body={"esearchresult":{"count":"-5"}}',
+            lambda r: r.json()["esearchresult"]["count"] == "-5",
+        ),
     ],
 )
 def test_faults_fire_on_the_first_requests_then_stop(corpus: Path, spec: str, check) -> None:
@@ -223,6 +227,12 @@ def test_peak_rate_counts_any_window() -> None:
 def test_fault_specs_are_checked() -> None:
     fault = Fault.parse("429:first=2:retry_after=1.5:match=cancer")
     assert (fault.kind, fault.first, fault.retry_after, fault.match) == ("429", 2, 1.5, "cancer")
+    body = Fault.parse('body:first=1:body={"esearchresult": {"count": "-5", "note": "a:b"}}')
+    assert (body.kind, body.first, body.body) == (
+        "body",
+        1,
+        '{"esearchresult": {"count": "-5", "note": "a:b"}}',
+    )
     with pytest.raises(ValueError, match="unknown fault"):
         Fault.parse("teapot")
     with pytest.raises(ValueError, match="bad fault option"):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from _index_helpers import task_index
 from deepretrieval.config import RetrieverConfig, TaskConfig
 from deepretrieval.retrievers.cache import CachedRetriever
 from deepretrieval.tasks import load_task
@@ -45,7 +46,7 @@ def arguana_like(tmp_path: Path) -> Path:
 
 
 def test_beir_drops_the_query_document_by_default_and_can_keep_it(arguana_like: Path, tmp_path: Path) -> None:
-    index = RetrieverConfig(index=str(tmp_path / "index"))
+    index = RetrieverConfig(index=task_index("beir", arguana_like, tmp_path / "index"))
     beir_default = load_task("beir", arguana_like, retriever=index, metrics=["ndcg@10", "mrr@10"])
     examples = beir_default.examples("test")
     outcomes = beir_default.measure([ex.original for ex in examples], examples)
@@ -63,7 +64,8 @@ def test_beir_drops_the_query_document_by_default_and_can_keep_it(arguana_like: 
 
 def test_the_judge_is_composed_at_opening(arguana_like: Path, tmp_path: Path) -> None:
     task = load_task(
-        TaskConfig(name="beir", data=str(arguana_like)), retriever=RetrieverConfig(index=str(tmp_path / "i"))
+        TaskConfig(name="beir", data=str(arguana_like)),
+        retriever=RetrieverConfig(index=task_index("beir", arguana_like, tmp_path / "i")),
     )
     assert isinstance(task, Task)
     assert isinstance(task.retriever, CachedRetriever)

@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
+from _index_helpers import task_index
 from _train_helpers import tiny_run_config, write_tiny_beir, write_tiny_model
 from deepretrieval.config import ConfigError, RetrieverConfig, load_config, parse_config
 from deepretrieval.policies.card import PolicyCard
@@ -79,7 +80,10 @@ def test_a_grpo_step_changes_the_weights_and_logs_the_task_metrics(pieces, tmp_p
 def test_the_trl_adapter_scores_the_whole_batch_with_the_real_batch_reward(pieces, tmp_path):
     data, _ = pieces
     task = load_task(
-        "beir", data, retriever=RetrieverConfig(index=str(tmp_path / "index")), metrics=["ndcg@10"]
+        "beir",
+        data,
+        retriever=RetrieverConfig(index=task_index("beir", data, tmp_path / "index")),
+        metrics=["ndcg@10"],
     )
     adapter = TRLBatchReward(BatchReward(task, task_scheme(task)), task.examples("train"), "<answer>")
     logged: dict[str, float] = {}

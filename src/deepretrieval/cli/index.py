@@ -1,7 +1,11 @@
 """``deepretrieval index build``: an index of any index-backed retriever kind (bm25, dense, faiss, boolean...),
 found through the retriever registry, with the kind's own settings (``--option KEY=VALUE``; the common
 BM25 and dense ones also as flags). The corpus is read as a stream where the kind can index one (DPR's
-21M passages fit)."""
+21M passages fit).
+
+``deepretrieval index verify DIR``: every file of the published index against its recorded checksum,
+and the kind's load-time checks (BM25: every weight finite and within BM25's bounds); exit 1 with the
+reason when the index is damaged or missing."""
 
 from __future__ import annotations
 
@@ -57,6 +61,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="a setting of the retriever kind, e.g. --option index=hnsw (repeatable)",
     )
+    _add_verify(commands)
+
+
+def _add_verify(commands: argparse._SubParsersAction) -> None:
+    verify = commands.add_parser(
+        "verify", help="check every file of an index against its checksum (exit 1 when damaged)"
+    )
+    verify.add_argument("index_dir", metavar="DIR", help="index folder (what `index build --out` wrote)")
 
 
 def settings_options(args: argparse.Namespace) -> dict[str, object]:
@@ -71,6 +83,33 @@ def settings_options(args: argparse.Namespace) -> dict[str, object]:
 
 
 def run(args: argparse.Namespace) -> int:
+    return verify(args.index_dir) if args.index_command == "verify" else build(args)
+
+
+def verify(index_dir: str) -> int:
+    """Load the index with every checksum checked: 0 when intact, 1 (the reason on stderr) when not."""
+    from deepretrieval.retrievers import BadIndexError, retriever_class
+    from deepretrieval.retrievers.storage.index_store import published_manifest
+
+    try:
+        manifest = published_manifest(index_dir)
+        cls = retriever_class(manifest["kind"])
+        if not cls.indexed:
+            raise BadIndexError(f"index {index_dir} names kind {manifest['kind']}, which has no index")
+        cls.load(index_dir, verify=True).close()
+    except BadIndexError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    files = manifest["files"]
+    size = sum(f["size"] for f in files.values())
+    print(
+        f"index {index_dir} is intact: {manifest['kind']}, {manifest['corpus']['documents']} documents, "
+        f"{len(files)} files ({size / 1e6:.1f} MB) match their checksums"
+    )
+    return 0
+
+
+def build(args: argparse.Namespace) -> int:
     """Build the index; the kind and its settings are checked before the corpus is read."""
     from deepretrieval.retrievers import known_kinds, retriever_class
     from deepretrieval.retrievers.corpus import load_corpus, open_corpus

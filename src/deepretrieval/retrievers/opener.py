@@ -1,4 +1,5 @@
-"""``open_retriever``: a retriever by kind, its index loaded, checked against the corpus, or built."""
+"""``open_retriever``: a retriever by kind, its index loaded and checked against the corpus (a given
+index folder), or loaded from the cache and built there when missing."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from deepretrieval.retrievers.storage.index_store import (
     FORMAT_VERSION,
     BadIndexError,
     IndexMismatchError,
+    build_command,
     check_index_path,
     has_index,
     rebuild_hint,
@@ -45,13 +47,14 @@ def open_retriever(
 ) -> Retriever:
     """The retriever registered as ``kind`` (see ``registry``), ready to search.
 
-    Index-backed kinds load the index in ``index_dir`` if one is there, else build it from ``corpus`` (into
-    ``index_dir``, or into a cache folder keyed by the corpus contents and the settings). ``options`` are
-    the kind's settings and runtime options. An index in a given ``index_dir`` that was built from another
-    corpus than ``corpus``, or with other settings than those given, raises :class:`IndexMismatchError`;
-    a damaged one raises :class:`BadIndexError`. A damaged cached index is rebuilt (it is only a cache).
-    Search engines (no index) take only ``options``, and the corpus when they declare ``takes_corpus`` (the
-    remote retriever checks that the served index was built from it)."""
+    Index-backed kinds load the index published in ``index_dir``, which is never built here: a folder
+    with no index is a :class:`BadIndexError` that names ``deepretrieval index build``, an index built
+    from another corpus than ``corpus`` or with other settings than those given an
+    :class:`IndexMismatchError`. Without ``index_dir`` the index is built from ``corpus`` into a cache
+    folder keyed by the corpus contents and the settings, and loaded from there next time (a damaged
+    cached index is rebuilt: it is only a cache). ``options`` are the kind's settings and runtime
+    options. Search engines (no index) take only ``options``, and the corpus when they declare
+    ``takes_corpus`` (the remote retriever checks that the served index was built from it)."""
     cls = retriever_class(kind)
     if not cls.indexed:
         if (corpus is not None and not cls.takes_corpus) or index_dir is not None:
@@ -62,20 +65,57 @@ def open_retriever(
     chosen, runtime = _split_options(cls, kind, options)
     settings = cls.settings_type(**chosen)
     corpus_path = corpus_file(corpus) if corpus is not None else None
+    if index_dir is not None:
+        return _open_given(cls, Path(index_dir), corpus_path, settings, set(chosen), runtime)
+    if corpus_path is None:
+        raise ValueError("open_retriever needs a corpus or an index_dir")
+    return _open_cached(cls, corpus_path, settings, set(chosen), runtime, show_progress)
+
+
+def _open_given(
+    cls: type[IndexedRetriever],
+    index_dir: Path,
+    corpus_path: Path | None,
+    settings: Any,
+    chosen: set[str],
+    runtime: dict[str, Any],
+) -> IndexedRetriever:
+    """The index published in a folder the caller named, checked against the corpus and settings asked
+    for; never built (a folder whose build failed must not silently become a default index)."""
+    check_index_path(index_dir)
+    if not has_index(index_dir):
+        where = "does not exist" if not index_dir.exists() else "holds no published index"
+        raise BadIndexError(
+            f"index folder {index_dir} {where} (a given index is loaded, never built); build it with "
+            f"{build_command(index_dir, cls.kind, str(corpus_path) if corpus_path else None)}"
+        )
+    retriever = cls.load(index_dir, **runtime)
+    try:
+        _check_match(retriever, index_dir, corpus_path, settings, chosen)
+    except IndexMismatchError:
+        retriever.close()
+        raise
+    return retriever
+
+
+def _open_cached(
+    cls: type[IndexedRetriever],
+    corpus_path: Path,
+    settings: Any,
+    chosen: set[str],
+    runtime: dict[str, Any],
+    show_progress: bool,
+) -> IndexedRetriever:
+    """The index of ``corpus_path`` with ``settings`` in the cache, built there when it is missing,
+    damaged or stale."""
     # builders that read the corpus in batches get it as a stream: collections of any size fit in memory
     read: Callable[[Path], Corpus | CorpusFile] = open_corpus if cls.streams_corpus else load_corpus
     source: Corpus | CorpusFile | None = None
-    cached = index_dir is None
-    if index_dir is None:
-        if corpus_path is None:
-            raise ValueError("open_retriever needs a corpus or an index_dir")
-        fingerprint = known_fingerprint(corpus_path)
-        if fingerprint is None:  # read it once: the build below reads from the same object
-            source = read(corpus_path)
-            fingerprint = source.fingerprint
-        index_dir = _cache_folder(kind, corpus_path, fingerprint, settings.model_dump())
-    index_dir = Path(index_dir)
-    check_index_path(index_dir)
+    fingerprint = known_fingerprint(corpus_path)
+    if fingerprint is None:  # read it once: the build below reads from the same object
+        source = read(corpus_path)
+        fingerprint = source.fingerprint
+    index_dir = _cache_folder(cls.kind, corpus_path, fingerprint, settings.model_dump())
     index_dir.parent.mkdir(parents=True, exist_ok=True)
     # Several processes (ranks of a distributed run, parallel evaluations) may open the same index at
     # once: the first builds it under the lock, the others wait and then load what it wrote.
@@ -84,21 +124,15 @@ def open_retriever(
             try:
                 retriever = cls.load(index_dir, **runtime)
             except BadIndexError as err:
-                if not cached:
-                    raise
                 logger.warning("rebuilding the cached index %s: %s", index_dir, err)
             else:
                 try:
-                    _check_match(retriever, index_dir, corpus_path, settings, set(chosen))
+                    _check_match(retriever, index_dir, corpus_path, settings, chosen)
                 except IndexMismatchError as err:
                     retriever.close()
-                    if not cached:
-                        raise
                     logger.warning("rebuilding the cached index %s: %s", index_dir, err)
                 else:
                     return retriever
-        if corpus_path is None:
-            raise BadIndexError(f"no {kind} index in {index_dir} and no corpus given to build one")
         return cls.build(
             source or read(corpus_path), index_dir, settings, show_progress=show_progress, **runtime
         )

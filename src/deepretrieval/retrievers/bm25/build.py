@@ -68,6 +68,7 @@ def write_index_files(
     weights = _Weights(settings, df, lengths)
     width = np.int32 if indptr[-1] < np.iinfo(np.int32).max else np.int64  # the scorer needs one width
     np.save(folder / INDPTR, indptr.astype(width))
+    ceiling, highest = weight_ceiling(settings, len(lengths)), 0.0
     with (
         _NpyAppender(folder / DATA, np.float32, int(indptr[-1])) as data,
         _NpyAppender(folder / INDICES, width, int(indptr[-1])) as indices,
@@ -75,10 +76,43 @@ def write_index_files(
         steps = tqdm(range(len(slices) - 1), desc="BM25 merge", disable=not show_progress, leave=False)
         for part in steps:
             terms, docs, tfs = _gather(counted.batches, cuts, part)
-            data.append(weights(terms, docs, tfs))
+            values = weights(terms, docs, tfs)
+            highest = max(highest, _checked(values, ceiling, settings))
+            data.append(values)
             indices.append(docs.astype(width))
+    if highest == 0:
+        raise ValueError(
+            f"every BM25 weight is 0 with {_described(settings)} over {len(lengths)} documents: no search "
+            "could match; choose another method or k1"
+        )
     shutil.rmtree(spill)
     return len(rank)
+
+
+def weight_ceiling(settings: BM25Settings, documents: int) -> float:
+    """The largest weight BM25 with ``settings`` can give in a collection of ``documents``: the idf of a
+    term found in one document times the limit of the tf part (1 for lucene and robertson, k1 + 1 for
+    the others), with room for float32 rounding. Every weight also is >= 0."""
+    idf = float(_idf(settings.method, np.ones(1), float(documents))[0])
+    limit = 1.0 if settings.method in ("lucene", "robertson") else settings.k1 + 1
+    return idf * limit * (1 + 1e-5)
+
+
+def _checked(values: np.ndarray, ceiling: float, settings: BM25Settings) -> float:
+    """The largest of ``values``, after checking every one is a finite weight in [0, ceiling]."""
+    if not len(values):
+        return 0.0
+    low, high = float(values.min()), float(values.max())
+    if not (low >= 0 and high <= ceiling):  # NaN fails both
+        raise ValueError(
+            f"{_described(settings)} gives BM25 weights outside [0, {ceiling:.4g}] (min {low:.4g}, max "
+            f"{high:.4g}): these settings cannot make a usable index; choose k1 and b nearer the defaults"
+        )
+    return high
+
+
+def _described(settings: BM25Settings) -> str:
+    return f"k1={settings.k1:g}, b={settings.b:g}, method={settings.method}"
 
 
 class _Counted:

@@ -23,7 +23,14 @@ import scipy.sparse
 from sparse_dot_topn import sp_matmul_topn
 
 from deepretrieval.retrievers.base import DateRange, IndexedRetriever, Ranking, refuse_dates
-from deepretrieval.retrievers.bm25.build import DATA, INDICES, INDPTR, VOCAB, write_index_files
+from deepretrieval.retrievers.bm25.build import (
+    DATA,
+    INDICES,
+    INDPTR,
+    VOCAB,
+    weight_ceiling,
+    write_index_files,
+)
 from deepretrieval.retrievers.bm25.settings import Analyzer, BM25Settings
 from deepretrieval.retrievers.corpus import Corpus, CorpusFile
 from deepretrieval.retrievers.storage.doc_store import DocStore
@@ -206,8 +213,26 @@ def _open_matrix(version: IndexVersion, mmap_mode: str | None) -> tuple[scipy.sp
         raise version.fail(f"{INDPTR} is not a valid row index")
     if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= count):
         raise version.fail(f"{INDICES} holds document rows outside 0..{count - 1}")
+    _check_weights(version, data, weight_ceiling(version.settings(BM25Settings), count))
     term_doc = scipy.sparse.csr_matrix((data, indices, indptr), shape=(len(vocab), count), copy=False)
     return term_doc, vocab
+
+
+def _check_weights(version: IndexVersion, data: np.ndarray, ceiling: float) -> None:
+    """Every weight finite and in [0, ceiling], at least one above 0: a vectorised pass over the whole
+    array (about the cost of the row-id check above; a sampled check would miss the few flipped values
+    that matter). A flipped sign bit or high exponent bit is out of these bounds; smaller changes only a
+    checksum finds (small files on every load, all with ``verify``)."""
+    if not len(data):
+        return
+    low, high = float(data.min()), float(data.max())
+    if not (low >= 0 and 0 < high <= ceiling):  # NaN fails every comparison
+        bad = int(np.count_nonzero(~((data >= 0) & (data <= ceiling))))
+        raise version.fail(
+            f"{DATA} holds {bad} weights outside [0, {ceiling:.4g}] (min {low:.4g}, max {high:.4g})"
+            if bad
+            else f"{DATA} holds no weight above 0"
+        )
 
 
 def _fingerprint(settings: BM25Settings, corpus_fingerprint: str) -> str:

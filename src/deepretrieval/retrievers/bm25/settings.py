@@ -8,7 +8,7 @@ from typing import Literal
 
 import Stemmer
 from bm25s import stopwords as lists
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from deepretrieval.retrievers.base import RetrieverSettings
 
@@ -38,15 +38,31 @@ WORD = re.compile(r"(?u)\b\w\w+\b")
 """``bm25s.tokenize``'s token pattern (scikit-learn's CountVectorizer)."""
 
 
+K1_MAX = 10.0
+"""k1's ceiling. Published defaults (Lucene 1.2, Anserini 0.9) and the range Robertson & Zaragoza (2009)
+call reasonably good (1.2 < k1 < 2) lie well inside [0, 10]; far past it term frequency hardly saturates,
+and at 1e308 the weights underflow to an all-zero index. b mixes the document length in (0: not at all,
+1: fully), so it lies in [0, 1] by definition."""
+
+
 class BM25Settings(RetrieverSettings):
     """Scoring and analysis settings. Defaults are Anserini/Lucene's BM25 (k1=0.9, b=0.4) with
     English Snowball stemming and English stop words."""
 
-    k1: float = Field(0.9, ge=0)
+    k1: float = Field(0.9, ge=0, le=K1_MAX)
     b: float = Field(0.4, ge=0, le=1)
     method: Literal["lucene", "robertson", "atire", "bm25l", "bm25+"] = "lucene"
     stemmer: str | None = "english"
     stopwords: str | None = "en"
+
+    @field_validator("method")
+    @classmethod
+    def _k1_for_method(cls, value: str, info: ValidationInfo) -> str:
+        if value in ("bm25l", "bm25+") and info.data.get("k1") == 0:
+            raise ValueError(
+                f"{value} needs k1 > 0 (with k1=0 every weight is 0 or NaN); give k1 in (0, {K1_MAX:g}]"
+            )
+        return value
 
     @field_validator("stemmer")
     @classmethod

@@ -71,6 +71,7 @@ class DenseRetriever(EmbeddingRetriever):
                     f"{EMBEDDINGS} holds {embeddings.dtype} {embeddings.shape}, "
                     f"expected float32 {(version.documents, dim)}"
                 )
+            _check_values(version, embeddings, version.settings(DenseSettings).normalize)
             docs = DocStore.open(version)
             return cls(version, embeddings, docs, device=device, batch_size=batch_size)
 
@@ -98,3 +99,18 @@ class DenseRetriever(EmbeddingRetriever):
             rows[start:stop] = np.take_along_axis(candidates, order, axis=1)
             scores[start:stop] = np.take_along_axis(candidate_scores, order, axis=1)
         return rows, scores
+
+
+def _check_values(version: IndexVersion, embeddings: np.ndarray, normalized: bool) -> None:
+    """Every value finite, and within [-1, 1] (float32 rounding allowed for) when the vectors are unit
+    length: a vectorised min and max over the whole array, the cost of one brute-force search. A flipped
+    sign bit only a checksum finds (small files on every load, all with ``verify``)."""
+    if not embeddings.size:
+        return
+    low, high = float(embeddings.min()), float(embeddings.max())
+    limit = 1 + 1e-3 if normalized else float(np.finfo(np.float32).max)
+    if not (-limit <= low and high <= limit):  # NaN fails both
+        shape = "unit-length vectors" if normalized else "finite vectors"
+        raise version.fail(
+            f"{EMBEDDINGS} holds values that {shape} cannot have (min {low:.4g}, max {high:.4g})"
+        )

@@ -4,7 +4,8 @@ Matches the parameters of the original DeepRetrieval reward code (``db=pubmed``,
 ``sort`` so esearch's own default order, ``datetype=pdat`` with the review date as ``maxdate``) and fixes
 what it got wrong: the term is form-encoded by httpx instead of pasted into the URL, requests are paced at
 NCBI's limits (3/s, 10/s with ``NCBI_API_KEY``) across all threads of the process, failures are retried
-and then reported as failures (never as an empty result), and answers are cached on disk.
+and then reported as failures (never as an empty result), answers are checked before they are scored
+(:func:`read_esearch`), and cached on disk.
 
 Requests are POSTed (E-utilities accept POST with the same parameters, as Biopython's Entrez does for long
 queries): a policy's Boolean query can be longer than a URL may be, and the API key then never appears
@@ -16,14 +17,18 @@ import logging
 import os
 import re
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from deepretrieval.retrievers.base import DateRange
 from deepretrieval.retrievers.web.client import RetryableError
 from deepretrieval.retrievers.web.search_api import (
     Fetched,
+    InvalidAnswer,
     SearchApiRetriever,
     SearchApiSettings,
+    answer_count,
+    answer_ids,
     json_body,
     query_words,
 )
@@ -40,6 +45,7 @@ MAX_RECORDS = 9_999  # "'retstart' cannot be larger than 9998": PubMed serves on
 # NCBI needs mindate and maxdate together; an open end of a DateRange becomes the usual catch-all bound.
 OPEN_START, OPEN_END = "1800/01/01", "3000/12/31"
 _SYNTAX = re.compile(r"\[[^\]]*\]")  # field tags: [tiab], [MeSH Terms], [dp], ...
+PMID = re.compile(r"[1-9][0-9]{0,9}")  # a positive integer, as NCBI writes it (no sign, no leading zero)
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,7 @@ class PubMedRetriever(SearchApiRetriever):
     esearch's ``count``. Date ranges become ``datetype=pdat&mindate=..&maxdate=..``."""
 
     kind = "pubmed"
+    id_pattern = PMID
 
     def __init__(
         self, settings: PubMedSettings | None = None, *, api_key: str | None = None, **options: object
@@ -122,7 +129,9 @@ class PubMedRetriever(SearchApiRetriever):
             params = self._params(query, dates, retstart, retmax)
             if self._secret:
                 params["api_key"] = self._secret
-            page_ids, count = self._call("POST", self.url, params, self._parse)
+            page_ids, count = self._call(
+                "POST", self.url, params, partial(self._parse, retstart=retstart, retmax=retmax)
+            )
             total = count if total is None else total
             ids.extend(page_ids[:retmax])
             retstart += retmax
@@ -130,21 +139,45 @@ class PubMedRetriever(SearchApiRetriever):
                 break
         return Fetched(list(dict.fromkeys(ids))[:k], total or 0)
 
-    def _parse(self, response: Any) -> tuple[list[str], int]:
-        """esearch JSON -> (ids, count). A phrase NCBI did not find is a normal answer (NCBI searches
-        without it); an ``ERROR`` body ("Search Backend failed: ...") is retried."""
-        body = json_body(response, self.kind)
-        result = body.get("esearchresult") if isinstance(body, dict) else None
-        if not isinstance(result, dict):
-            shown = str(body.get("error") if isinstance(body, dict) and "error" in body else body)[:200]
-            raise RetryableError(f"esearch answered without an esearchresult: {shown}")
-        if "ERROR" in result:
-            raise RetryableError(f"esearch error: {str(result['ERROR'])[:300]}")
-        try:
-            count = int(result["count"])
-            ids = [str(i) for i in result["idlist"]]
-        except (KeyError, TypeError, ValueError):
-            raise RetryableError("esearch answered without a count and an idlist") from None
-        if "errorlist" in result or "warninglist" in result:
-            log.debug("esearch notes: %s", {k: result.get(k) for k in ("errorlist", "warninglist")})
-        return ids, count
+    def _parse(self, response: Any, *, retstart: int, retmax: int) -> tuple[list[str], int]:
+        return read_esearch(json_body(response, self.kind), retstart, retmax)
+
+
+def read_esearch(body: Any, retstart: int, retmax: int) -> tuple[list[str], int]:
+    """An esearch JSON answer to a request from ``retstart`` for ``retmax`` ids -> (PMIDs, count).
+
+    A phrase NCBI did not find is a normal answer (NCBI searches without it). Retried
+    (:class:`RetryableError`): a body without an ``esearchresult`` (a rate-limit body), an ``ERROR`` body
+    ("Search Backend failed: ..."), and (:class:`InvalidAnswer`) an answer whose content cannot be right.
+    The rules, which every recorded real answer keeps (``tests/test_pubmed_client.py``): ``count`` is a
+    non-negative integer (the number of matches); ``idlist`` holds PMIDs, none twice, exactly as many as
+    the count leaves from ``retstart`` up to ``retmax`` (and the first 9,999 records that esearch
+    serves); ``retstart`` and ``retmax``, when echoed, are the request's start and the list's length."""
+    result = body.get("esearchresult") if isinstance(body, dict) else None
+    if not isinstance(result, dict):
+        shown = str(body.get("error") if isinstance(body, dict) and "error" in body else body)[:200]
+        raise RetryableError(f"esearch answered without an esearchresult: {shown}")
+    if "ERROR" in result:
+        raise RetryableError(f"esearch error: {str(result['ERROR'])[:300]}")
+    if "count" not in result or "idlist" not in result:
+        raise InvalidAnswer("esearch answer is invalid: it has no count and idlist")
+    try:
+        count = answer_count(result["count"], "count")
+        ids = answer_ids(result["idlist"], "idlist", PMID, "a PMID")
+        expected = min(retmax, max(0, min(count, MAX_RECORDS) - retstart))
+        if len(ids) != expected:
+            raise InvalidAnswer(
+                f"count {count} from retstart {retstart} with retmax {retmax} means {expected} ids, "
+                f"the idlist has {len(ids)}"
+            )
+        if "retstart" in result and answer_count(result["retstart"], "retstart") != retstart:
+            raise InvalidAnswer(
+                f"retstart {result['retstart']!r:.40} answers a request for retstart {retstart}"
+            )
+        if "retmax" in result and answer_count(result["retmax"], "retmax") != len(ids):
+            raise InvalidAnswer(f"retmax {result['retmax']!r:.40} for an idlist of {len(ids)}")
+    except InvalidAnswer as err:
+        raise InvalidAnswer(f"esearch answer is invalid: {err}") from None
+    if "errorlist" in result or "warninglist" in result:
+        log.debug("esearch notes: %s", {k: result.get(k) for k in ("errorlist", "warninglist")})
+    return ids, count

@@ -3,8 +3,11 @@ shared client (``client``), a persistent response cache, date ranges and query w
 only knows its URL, its parameters and its response shape (``_cache_request`` and ``_fetch``).
 
 Guarantees the reward path relies on: ``search`` never raises for anything the network or the server
-does (a query that cannot be searched after the retries becomes ``Ranking.failure``); failures are never
-cached; a secret (API key) never reaches a cache key, a cache file, a log line or an error message."""
+does (a query that cannot be searched after the retries becomes ``Ranking.failure``); an answer is scored
+only when its content is possible (every id is one of the engine's ids, once; the match count is a
+non-negative integer consistent with the number of ids on the page: :class:`InvalidAnswer` otherwise,
+retried like a 5xx); failures are never cached, and a cached entry is checked the same way when read; a
+secret (API key) never reaches a cache key, a cache file, a log line or an error message."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import logging
 import os
 import re
 from abc import abstractmethod
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
@@ -40,6 +44,7 @@ log = logging.getLogger(__name__)
 OFFLINE_ENV = "DEEPRETRIEVAL_OFFLINE"
 OFFLINE_MISS = "offline: not in cache"
 USER_AGENT = "deepretrieval (search-API client; python-httpx)"
+_DIGITS = re.compile(r"[0-9]+")
 _DATE = re.compile(r"^(\d{4})(?:/(\d{2})(?:/(\d{2}))?)?$")
 _WORD = re.compile(r"\w+")
 _BOOLEAN_OPERATORS = frozenset({"and", "or", "not"})
@@ -113,6 +118,35 @@ def _fits(value: object, hint: Any) -> bool:
     return False
 
 
+class InvalidAnswer(RetryableError):
+    """A well-formed answer whose content cannot be right (an id that is not one of the engine's, a
+    negative count, more or fewer ids than the count allows): asked again like a 5xx, then the query's
+    failure with this reason."""
+
+
+def answer_count(value: Any, name: str) -> int:
+    """A count in an answer: a non-negative integer, as a JSON number or a string of digits (NCBI)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        return int(value)
+    raise InvalidAnswer(f"{name} {value!r:.60} is not a non-negative integer")
+
+
+def answer_ids(values: Any, name: str, id_pattern: re.Pattern[str], what: str) -> list[str]:
+    """The ids of an answer: a list of strings that each match ``id_pattern`` (``what`` names one such
+    id in the error: "a PMID"), none repeated."""
+    if not isinstance(values, list):
+        raise InvalidAnswer(f"{name} is {type(values).__name__}, not a list of ids")
+    for position, value in enumerate(values):
+        if not isinstance(value, str) or not id_pattern.fullmatch(value):
+            raise InvalidAnswer(f"{name}[{position}] is {value!r:.60}, not {what}")
+    if len(set(values)) != len(values):
+        repeated = next(value for value, n in Counter(values).items() if n > 1)
+        raise InvalidAnswer(f"{name} repeats {repeated}")
+    return values
+
+
 @dataclass(frozen=True)
 class Fetched:
     """One query's result as an engine returns it: ids best first, and the engine's match count."""
@@ -162,14 +196,20 @@ def query_words(text: str, syntax: re.Pattern[str]) -> list[str]:
 class ResponseCache:
     """Persistent query -> (ids, total) store on ``diskcache`` (SQLite: every write is one transaction,
     so a process killed mid-write leaves the previous state, never a torn entry). Keys are digests of the
-    full request description, which never holds a secret. Entries are checked on load; a damaged one is
-    dropped and fetched again. Past ``size_gb`` the least recently stored entries are evicted."""
+    full request description, which never holds a secret. Entries are checked on load (types, a
+    non-negative total, ids that match ``id_pattern`` and are not repeated: what an answer is checked
+    for); a damaged one is dropped and fetched again. Past ``size_gb`` the least recently stored entries
+    are evicted."""
 
-    def __init__(self, directory: str | Path, size_gb: float = 8.0):
+    def __init__(
+        self, directory: str | Path, size_gb: float = 8.0, id_pattern: re.Pattern[str] | None = None
+    ):
         import diskcache
 
         self.directory = Path(directory)
         self._store = diskcache.Cache(str(self.directory), size_limit=int(size_gb * 2**30))
+        # every id followed by a newline: one regex pass over an entry's 3,000 ids instead of 3,000 calls
+        self._ids = re.compile(rf"(?:(?:{id_pattern.pattern})\n)*") if id_pattern is not None else None
 
     @staticmethod
     def key(request: Mapping[str, Any]) -> str:
@@ -183,9 +223,18 @@ class ResponseCache:
             entry = json.loads(raw)
             ids, total = entry["ids"], entry["total"]
             if not (
-                isinstance(ids, list) and all(isinstance(i, str) for i in ids) and isinstance(total, int)
+                isinstance(ids, list)
+                and all(isinstance(i, str) for i in ids)
+                and isinstance(total, int)
+                and not isinstance(total, bool)
             ):
                 raise ValueError("wrong types")
+            if total < 0 or len(set(ids)) != len(ids):
+                raise ValueError("a negative total or repeated ids")
+            if self._ids is not None:
+                lines = "\n".join(ids) + "\n" if ids else ""
+                if lines.count("\n") != len(ids) or not self._ids.fullmatch(lines):
+                    raise ValueError("ids that are not the engine's")
         except (ValueError, KeyError, TypeError) as err:
             log.warning("dropping a damaged cache entry in %s (%s)", self.directory, err)
             self._store.delete(key)
@@ -215,6 +264,7 @@ class SearchApiRetriever(Retriever):
     ``_call`` for each page)."""
 
     kind: ClassVar[str]
+    id_pattern: ClassVar[re.Pattern[str]]  # what an id of the engine looks like
 
     def __init__(self, settings: SearchApiSettings, *, secret: str | None, requests_per_second: float):
         self.settings = settings
@@ -223,7 +273,7 @@ class SearchApiRetriever(Retriever):
         self._cache: ResponseCache | None = None
         if settings.cache:
             directory = settings.cache_dir or default_cache_root() / "api" / self.kind
-            self._cache = ResponseCache(directory, settings.cache_size_gb)
+            self._cache = ResponseCache(directory, settings.cache_size_gb, self.id_pattern)
         elif self.offline:
             raise ValueError(f"{self.kind}: offline mode answers from the cache, but cache=False; enable it")
         self._client = HttpClient(
