@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from _index_helpers import task_index
 from deepretrieval.cli import main
 from deepretrieval.config import RetrieverConfig
 from deepretrieval.evaluation import evaluate
@@ -31,7 +32,7 @@ def folder(shared_data: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def index(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("clef") / "index"
+    return Path(task_index("literature", folder, tmp_path_factory.mktemp("clef") / "index", kind="boolean"))
 
 
 @pytest.fixture(scope="module")
