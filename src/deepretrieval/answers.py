@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from deepretrieval.parsing import ParsedCompletion, parse_completion
 from deepretrieval.prompting import Prompting, QueryMode
 from deepretrieval.tasks.base import Example
+from deepretrieval.tasks.prompts import normalize_answer, prompt_template
 
 
 class Guards(BaseModel):
@@ -54,13 +55,15 @@ def judged_queries(answers: Sequence[str], examples: Sequence[Example], mode: Qu
 class AnswerParser:
     """The one parse-and-guard path of training and evaluation: a completion in, a parsed answer out,
     read as ``prompting`` asks (reasoning or not, tags or JSON), with answers longer than the guard's cap
-    turned malformed (``reason="query_too_long"``)."""
+    turned malformed (``reason="query_too_long"``), and so is an answer that only copies the template's
+    placeholder ("your query", "SELECT ...": ``reason="placeholder"``)."""
 
     def __init__(self, prompting: Prompting, *, answer_key: str, guards: Guards | None = None):
         self.prompting = prompting
         self.answer_key = answer_key
         self.guards = guards or Guards()
         self._format = "json" if prompting.answer_format == "json" else "auto"
+        self.placeholders = prompt_template(prompting.template).placeholders
 
     def __call__(self, completion: object) -> ParsedCompletion:
         parsed = parse_completion(
@@ -71,4 +74,6 @@ class AnswerParser:
         )
         if parsed.format_ok and len(parsed.answer) > self.guards.max_query_chars:
             return ParsedCompletion("", parsed.think, False, "query_too_long")
+        if parsed.format_ok and normalize_answer(parsed.answer) in self.placeholders:
+            return ParsedCompletion("", parsed.think, False, "placeholder")
         return parsed

@@ -33,7 +33,8 @@ class ParsedCompletion:
     ``reason`` is ``"ok"`` for a valid completion, otherwise one short code:
     ``not_text``, ``not_utf8``, ``too_long``, ``empty``, ``no_answer``, ``unclosed_answer``,
     ``repeated_tags``, ``misordered_tags``, ``missing_think``, ``unexpected_think``,
-    ``invalid_json``, ``json_missing_key``, ``empty_answer``.
+    ``invalid_json``, ``json_missing_key``, ``empty_answer``; the answer path of training and evaluation
+    (``answers.AnswerParser``) adds ``query_too_long`` and ``placeholder``.
     """
 
     answer: str

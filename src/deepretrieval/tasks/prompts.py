@@ -6,8 +6,11 @@ own chat template, never hand-written ChatML).
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 from deepretrieval.registry import Registry
 
@@ -38,6 +41,18 @@ class PromptTemplate:
     reasoning_format: str = REASONING_FORMAT
     plain_format: str = NO_REASONING_FORMAT
 
+    @cached_property
+    def placeholders(self) -> frozenset[str]:
+        """The stand-ins the format instructions show in place of a real answer or reasoning ("your query",
+        "SELECT ...", "..."), normalised (:func:`normalize_answer`): a model that copies one back has not
+        answered, and the parser says ``placeholder``."""
+        shown = set()
+        for instructions in (self.reasoning_format, self.plain_format):
+            text = instructions.format(target=self.target)
+            for inner in _EXAMPLE.findall(text):
+                shown.update(_example_values(inner.strip()))
+        return frozenset(form for form in map(normalize_answer, shown) if form)
+
     def messages(self, fields: Mapping[str, str], reasoning: bool = True) -> list[dict[str, str]]:
         answer_format = (self.reasoning_format if reasoning else self.plain_format).format(target=self.target)
         try:
@@ -50,6 +65,27 @@ class PromptTemplate:
             {"role": "system", "content": self.system},
             {"role": "user", "content": f"{user}\n\n{answer_format}"},
         ]
+
+
+_EXAMPLE = re.compile(r"<(?:answer|think)>(.*?)</(?:answer|think)>", re.DOTALL)
+
+
+def _example_values(inner: str) -> list[str]:
+    """The answer an example shows: its text, or the string values of a JSON example (``{"sql": ...}``)."""
+    if inner.startswith("{"):
+        try:
+            shown = json.loads(inner)
+        except ValueError:
+            return [inner]
+        if isinstance(shown, dict):
+            return [value for value in shown.values() if isinstance(value, str)]
+    return [inner]
+
+
+def normalize_answer(text: str) -> str:
+    """Case, spacing, quotes and one closing full stop ignored: how an answer is compared with a placeholder."""
+    form = " ".join(text.casefold().split()).strip("'\"` ")
+    return form[:-1].rstrip() if form.endswith(".") and not form.endswith("..") else form
 
 
 TEMPLATES: Registry[PromptTemplate] = Registry(
