@@ -44,11 +44,15 @@ def max_term_repeats(terms: Sequence[str]) -> int:
 def judged_queries(answers: Sequence[str], examples: Sequence[Example], mode: QueryMode) -> list[str]:
     """What the judge receives for each parsed answer: the answer itself (``rewrite``, the seed's mode), or
     the example's original query followed by the answer (``expand``: query expansion, where the policy
-    starts from the original's quality and learns what to add)."""
+    starts from the original's quality and learns what to add; an answer that only repeats the original
+    adds nothing, so the original is searched as it is, as the ``original`` baseline is in any mode)."""
     if mode == "rewrite":
         return list(answers)
     if mode == "expand":
-        return [f"{example.original} {answer}" for answer, example in zip(answers, examples)]
+        return [
+            example.original if answer.strip() == example.original.strip() else f"{example.original} {answer}"
+            for answer, example in zip(answers, examples)
+        ]
     raise ValueError(f"unknown query mode {mode!r}; choose rewrite or expand")
 
 

@@ -2,7 +2,9 @@
 
 Read from ``RUN_DIR/logs/metrics.jsonl`` (one line per logged step, written by training): mean reward,
 the task metric, the format-valid rate, think length and query length (the seed's reasoning-length
-study). The HTML page shows the plots and a table of the run's config and its first and last figures.
+study). The HTML page shows how training ended (steps done and planned, and a warning when it stopped
+early), the plots, a link to the final evaluation, and a table of the run's config and its first and last
+figures.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from deepretrieval.files import atomic_write, write_text
+from deepretrieval.train.summary import TrainingSummary
 
 REPORT_DIR = "report"
 
@@ -148,6 +151,7 @@ def _html(run_dir: Path, records: list[dict], plotted: list[tuple[Series, Path]]
         f"<th>min</th><th>max</th></tr>{''.join(rows)}</table>"
     )
     config = _config_rows(run_dir)
+    ending = _ending(run_dir, out)
     note = ""
     if config.get("prompting.reasoning", config.get("reasoning")) is not True:  # or a run of the first format
         note = "<p>This run trained without reasoning: the think length is 0 by construction.</p>"
@@ -167,14 +171,32 @@ body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 1400px; }}
 figure {{ display: inline-block; margin: 0.5em; }} img {{ max-width: 640px; }}
 table {{ border-collapse: collapse; margin: 1em 0; }} td, th {{ border: 1px solid #ccc; padding: 0.25em 0.6em; }}
 th {{ background: #f4f4f4; }}
+.warning {{ border: 2px solid #c00; background: #fee; padding: 0.5em 1em; font-weight: bold; }}
 </style></head><body>
 <h1>Training run <code>{html.escape(str(run_dir.resolve()))}</code></h1>
 <p>{len(records)} logged steps, from <code>logs/metrics.jsonl</code>.</p>
+{ending}
 <h2>Figures</h2>{figures}{note}
 {images}
 <h2>Config</h2><table>{config_table}</table>
 </body></html>
 """
+
+
+def _ending(run_dir: Path, out: Path) -> str:
+    """How training ended (``training.json``), a warning when it stopped before its plan, and a link to the
+    final evaluation when there is one."""
+    parts = []
+    summary = TrainingSummary.read(run_dir)
+    if summary is not None:
+        parts.append(f"<p>Training: {html.escape(summary.describe())}.</p>")
+        if summary.warning():
+            parts.append(f'<p class="warning">{html.escape(summary.warning() or "")}</p>')
+    results = run_dir / "eval" / "results.md"
+    if results.is_file():
+        link = html.escape(os.path.relpath(results, out))
+        parts.append(f'<p>Final evaluation: <a href="{link}">{html.escape(link)}</a>.</p>')
+    return "\n".join(parts)
 
 
 def _short(run_dir: Path) -> str:
