@@ -21,6 +21,7 @@ from deepretrieval.retrievers import open_retriever
 from deepretrieval.retrievers.base import Retriever
 from deepretrieval.retrievers.cache import CachedRetriever
 from deepretrieval.tasks.base import Example, Outcome, Task, TaskOptions
+from deepretrieval.tasks.sources import resolve_data
 
 __all__ = ["TASKS", "Example", "Outcome", "Task", "TaskFamily", "TaskOptions", "load_task", "task_family"]
 
@@ -38,7 +39,8 @@ class TaskFamily:
     retriever, e.g. by a database, and a retriever section is refused); ``build(data, options, retriever)``
     makes the task; ``retriever`` is the retriever kind used when the config names none.
     ``needs_data``: whether ``task.data`` is required; ``template``: the prompt template its tasks give a
-    policy unless told otherwise.
+    policy unless told otherwise; ``hub_names``: a plain ``OWNER/NAME`` that is no local path names a
+    Hugging Face dataset (``irds:`` and ``hf:`` data work for every family: see :mod:`.sources`).
     """
 
     options: type[TaskOptions]
@@ -47,6 +49,7 @@ class TaskFamily:
     corpus: Callable[[Path | None, Any], Path | None] | None = None
     retriever: str = "bm25"
     needs_data: bool = True
+    hub_names: bool = False
 
 
 TASKS: Registry[TaskFamily] = Registry(
@@ -107,7 +110,7 @@ def load_task(
     family = task_family(spec.name)
     if family.needs_data and spec.data is None:
         raise ValueError(f"task {spec.name!r} needs a data folder (task.data, --data)")
-    data_path = Path(spec.data) if spec.data is not None else None
+    data_path = resolve_data(spec.data, hub_names=family.hub_names)
     opts = _options(spec.name, family, dict(spec.options))
     if family.corpus is None:
         if isinstance(retriever, Retriever) or (retriever is not None and retriever != RetrieverConfig()):
