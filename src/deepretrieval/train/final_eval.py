@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from deepretrieval.config import PromptingConfig, RunConfig
+from deepretrieval.config import ConfigError, PromptingConfig, RunConfig
 from deepretrieval.evaluation.outputs import write_outputs
 from deepretrieval.evaluation.suite import SuiteResult, evaluate_policies
 from deepretrieval.policies import parse_policy_spec
@@ -36,6 +36,34 @@ def run_policies(config: RunConfig, run_dir: Path, extra: Sequence[str] = ()) ->
         elif spec.base != TRAINED:
             pairs.append((text, text))
     return [*pairs, (TRAINED, str(run_dir / "final"))]
+
+
+def check_run_evaluation(config: RunConfig, run_dir: Path, task: Task, extra: Sequence[str] = ()) -> None:
+    """Refuse, before training starts, a final evaluation that could only fail once training has ended: an
+    eval split the task lacks, a baseline that is not evaluated, a policy listed twice, a model that
+    cannot be had."""
+    from deepretrieval.default_model import resolve_model
+    from deepretrieval.policies import is_local_model
+
+    split = config.task.eval_split or task.default_split
+    if split not in task.splits:
+        raise ConfigError(
+            f"task.eval_split: {task.name} has no split {split!r} (it has {', '.join(task.splits)})"
+        )
+    pairs = run_policies(config, run_dir, extra)
+    labels = [label for label, _ in pairs]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise ConfigError(f"eval.policies lists {twice[0]!r} twice")
+    if config.eval.baseline is not None and config.eval.baseline not in labels:
+        raise ConfigError(
+            f"eval.baseline {config.eval.baseline!r} is not evaluated after training: choose one of "
+            f"{', '.join(labels)}"
+        )
+    for _, spec in pairs[:-1]:  # the trained policy does not exist yet
+        base = parse_policy_spec(spec).base
+        if is_local_model(base):
+            resolve_model(None if base == "untrained" else base)
 
 
 def evaluate_run(

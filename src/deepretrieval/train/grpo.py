@@ -40,6 +40,7 @@ from deepretrieval.train.data import (
     prompt_dataset,
     training_examples,
 )
+from deepretrieval.train.final_eval import check_run_evaluation
 from deepretrieval.train.lm_head import project_completions_only
 from deepretrieval.train.precision import resolve_precision
 from deepretrieval.train.rewards_adapter import TRLBatchReward
@@ -264,6 +265,8 @@ def build_trainer(config: RunConfig, run_dir: Path, extra_callbacks: Sequence[Tr
     with PartialState().main_process_first():  # one process builds (and caches) the index, the others load it
         task = build_task(config)
     prompting = run_prompting(config, task)
+    if config.eval.after_training:  # an evaluation that would fail only once training is over fails now
+        check_run_evaluation(config, run_dir, task)
     batch_reward = build_batch_reward(config, task, prompting)
     examples = training_examples(task, config)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
