@@ -25,13 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from deepretrieval.config import ConfigError, RunConfig
 from deepretrieval.default_model import resolve_model
+from deepretrieval.evaluation import format_table
 from deepretrieval.policies.card import PolicyCard
 from deepretrieval.prompting import Prompting, run_prompting
+from deepretrieval.rewards import BatchReward
 from deepretrieval.tasks.base import Task
 from deepretrieval.train.callbacks import CardOnSave, JsonlMetrics, SigintCheckpoint, StepProfiler, TimeBudget
 from deepretrieval.train.data import (
@@ -40,7 +43,7 @@ from deepretrieval.train.data import (
     prompt_dataset,
     training_examples,
 )
-from deepretrieval.train.final_eval import check_run_evaluation
+from deepretrieval.train.final_eval import EVAL_DIR, check_run_evaluation, evaluate_run
 from deepretrieval.train.lm_head import project_completions_only
 from deepretrieval.train.precision import resolve_precision
 from deepretrieval.train.rewards_adapter import TRLBatchReward
@@ -220,8 +223,14 @@ def _tensorboard(log_dir: Path) -> tuple[TrainerCallback, Any]:
 
 
 def run_facts(
-    config: RunConfig, task: Task, model_path: str, dataset, batch_reward, prompting, run_dir: Path
-):
+    config: RunConfig,
+    task: Task,
+    model_path: str,
+    dataset: Dataset,
+    batch_reward: BatchReward,
+    prompting: Prompting,
+    run_dir: Path,
+) -> RunFacts:
     """What the run's header says (see :class:`deepretrieval.train.watch.RunHeader`)."""
     from accelerate import PartialState
 
@@ -289,14 +298,18 @@ def build_trainer(config: RunConfig, run_dir: Path, extra_callbacks: Sequence[Tr
     if config.logging.backend == "tensorboard":
         board, writer = _tensorboard(run_dir / "logs")
         callbacks.append(board)
-    if config.logging.samples:
-        samples = run_dir / "logs" / "samples.jsonl"
-        every, count, wandb = (
-            config.logging.samples_every,
-            config.logging.samples,
-            config.logging.backend == "wandb",
+    logging = config.logging
+    if logging.samples:
+        callbacks.append(
+            CompletionSamples(
+                reward_fn,
+                run_dir / "logs" / "samples.jsonl",
+                logging.samples,
+                logging.samples_every,
+                writer=writer,
+                wandb=logging.backend == "wandb",
+            )
         )
-        callbacks.append(CompletionSamples(reward_fn, samples, count, every, writer=writer, wandb=wandb))
     trainer_class = SharedPromptGRPOTrainer if config.rl.share_prompt_forward else GRPOTrainer
     trainer = trainer_class(
         model=model,
@@ -377,14 +390,14 @@ def train(config: RunConfig, resume: bool = False, callbacks: Sequence[TrainerCa
         )
         raise KeyboardInterrupt
     save_policy(trainer, config, card, run_dir / "final")
-    if main_process:
-        print(f"training: {summary.describe()}", file=sys.stderr)
-        if summary.warning():
-            print(f"warning: {summary.warning()}", file=sys.stderr)
     if main_process and config.eval.after_training:
         del trainer  # the final policy is read back from final/, as any later evaluation reads it
         _free_accelerator_memory()
         final_evaluation(config, run_dir, task, card.prompting, summary)
+    elif main_process:
+        print(f"training: {summary.describe()}", file=sys.stderr)
+        if summary.warning():
+            print(f"warning: {summary.warning()}", file=sys.stderr)
     return run_dir
 
 
@@ -410,9 +423,6 @@ def final_evaluation(
 ) -> None:
     """Evaluate the final policy on ``task.eval_split`` (see :mod:`deepretrieval.train.final_eval`), print
     the table and say where it was written."""
-    from deepretrieval.evaluation import format_table
-    from deepretrieval.train.final_eval import EVAL_DIR, evaluate_run
-
     split = config.task.eval_split or task.default_split
     print(f"evaluating the final policy on {task.name} {split}", file=sys.stderr)
     suite = evaluate_run(config, run_dir, task, prompting)
