@@ -54,6 +54,7 @@ def test_quickstart_writes_figures_and_a_per_query_file(tmp_path: Path, capsys) 
     for row in rows:
         example = examples[row["id"]]
         assert row["original"]["answer"] == example.original
+        assert row["original"]["searched"] == example.original  # in expand mode too: nothing is added
         # blind feedback: the user's words followed by the opening words of the top 3 results, all of them
         snippets = task.feedback_snippets(example, 3, 8)
         assert 1 <= len(snippets) <= 3 and all(1 <= len(s.split()) <= 8 for s in snippets)  # matches only
