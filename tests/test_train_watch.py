@@ -94,6 +94,6 @@ def test_a_run_cut_short_by_its_budget_says_so(pieces, tmp_path, capsys) -> None
     assert (summary.steps, summary.steps_planned, summary.stopped_by) == (1, 3, "time_budget")
     assert not summary.complete
     err = capsys.readouterr().err
-    assert "warning: UNDER-TRAINED: training stopped at step 1 of 3 (the time budget" in err
-    assert "--set rl.time_budget_s=0" in err  # says how to give it more time
+    assert "warning: UNDER-TRAINED: training stopped at step 1 of 3: its time budget of 0.001 s" in err
+    assert "--set rl.time_budget_s=0.002" in err  # says how to give it more time
     assert not (run_dir / "eval").exists()  # the final evaluation can be turned off

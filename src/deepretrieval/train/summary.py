@@ -19,7 +19,7 @@ StopReason = Literal["max_steps", "epochs", "time_budget", "interrupted"]
 WHY = {
     "max_steps": "rl.max_steps reached",
     "epochs": "rl.epochs done",
-    "time_budget": "the time budget (rl.time_budget_s) ran out",
+    "time_budget": "its time budget, rl.time_budget_s, ran out",
     "interrupted": "interrupted (Ctrl-C)",
 }
 
@@ -41,25 +41,29 @@ class TrainingSummary:
         return self.steps >= self.steps_planned
 
     def describe(self) -> str:
-        """One line: ``60 of 60 planned GRPO steps in 574 s (rl.max_steps reached)``."""
+        """One line: ``60 of 60 planned GRPO steps in 574 s: rl.max_steps reached``."""
         return (
-            f"{self.steps} of {self.steps_planned} planned GRPO steps in {self.seconds:.0f} s "
-            f"({WHY[self.stopped_by]})"
+            f"{self.steps} of {self.steps_planned} planned GRPO steps in {self.seconds:.0f} s: {self._why()}"
         )
+
+    def _why(self) -> str:
+        if self.stopped_by == "time_budget" and self.time_budget_s:
+            return f"its time budget of {self.time_budget_s:g} s (rl.time_budget_s) ran out"
+        return WHY[self.stopped_by]
 
     def warning(self) -> str | None:
         """What an incomplete run means for its figures (None when every planned step ran)."""
         if self.complete:
             return None
         fix = (
-            f"give it more time (--set rl.time_budget_s={2 * self.time_budget_s:.0f}) or a quieter machine"
+            f"give it more time (--set rl.time_budget_s={2 * self.time_budget_s:g}) or a quieter machine"
             if self.stopped_by == "time_budget" and self.time_budget_s
             else "resume it (train --resume) to finish the plan"
         )
         return (
-            f"UNDER-TRAINED: training stopped at step {self.steps} of {self.steps_planned} "
-            f"({WHY[self.stopped_by]}). The trained policy's figures are those of a partly trained policy and "
-            f"are not comparable with a complete run of this recipe; {fix}."
+            f"UNDER-TRAINED: training stopped at step {self.steps} of {self.steps_planned}: {self._why()}. "
+            "The trained policy's figures are those of a partly trained policy and are not comparable with a "
+            f"complete run of this recipe; {fix}."
         )
 
     def write(self, run_dir: str | Path) -> Path:
