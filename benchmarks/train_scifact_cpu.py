@@ -52,6 +52,7 @@ def train_mode(args: argparse.Namespace, mode: str) -> tuple:
         f"rl.max_steps={args.steps}",
         f"rl.time_budget_s={args.minutes * 60}",
         f"output_dir={out}",
+        "eval.after_training=false",  # evaluated below, beside the untrained policy
         *args.overrides,
     ]
     config = load_config(CONFIG, overrides)

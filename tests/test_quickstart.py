@@ -1,6 +1,7 @@
 """``deepretrieval quickstart`` end to end with a tiny model standing in for SmolLM2: it trains, evaluates the
-policies in the recipe's query mode (with blind pseudo-relevance feedback as the bar) and writes the figures
-and one per-query row per held-out query."""
+policies in the recipe's query mode (with blind pseudo-relevance feedback as the bar) with significance
+against the original query, and writes the figures and one per-query row per held-out query. A run cut
+short by its time budget says so in the table, the JSON and the report."""
 
 from __future__ import annotations
 
@@ -16,10 +17,18 @@ from deepretrieval.tasks import load_task
 def test_quickstart_writes_figures_and_a_per_query_file(tmp_path: Path, capsys) -> None:
     model = write_tiny_model(tmp_path / "model")
     out = tmp_path / "quickstart"
-    overrides = [f"model={json.dumps(str(model))}", "rl.max_steps=2", "logging.backend=none"]
+    # a budget that ends training after its first step of three: the busy machine of the issue
+    overrides = [f"model={json.dumps(str(model))}", "rl.max_steps=3", "rl.time_budget_s=0.001"]
     assert main(["quickstart", "--out", str(out), "--seed", "1", *(f"--set={o}" for o in overrides)]) == 0
-    table = capsys.readouterr().out
+    captured = capsys.readouterr()
+    table = captured.out
     assert all(name in table for name in ("original", "feedback", "untrained", "trained", "expand mode"))
+    assert "trained: 1 of 3 planned GRPO steps" in table and "time budget" in table
+    assert "warning: UNDER-TRAINED: training stopped at step 1 of 3" in table
+    assert ("p < 0.05 against original" in table) or ("no difference from original is significant" in table)
+    for phase in ("[1/3] training", "[2/3] evaluating original, feedback, untrained and trained", "[3/3]"):
+        assert phase in captured.err  # every long phase says what it does
+    assert "final: generating" in captured.err  # with a progress bar (labelled by the policy folder)
 
     figures = json.loads((out / "quickstart.json").read_text())
     assert (
@@ -27,7 +36,17 @@ def test_quickstart_writes_figures_and_a_per_query_file(tmp_path: Path, capsys) 
         and figures["template"] == "feedback_expansion"
         and figures["seed"] == 1
     )
-    assert figures["steps"] == 2 and figures["metric"] == "ndcg@10"
+    assert figures["steps"] == 1 and figures["steps_planned"] == 3 and figures["metric"] == "ndcg@10"
+    assert figures["stopped_by"] == "time_budget" and figures["complete"] is False
+    assert figures["warning"].startswith("UNDER-TRAINED")
+    assert set(figures["significance"]) == {"feedback", "untrained", "trained"}
+    assert 0 < figures["significance"]["trained"]["p_value"] <= 1
+    assert (
+        abs(figures["significance"]["trained"]["delta"] - (figures["trained"] - figures["original"])) < 1e-9
+    )
+    page = (out / "run" / "report" / "report.html").read_text()
+    assert "UNDER-TRAINED" in page and "1 of 3 planned GRPO steps" in page
+    assert "../eval/results.md" in page and (out / "run" / "eval" / "results.md").is_file()
     task = load_task("demo")
     examples = {ex.id: ex for ex in task.examples("test")}
     rows = [json.loads(line) for line in (out / "per_query.jsonl").read_text().splitlines()]
@@ -35,6 +54,7 @@ def test_quickstart_writes_figures_and_a_per_query_file(tmp_path: Path, capsys) 
     for row in rows:
         example = examples[row["id"]]
         assert row["original"]["answer"] == example.original
+        assert row["original"]["searched"] == example.original  # in expand mode too: nothing is added
         # blind feedback: the user's words followed by the opening words of the top 3 results, all of them
         snippets = task.feedback_snippets(example, 3, 8)
         assert 1 <= len(snippets) <= 3 and all(1 <= len(s.split()) <= 8 for s in snippets)  # matches only

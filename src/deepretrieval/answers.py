@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from deepretrieval.parsing import ParsedCompletion, parse_completion, parse_seed_completion
 from deepretrieval.prompting import Prompting, QueryMode
 from deepretrieval.tasks.base import Example
+from deepretrieval.tasks.prompts import normalize_answer, prompt_template
 
 
 class Guards(BaseModel):
@@ -51,18 +52,24 @@ def refuse_invalid(parsed: ParsedCompletion, error: str | None) -> ParsedComplet
 def judged_queries(answers: Sequence[str], examples: Sequence[Example], mode: QueryMode) -> list[str]:
     """What the judge receives for each parsed answer: the answer itself (``rewrite``, the seed's mode), or
     the example's original query followed by the answer (``expand``: query expansion, where the policy
-    starts from the original's quality and learns what to add)."""
+    starts from the original's quality and learns what to add; an answer that only repeats the original
+    adds nothing, so the original is searched as it is, as the ``original`` baseline is in any mode)."""
     if mode == "rewrite":
         return list(answers)
     if mode == "expand":
-        return [f"{example.original} {answer}" for answer, example in zip(answers, examples)]
+        return [
+            example.original if answer.strip() == example.original.strip() else f"{example.original} {answer}"
+            for answer, example in zip(answers, examples)
+        ]
     raise ValueError(f"unknown query mode {mode!r}; choose rewrite or expand")
 
 
 class AnswerParser:
     """The one parse-and-guard path of training and evaluation: a completion in, a parsed answer out,
     read as ``prompting`` asks (reasoning or not, tags or JSON; the seed's rules for ``format_rules:
-    seed``), with answers longer than the guard's cap turned malformed (``reason="query_too_long"``).
+    seed``), with answers longer than the guard's cap turned malformed (``reason="query_too_long"``), and
+    so is an answer that only copies the template's placeholder ("your query", "SELECT ...":
+    ``reason="placeholder"``).
 
     Under the seed's rules a completion whose tags are wrong keeps its extracted answer with
     ``format_ok`` false: training never judges it (the seed's reward does not), evaluation does (the
@@ -73,6 +80,7 @@ class AnswerParser:
         self.answer_key = answer_key
         self.guards = guards or Guards()
         self._format = "json" if prompting.answer_format == "json" else "auto"
+        self.placeholders = prompt_template(prompting.template).placeholders
 
     def __call__(self, completion: object) -> ParsedCompletion:
         if self.prompting.format_rules == "seed":
@@ -86,4 +94,6 @@ class AnswerParser:
             )
         if len(parsed.answer) > self.guards.max_query_chars:
             return ParsedCompletion("", parsed.think, False, "query_too_long")
+        if parsed.format_ok and normalize_answer(parsed.answer) in self.placeholders:
+            return ParsedCompletion("", parsed.think, False, "placeholder")
         return parsed

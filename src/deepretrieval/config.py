@@ -180,6 +180,10 @@ class LoggingConfig(_Section):
     backend: Literal["tensorboard", "wandb", "none"] = "tensorboard"
     steps: int = Field(default=1, gt=0, description="log every N optimiser steps")
     wandb_project: str | None = None
+    samples: int = Field(
+        default=4, ge=0, description="sampled completions shown with their rewards, best to worst (0: none)"
+    )
+    samples_every: int = Field(default=10, gt=0, description="show them every N steps (and at step 1)")
 
 
 class CheckpointConfig(_Section):
@@ -203,7 +207,8 @@ class OpenAIConfig(_Section):
 class EvalConfig(_Section):
     """``deepretrieval eval``: which policies answer ``task.eval_split`` and how the table is tested.
     ``baseline`` is the policy the others are tested against (null: ``original`` when listed, else the
-    first); ``out`` a folder for results.json, results.md, per-query files and resumable generation logs."""
+    first); ``out`` a folder for results.json, results.md, per-query files and resumable generation logs.
+    ``train`` ends with the same evaluation of its final policy beside ``policies`` (``after_training``)."""
 
     policies: list[str] = Field(
         default_factory=lambda: ["original"],
@@ -223,6 +228,11 @@ class EvalConfig(_Section):
     )
     out: str | None = None
     openai: OpenAIConfig = Field(default_factory=OpenAIConfig)
+    after_training: bool = Field(
+        default=True,
+        description="train: when training ends, evaluate the final policy beside these policies on "
+        "task.eval_split (written to <output_dir>/eval/); false: no evaluation",
+    )
 
     _expand_out = field_validator("out")(classmethod(lambda cls, v: _expand(v)))
 

@@ -37,8 +37,9 @@ class ParsedCompletion:
     ``reason`` is ``"ok"`` for a valid completion, otherwise one short code:
     ``not_text``, ``not_utf8``, ``too_long``, ``empty``, ``no_answer``, ``unclosed_answer``,
     ``repeated_tags``, ``misordered_tags``, ``missing_think``, ``unexpected_think``,
-    ``invalid_json``, ``json_missing_key``, ``empty_answer`` (and, from the answer path, ``query_too_long``
-    and ``invalid_query``: a query the judge cannot read, with its message in ``detail``).
+    ``invalid_json``, ``json_missing_key``, ``empty_answer``; the answer path of training and evaluation
+    (``answers.AnswerParser``) adds ``query_too_long``, ``placeholder`` and ``invalid_query`` (a query the
+    judge cannot read, with its message in ``detail``).
     """
 
     answer: str

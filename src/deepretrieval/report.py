@@ -2,9 +2,10 @@
 
 Read from ``RUN_DIR/logs/metrics.jsonl`` (one line per logged step, written by training): mean reward,
 the task metric, the format-valid rate, think length and query length (the seed's reasoning-length
-study). The HTML page shows the plots and a table of the run's config and its first and last figures,
-and links every evaluation saved inside the run folder (``eval --out RUN_DIR/...``: its ``results.md``
-and the per-query plots beside it).
+study). The HTML page shows how training ended (steps done and planned, and a warning when it stopped
+early), the plots, a table of the run's config and its first and last figures, and links every evaluation
+saved inside the run folder (the final evaluation in ``eval/``, or ``eval --out RUN_DIR/...``: its
+``results.md`` and the per-query plots beside it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from deepretrieval.files import atomic_write, write_text
+from deepretrieval.train.summary import TrainingSummary
 
 REPORT_DIR = "report"
 
@@ -150,6 +152,7 @@ def _html(run_dir: Path, records: list[dict], plotted: list[tuple[Series, Path]]
         f"<th>min</th><th>max</th></tr>{''.join(rows)}</table>"
     )
     config = _config_rows(run_dir)
+    ending = _ending(run_dir, out)
     note = ""
     if config.get("prompting.reasoning", config.get("reasoning")) is not True:  # or a run of the first format
         note = "<p>This run trained without reasoning: the think length is 0 by construction.</p>"
@@ -169,9 +172,11 @@ body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 1400px; }}
 figure {{ display: inline-block; margin: 0.5em; }} img {{ max-width: 640px; }}
 table {{ border-collapse: collapse; margin: 1em 0; }} td, th {{ border: 1px solid #ccc; padding: 0.25em 0.6em; }}
 th {{ background: #f4f4f4; }}
+.warning {{ border: 2px solid #c00; background: #fee; padding: 0.5em 1em; font-weight: bold; }}
 </style></head><body>
 <h1>Training run <code>{html.escape(str(run_dir.resolve()))}</code></h1>
 <p>{len(records)} logged steps, from <code>logs/metrics.jsonl</code>.</p>
+{ending}
 <h2>Figures</h2>{figures}{note}
 {images}
 {_evaluations_html(run_dir, out)}
@@ -198,6 +203,22 @@ def _evaluations_html(run_dir: Path, out: Path) -> str:
         )
         sections.append(f'<h3><a href="{link}">{name}</a></h3>{images}')
     return "<h2>Evaluations</h2>" + "".join(sections) if sections else ""
+
+
+def _ending(run_dir: Path, out: Path) -> str:
+    """How training ended (``training.json``), a warning when it stopped before its plan, and a link to the
+    final evaluation when there is one."""
+    parts = []
+    summary = TrainingSummary.read(run_dir)
+    if summary is not None:
+        parts.append(f"<p>Training: {html.escape(summary.describe())}.</p>")
+        if summary.warning():
+            parts.append(f'<p class="warning">{html.escape(summary.warning() or "")}</p>')
+    results = run_dir / "eval" / "results.md"
+    if results.is_file():
+        link = html.escape(os.path.relpath(results, out))
+        parts.append(f'<p>Final evaluation: <a href="{link}">{html.escape(link)}</a>.</p>')
+    return "\n".join(parts)
 
 
 def _short(run_dir: Path) -> str:

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from deepretrieval import __version__
+from deepretrieval.cli._parser import Parser
 
 COMMANDS: dict[str, str] = {
     "index": "build retrieval indexes",
@@ -49,7 +50,7 @@ def _missing(name: str, reason: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="deepretrieval",
         description="Train LLMs to write search queries with the retrieval outcome as the RL reward.",
     )

@@ -16,9 +16,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     commands = parser.add_subparsers(dest="data_command", required=True)
     _add_prompts(commands.add_parser("prompts", help="print the exact input a policy receives per example"))
     verl = commands.add_parser("export-verl", help="write a task's examples as a verl RL dataset (parquet)")
-    verl.add_argument("--config", default=None, help="take task, retriever and reward from this run config")
-    verl.add_argument("--task", default=None, help="beir | demo | evidence | literature | sql")
-    verl.add_argument("--data", default=None, help="the task's data folder or file")
+    verl.add_argument(
+        "--config",
+        default=None,
+        help="take task, retriever and reward from this run config (default: none, --task and --data)",
+    )
+    verl.add_argument(
+        "--task",
+        default=None,
+        help="beir | demo | evidence | literature | sql (default: the --config file's)",
+    )
+    verl.add_argument(
+        "--data", default=None, help="the task's data folder or file (default: the --config file's)"
+    )
     verl.add_argument(
         "--split", default=None, help="default: train if the task has it, else its default split"
     )
@@ -30,7 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="prompt for <think> reasoning before the answer (default: the config's, else no)",
     )
     verl.add_argument(
-        "--query-mode", choices=["rewrite", "expand"], default=None, help="how answers reach the judge"
+        "--query-mode",
+        choices=["rewrite", "expand"],
+        default=None,
+        help="how answers reach the judge (default: the config's, else rewrite)",
     )
     verl.add_argument(
         "--option",
@@ -43,10 +56,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     verl.add_argument(
         "--endpoint",
         default=None,
-        help="judge through this retrieval service (recorded in the rows; DEEPRETRIEVAL_RETRIEVER overrides it)",
+        help="judge through this retrieval service (recorded in the rows; DEEPRETRIEVAL_RETRIEVER overrides it; "
+        "default: none, the local index)",
     )
-    verl.add_argument("--index", default=None, help="with --endpoint: the served index's name")
-    verl.add_argument("--limit", type=int, default=None, help="only the first N examples")
+    verl.add_argument(
+        "--index",
+        default=None,
+        help="with --endpoint: the served index's name (default: the service's only one)",
+    )
+    verl.add_argument("--limit", type=int, default=None, help="only the first N examples (default: all)")
+
     verl.add_argument(
         "--recipe",
         choices=["ours", "seed"],
@@ -74,7 +93,7 @@ def _add_prompts(prompts: argparse.ArgumentParser) -> None:
         help="a model folder or hub id: its card decides the prompting (the published DeepRetrieval/* ids "
         "have built-in ones) and its tokenizer renders chat prompts (default: the embedded model's)",
     )
-    prompts.add_argument("--limit", type=int, default=None, help="only the first N examples")
+    prompts.add_argument("--limit", type=int, default=None, help="only the first N examples (default: all)")
     prompts.add_argument("--jsonl", action="store_true", help='one JSON object per line: {"id", "prompt"}')
     prompts.add_argument(
         "--option",

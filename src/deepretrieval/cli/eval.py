@@ -26,8 +26,16 @@ from deepretrieval.cli._options import Alias, add_set, comma_list, given, key_va
 
 ENGINES = {"local": "boolean", "pubmed": "pubmed", "ctgov": "ctgov"}
 ALIASES = (
-    Alias("--task", "task.name", "beir | demo | evidence | literature | sql"),
-    Alias("--data", "task.data", "data folder or file (BEIR folder, SQuAD file, Spider/BIRD folder)"),
+    Alias(
+        "--task",
+        "task.name",
+        "beir | demo | evidence | literature | sql (default: the --config file's; required without one)",
+    ),
+    Alias(
+        "--data",
+        "task.data",
+        "data folder or file (BEIR folder, SQuAD file, Spider/BIRD folder; default: the --config file's, none for demo)",
+    ),
     Alias("--split", "task.eval_split", "the split to evaluate (default: the task's own: test, else dev)"),
     Alias(
         "--policy",
@@ -46,23 +54,25 @@ ALIASES = (
     Alias(
         "--engine",
         "retriever.kind",
-        "literature search engine: local (Boolean engine over the folder's corpus), pubmed, ctgov",
+        "literature search engine: local (Boolean engine over the folder's corpus), pubmed, ctgov (default: local)",
         choices=sorted(ENGINES),
     ),
     Alias(
-        "--engine-url", "retriever.options.engine_url", "search API base URL (a mirror, proxy or stand-in)"
+        "--engine-url",
+        "retriever.options.engine_url",
+        "search API base URL: a mirror, proxy or stand-in (default: the engine's public API)",
     ),
     Alias(
         "--endpoint",
         "retriever.options.endpoint",
         "search an index of a retrieval service (`deepretrieval serve-retriever`), e.g. http://host:8000; "
-        "--index then names the served index",
+        "--index then names the served index (default: none, search in this process)",
     ),
     Alias(
         "--metrics",
         "task.options.metrics",
         "comma-separated: ndcg@10, recall@100, mrr@10, hits@20, P@5, or any ir_measures measure (map, RR, "
-        "Judged@10...)",
+        "Judged@10...) (default: the task's, ndcg@10,recall@100 for beir)",
         type=comma_list,
     ),
     Alias(
@@ -91,7 +101,7 @@ ALIASES = (
         "generation cap (default: the policy's, else 256 with reasoning, 64 without)",
         type=positive_int,
     ),
-    Alias("--limit", "eval.limit", "only the first N examples", type=positive_int),
+    Alias("--limit", "eval.limit", "only the first N examples (default: all)", type=positive_int),
     Alias("--batch-size", "eval.batch_size", "prompts per generation call (default 64)", type=positive_int),
     Alias(
         "--openai-base-url", "eval.openai.base_url", "OpenAI-compatible endpoint (default: OPENAI_BASE_URL)"
@@ -114,7 +124,7 @@ ALIASES = (
         "--out",
         "eval.out",
         "folder for results.json, results.md, per-query files, TREC run files (runs/), plots and the "
-        "generation logs it resumes from",
+        "generation logs it resumes from (default: none, print the table only)",
     ),
 )
 SPEED_ONLY = frozenset({"--batch-size", "--openai-concurrency", "--openai-cache"})
@@ -122,7 +132,11 @@ SPEED_ONLY = frozenset({"--batch-size", "--openai-concurrency", "--openai-cache"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None, help="a run config YAML (the flags and --set override it)")
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="a run config YAML, overridden by the flags and --set (default: none, the flags alone)",
+    )
     for alias in ALIASES:
         alias.add(parser)
     parser.add_argument(

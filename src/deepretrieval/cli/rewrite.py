@@ -12,7 +12,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("query", help="the query to rewrite")
     add_model_args(parser)
     parser.add_argument(
-        "--search", default=None, metavar="INDEX", help="search this index folder ([KIND:]DIR)"
+        "--search",
+        default=None,
+        metavar="INDEX",
+        help="search this index folder ([KIND:]DIR) with the rewritten query; required for a policy trained with "
+        "feedback (default: none, print the query only)",
     )
     parser.add_argument("--k", type=int, default=10, help="hits to show with --search (default %(default)s)")
 

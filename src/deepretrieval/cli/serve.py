@@ -41,12 +41,17 @@ def run(args: argparse.Namespace) -> int:
         raise OSError(
             f"`deepretrieval serve` needs the serve extras: pip install 'deepretrieval[serve]' ({err})"
         ) from None
-    indexes = {}
-    for spec in args.indexes:
-        name, sep, folder = spec.partition("=")
+    if not 0 <= args.port <= 65535:  # every argument is checked before an index or the model is loaded
+        raise ValueError(f"--port must be 0..65535, got {args.port}")
+    if args.max_batch < 1 or args.max_wait_ms < 0:
+        raise ValueError(
+            f"--max-batch must be >= 1 and --max-wait-ms >= 0, got {args.max_batch}, {args.max_wait_ms}"
+        )
+    named = [spec.partition("=") for spec in args.indexes]
+    for (name, sep, folder), spec in zip(named, args.indexes):
         if not sep or not name or not folder:
             raise ValueError(f"--index expects NAME=DIR, got {spec!r}")
-        indexes[name] = open_index(folder)
+    indexes = {name: open_index(folder) for name, _, folder in named}
     rewriter = load_rewriter(args, feedback_from=next(iter(indexes.values()), None))  # the first --index
     app = create_app(rewriter, indexes=indexes, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
     print(

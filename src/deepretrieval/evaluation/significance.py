@@ -75,7 +75,13 @@ class Comparison:
         test = self.tests.get(policy, {}).get(metric)
         return MARK if test is not None and test.p_value < self.alpha else ""
 
+    def significant(self) -> bool:
+        """Whether any policy differs significantly from the baseline on any metric (a ``†`` is printed)."""
+        return any(t.p_value < self.alpha for by_metric in self.tests.values() for t in by_metric.values())
+
     def footer(self) -> str:
+        """The line under a table: the ``†`` footnote when a ``†`` is printed, else that no difference is
+        significant; either way the test that decided it."""
         counts = sorted({t.n for by_metric in self.tests.values() for t in by_metric.values() if t.n})
         if not counts:
             return f"{MARK}: no query was judged for both {self.baseline} and another policy: nothing to test"
@@ -86,8 +92,13 @@ class Comparison:
             resolution = f"{self.resamples:,} resamples, seed {self.seed}"
             if all(2**n > self.resamples for n in counts):
                 resolution += f"; the smallest p-value they can give is {2 / (self.resamples + 1):.4f}"
+        verdict = (
+            f"{MARK} p < {self.alpha:g} against {self.baseline}"
+            if self.significant()
+            else f"no difference from {self.baseline} is significant at p < {self.alpha:g}"
+        )
         return (
-            f"{MARK} p < {self.alpha:g} against {self.baseline}: two-sided paired randomisation test over "
+            f"{verdict}: two-sided paired randomisation test over "
             f"{queries} queries (scipy.stats.permutation_test, permutation_type='samples', {resolution}; "
             "Smucker et al. 2007)"
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 from deepretrieval.policies.card import PolicyCard
 from deepretrieval.prompting import Prompting, QueryMode
@@ -17,6 +17,18 @@ class GenerationFailure:
     and left out of the means, never judged as a bad answer. ``reason`` says what went wrong."""
 
     reason: str
+
+
+class Completion(str):
+    """A completion's text that also says whether generation stopped at the token cap (``truncated``), for
+    an OpenAI-style ``finish_reason``; everywhere else it is the plain string."""
+
+    truncated: bool
+
+    def __new__(cls, text: str, truncated: bool = False) -> Self:
+        completion = super().__new__(cls, text)
+        completion.truncated = truncated
+        return completion
 
 
 @runtime_checkable

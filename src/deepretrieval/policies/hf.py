@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from deepretrieval.default_model import resolve_model
+from deepretrieval.policies.base import Completion
 from deepretrieval.policies.card import PolicyCard, published_card
 from deepretrieval.prompting import Prompting
 
@@ -107,7 +108,8 @@ class HFPolicy:
         temperature: float | None = None,
     ) -> list[str]:
         """Completions of ``prompts`` rendered as ``prompting`` says (its prefill included, at most its
-        ``max_new_tokens``); ``temperature`` defaults to the policy's own (the server passes a client's)."""
+        ``max_new_tokens``; each a :class:`Completion` that says whether it stopped at that cap);
+        ``temperature`` defaults to the policy's own (the server passes a client's)."""
         temperature = self.temperature if temperature is None else temperature
         texts = [prompting.render(self.tokenizer, messages) for messages in prompts]
         if self.backend == "vllm":
@@ -119,12 +121,15 @@ class HFPolicy:
                 ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
                 inputs = [{"prompt_token_ids": row} for row in ids]
             outputs = self.llm.generate(inputs, params, use_tqdm=False)
-            return [prompting.prefill + out.outputs[0].text for out in outputs]
+            return [
+                Completion(prompting.prefill + out.outputs[0].text, out.outputs[0].finish_reason == "length")
+                for out in outputs
+            ]
         completions: list[str] = []
         for start in range(0, len(texts), self.batch_size):
             batch = texts[start : start + self.batch_size]
             completions += [
-                prompting.prefill + text
+                Completion(prompting.prefill + text, text.truncated)
                 for text in self._generate(
                     batch, prompting.max_new_tokens, temperature, prompting.rendering != "raw"
                 )
@@ -134,7 +139,7 @@ class HFPolicy:
     @torch.inference_mode()
     def _generate(
         self, texts: list[str], max_new_tokens: int, temperature: float, special_tokens: bool = True
-    ) -> list[str]:
+    ) -> list[Completion]:
         # Chat prompts: tokenised as TRL tokenises text prompts in training (default special-token
         # handling). Raw prompts carry their own markers (the seed's verl: add_special_tokens=False).
         batch = self.tokenizer(
@@ -147,4 +152,16 @@ class HFPolicy:
             **batch, max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, **sampling
         )
         new_tokens = output[:, batch["input_ids"].shape[1] :]
-        return self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        return [
+            Completion(text, capped) for text, capped in zip(texts, self._capped(new_tokens, max_new_tokens))
+        ]
+
+    def _capped(self, new_tokens: torch.Tensor, max_new_tokens: int) -> list[bool]:
+        """Per row: generation ran to ``max_new_tokens`` without an end-of-sequence token."""
+        if new_tokens.shape[1] < max_new_tokens:  # every row ended early
+            return [False] * new_tokens.shape[0]
+        eos = self.model.generation_config.eos_token_id
+        ids = eos if isinstance(eos, list) else [] if eos is None else [eos]
+        stops = torch.tensor(ids, dtype=new_tokens.dtype, device=new_tokens.device)
+        return (~torch.isin(new_tokens, stops).any(dim=1)).tolist()

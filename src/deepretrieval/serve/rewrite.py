@@ -278,7 +278,11 @@ def create_app(
             "created": int(time.time()),
             "model": served_name,
             "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": completion}, "finish_reason": "stop"}
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": str(completion)},
+                    "finish_reason": "length" if getattr(completion, "truncated", False) else "stop",
+                }
             ],
         }
 

@@ -21,6 +21,7 @@ from deepretrieval.retrievers import open_retriever
 from deepretrieval.retrievers.base import DateRange, Ranking, Retriever
 from deepretrieval.retrievers.cache import CachedRetriever
 from deepretrieval.tasks.base import Example, Outcome, Task, TaskOptions
+from deepretrieval.tasks.sources import resolve_data
 
 __all__ = ["TASKS", "Example", "Outcome", "Task", "TaskFamily", "TaskOptions", "load_task", "task_family"]
 
@@ -39,7 +40,8 @@ class TaskFamily:
     makes the task; ``retriever`` is the retriever kind used when the config names none, or a function of
     the data and options giving it (None: this data is judged without a retriever).
     ``needs_data``: whether ``task.data`` is required; ``template``: the prompt template its tasks give a
-    policy unless told otherwise.
+    policy unless told otherwise; ``hub_names``: a plain ``OWNER/NAME`` that is no local path names a
+    Hugging Face dataset (``irds:`` and ``hf:`` data work for every family: see :mod:`.sources`).
     """
 
     options: type[TaskOptions]
@@ -48,6 +50,7 @@ class TaskFamily:
     corpus: Callable[[Path | None, Any], Path | None] | None = None
     retriever: str | Callable[[Path | None, Any], str | None] = "bm25"
     needs_data: bool = True
+    hub_names: bool = False
 
     def default_retriever(self, data: Path | None, options: Any) -> str | None:
         """The retriever kind judging ``data`` unless the config names one (None: no retriever)."""
@@ -117,7 +120,7 @@ def load_task(
     family = task_family(spec.name)
     if family.needs_data and spec.data is None:
         raise ValueError(f"task {spec.name!r} needs a data folder (task.data, --data)")
-    data_path = Path(spec.data) if spec.data is not None else None
+    data_path = resolve_data(spec.data, hub_names=family.hub_names)
     opts = _options(spec.name, family, dict(spec.options))
     default_kind = family.default_retriever(data_path, opts)
     if not judge:

@@ -1,9 +1,11 @@
-"""BEIR-layout collections (corpus.jsonl, queries.jsonl, qrels/{train,dev,test}.tsv) as a classic-IR task.
+"""BEIR-layout collections (corpus.jsonl, queries.jsonl, qrels/{train,dev,test}.tsv) as a classic-IR task; or a
+queries file (TSV, CSV or BEIR's JSONL) with ``qrels`` and ``corpus`` options naming the rest.
 
 The folder may also hold trec_eval's files: qrels in its four columns (``qid 0 docid rel``, any
 whitespace, no header; ``qrels/<split>.tsv``, ``.txt`` or ``.qrels``), and the queries as a TREC topics
 file (``topics*``: ``<top> <num> <title>`` SGML, the title being the query) or ``queries.tsv``
-(``qid<TAB>text``) in place of ``queries.jsonl``.
+(``qid<TAB>text``) in place of ``queries.jsonl``. ``data`` may also be an ``irds:`` or ``hf:`` id
+(:mod:`deepretrieval.tasks.sources` makes it a BEIR folder).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from deepretrieval.metrics import parse_metrics
 from deepretrieval.retrievers.base import Retriever
 from deepretrieval.tasks import TaskFamily
 from deepretrieval.tasks.base import Example, TaskOptions
+from deepretrieval.tasks.question_files import is_question_file, read_query_table
 from deepretrieval.tasks.retrieval import RetrievalTask
 
 T = TypeVar("T")
@@ -59,7 +62,8 @@ def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
 
 QRELS_SUFFIXES = (".tsv", ".txt", ".qrels")
 NOT_BEIR = (
-    "is not a BEIR folder: needs corpus.jsonl, queries.jsonl (or a TREC topics file) and qrels/<split>.tsv"
+    "is not a BEIR folder: needs corpus.jsonl, queries.jsonl (or a TREC topics file) and qrels/<split>.tsv "
+    "(or give irds:ID for ir_datasets, hf:OWNER/NAME for a Hugging Face dataset)"
 )
 _TOPIC = re.compile(r"<top>(.*?)</top>", re.DOTALL | re.IGNORECASE)
 _NUM = re.compile(r"<num>\s*(?:Number:)?\s*(\S+)", re.IGNORECASE)
@@ -188,13 +192,18 @@ def load_beir_splits(data_dir: str | Path) -> dict[str, list[Example]]:
 
 
 class BeirOptions(TaskOptions):
-    """``task.options`` of a BEIR-layout collection."""
+    """``task.options`` of a BEIR-layout collection (``qrels`` and ``corpus``: when ``data`` is a queries
+    file rather than a BEIR folder)."""
 
     metrics: tuple[str, ...] = ("ndcg@10", "recall@100")
     ignore_identical_ids: bool = Field(
         True, description="drop a retrieved document whose id equals the query id (BEIR's evaluator default)"
     )
     name: str | None = None
+    qrels: str | None = Field(
+        None, description="with a queries file: its qrels file (the split is named after it) or qrels folder"
+    )
+    corpus: str | None = Field(None, description="with a queries file: the corpus (JSONL or TSV) to search")
 
     @field_validator("metrics")
     @classmethod
@@ -203,23 +212,70 @@ class BeirOptions(TaskOptions):
 
 
 def corpus_path(data: Path | None, options: BeirOptions) -> Path:
-    """``corpus.jsonl`` of a BEIR folder (the layout is checked first, so a wrong folder says so)."""
+    """``corpus.jsonl`` of a BEIR folder (the layout is checked first, so a wrong folder says so), or the
+    ``corpus`` option beside a queries file."""
     data = Path(data)
+    _query_file_options(data, options)
+    if data.is_file():
+        load_query_file_splits(data, Path(options.qrels))  # type: ignore[arg-type]  # checked before indexing
+        return Path(options.corpus)  # type: ignore[arg-type]
     if not (data / "corpus.jsonl").is_file() or queries_path(data) is None:
         raise DataError(f"{data} {NOT_BEIR}")
     return data / "corpus.jsonl"
 
 
+def _query_file_options(data: Path, options: BeirOptions) -> None:
+    """A queries file needs the ``qrels`` and ``corpus`` options; a BEIR folder has its own."""
+    if not data.is_file():
+        if options.qrels is not None or options.corpus is not None:
+            raise DataError(
+                f"{data} is a BEIR folder with its own qrels and corpus: drop the qrels/corpus options"
+            )
+        return
+    if options.qrels is None or options.corpus is None:
+        raise DataError(
+            f"{data} is a queries file: name its judgements and documents, e.g. --option qrels=qrels/test.tsv "
+            "--option corpus=corpus.jsonl (or give a BEIR folder)"
+        )
+
+
+def load_query_file_splits(data: Path, qrels: Path) -> dict[str, list[Example]]:
+    """The splits of a queries file (TSV/CSV, or BEIR's JSONL) judged by a qrels file (one split, named after
+    it) or a folder of ``<split>.tsv``."""
+    queries = read_query_table(data) if is_question_file(data) else read_queries(data)
+    files = sorted(qrels.glob("*.tsv")) if qrels.is_dir() else [qrels]
+    splits = {}
+    for path in files:
+        judged = read_qrels(path)
+        missing = [qid for qid in judged if qid not in queries]
+        if missing:
+            raise DataError(f"{path}: {len(missing)} query ids not in {data}, e.g. {missing[:3]}")
+        splits[path.stem] = [
+            Example(id=qid, fields={"query": queries[qid]}, truth=docs, original=queries[qid])
+            for qid, docs in judged.items()
+        ]
+    if not splits:
+        raise DataError(f"{qrels} holds no <split>.tsv files")
+    return splits
+
+
 def build(data: Path | None, options: BeirOptions, retriever: Retriever) -> RetrievalTask:
-    """A classic-IR task over a BEIR folder, judged by ``retriever``."""
+    """A classic-IR task over a BEIR folder (or a queries file and its qrels), judged by ``retriever``."""
     data = Path(data)
+    _query_file_options(data, options)
+    if data.is_file():
+        splits = load_query_file_splits(data, Path(options.qrels))  # type: ignore[arg-type]
+    else:
+        splits = load_beir_splits(data)
     return RetrievalTask(
-        options.name or data.name,
-        load_beir_splits(data),
+        options.name or (data.stem if data.is_file() else data.name),
+        splits,
         retriever,
         options.metrics,
         ignore_identical_ids=options.ignore_identical_ids,
     )
 
 
-FAMILY = TaskFamily(template="classic_ir", options=BeirOptions, build=build, corpus=corpus_path)
+FAMILY = TaskFamily(
+    template="classic_ir", options=BeirOptions, build=build, corpus=corpus_path, hub_names=True
+)

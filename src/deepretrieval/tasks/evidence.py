@@ -1,7 +1,8 @@
 """Evidence seeking (open-domain QA retrieval): a passage is relevant when it contains an answer string.
 
 Data: SQuAD v1.1 JSON (its paragraphs become the passage collection), or question/answer JSONL
-(NQ-open style ``{"question", "answer": [...]}``; ``answers`` is accepted too) together with a passage
+(NQ-open style ``{"question", "answer": [...]}``; ``answers`` is accepted too) or a TSV/CSV table of
+questions and answers (DPR's ``nq-test.qa.csv``; see :mod:`.question_files`), together with a passage
 collection given as ``corpus`` (e.g. DPR's Wikipedia passages converted to JSONL). Answer matching follows
 DPR's ``has_answer``: Unicode-normalised, lower-cased token sequences, so "Paris" matches "... in Paris."
 but not "Parisian".
@@ -37,6 +38,7 @@ from deepretrieval.retrievers.base import Retriever
 from deepretrieval.tasks import TaskFamily
 from deepretrieval.tasks.base import Example, Judgment, Outcome, TaskOptions
 from deepretrieval.tasks.beir import DataError, read_jsonl
+from deepretrieval.tasks.question_files import is_question_file, read_qa_table
 from deepretrieval.tasks.retrieval import RetrievalTask, search_failure
 
 DEFAULT_DEPTH = 3000
@@ -185,11 +187,17 @@ class EvidenceOptions(TaskOptions):
         return value
 
 
+def _qa_table(path: Path) -> dict[str, list[Example]]:
+    rows = read_qa_table(path)
+    return {path.stem: [Example(id=i, fields={"query": q}, truth=a, original=q) for i, q, a in rows]}
+
+
 def _data_file(data: Path) -> Path:
     path = data / "dev-v1.1.json" if data.is_dir() else data
     if not path.is_file():
         raise DataError(
-            f"no evidence-seeking data at {path}: give a SQuAD JSON file or a question/answer JSONL"
+            f"no evidence-seeking data at {path}: give a SQuAD JSON file, a question/answer JSONL, or a "
+            "TSV/CSV of questions and answers"
         )
     return path
 
@@ -198,6 +206,8 @@ def corpus_path(data: Path | None, options: EvidenceOptions) -> Path:
     """The passage collection: ``options.corpus``, or the paragraphs of a SQuAD file (written once into
     the cache, atomically)."""
     path = _data_file(Path(data))
+    if is_question_file(path):
+        read_qa_table(path)  # a bad table is reported before the corpus is indexed
     if options.corpus is not None:
         return Path(options.corpus)
     if path.suffix != ".json":
@@ -216,7 +226,7 @@ def build(data: Path | None, options: EvidenceOptions, retriever: Retriever) -> 
     """SQuAD JSON (file or folder with ``dev-v1.1.json``) or QA JSONL, judged by answer matching."""
     path = _data_file(Path(data))
     squad = path.suffix == ".json"
-    splits = _squad(path)[1] if squad else _qa_jsonl(path)
+    splits = _squad(path)[1] if squad else _qa_table(path) if is_question_file(path) else _qa_jsonl(path)
     return EvidenceTask(
         options.name or path.stem,
         splits,

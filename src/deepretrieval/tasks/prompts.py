@@ -7,9 +7,12 @@ which carry their own role markers: ``seed_<dataset>``, see ``tasks.seed_prompts
 
 from __future__ import annotations
 
+import json
+import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from deepretrieval.registry import Registry
@@ -52,6 +55,18 @@ class PromptTemplate:
         """The fields the user message takes (``query``, ``feedback``...)."""
         return frozenset(name for _, name, _, _ in string.Formatter().parse(self.user) if name)
 
+    @cached_property
+    def placeholders(self) -> frozenset[str]:
+        """The stand-ins the format instructions show in place of a real answer or reasoning ("your query",
+        "SELECT ...", "..."), normalised (:func:`normalize_answer`): a model that copies one back has not
+        answered, and the parser says ``placeholder``."""
+        shown = set()
+        for instructions in (self.reasoning_format, self.plain_format):
+            text = instructions.format(target=self.target)
+            for inner in _EXAMPLE.findall(text):
+                shown.update(_example_values(inner.strip()))
+        return frozenset(form for form in map(normalize_answer, shown) if form)
+
     def messages(self, fields: Mapping[str, str], reasoning: bool = True) -> list[dict[str, str]]:
         answer_format = (self.reasoning_format if reasoning else self.plain_format).format(target=self.target)
         try:
@@ -64,6 +79,27 @@ class PromptTemplate:
             {"role": "system", "content": self.system},
             {"role": "user", "content": f"{user}\n\n{answer_format}"},
         ]
+
+
+_EXAMPLE = re.compile(r"<(?:answer|think)>(.*?)</(?:answer|think)>", re.DOTALL)
+
+
+def _example_values(inner: str) -> list[str]:
+    """The answer an example shows: its text, or the string values of a JSON example (``{"sql": ...}``)."""
+    if inner.startswith("{"):
+        try:
+            shown = json.loads(inner)
+        except ValueError:
+            return [inner]
+        if isinstance(shown, dict):
+            return [value for value in shown.values() if isinstance(value, str)]
+    return [inner]
+
+
+def normalize_answer(text: str) -> str:
+    """Case, spacing, quotes and one closing full stop ignored: how an answer is compared with a placeholder."""
+    form = " ".join(text.casefold().split()).strip("'\"` ")
+    return form[:-1].rstrip() if form.endswith(".") and not form.endswith("..") else form
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,7 @@ class TimeBudget(TrainerCallback):
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
+        self.reached = False
         self._start = 0.0
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -121,6 +122,7 @@ class TimeBudget(TrainerCallback):
                 f"\ntime budget of {self.seconds:.0f} s reached at step {state.global_step}", file=sys.stderr
             )
             control.should_training_stop = True
+            self.reached = True
         return control
 
 

@@ -25,13 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from deepretrieval.config import ConfigError, RunConfig
 from deepretrieval.default_model import resolve_model
+from deepretrieval.evaluation import format_table
 from deepretrieval.policies.card import PolicyCard
 from deepretrieval.prompting import Prompting, run_prompting
+from deepretrieval.rewards import BatchReward
 from deepretrieval.tasks.base import Task
 from deepretrieval.train.callbacks import CardOnSave, JsonlMetrics, SigintCheckpoint, StepProfiler, TimeBudget
 from deepretrieval.train.data import (
@@ -40,9 +43,12 @@ from deepretrieval.train.data import (
     prompt_dataset,
     training_examples,
 )
+from deepretrieval.train.final_eval import EVAL_DIR, check_run_evaluation, evaluate_run
 from deepretrieval.train.lm_head import project_completions_only
 from deepretrieval.train.precision import resolve_precision
 from deepretrieval.train.rewards_adapter import TRLBatchReward
+from deepretrieval.train.summary import StopReason, TrainingSummary
+from deepretrieval.train.watch import CompletionSamples, RunFacts, RunHeader
 
 _VERSIONED = (
     "deepretrieval",
@@ -207,11 +213,46 @@ def write_manifest(run_dir: Path, config: RunConfig, task: Task, model_path: str
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
-def _tensorboard_callback(log_dir: Path) -> TrainerCallback:
+def _tensorboard(log_dir: Path) -> tuple[TrainerCallback, Any]:
+    """The TensorBoard callback writing into ``log_dir``, and its writer (the samples share it)."""
     from torch.utils.tensorboard import SummaryWriter
     from transformers.integrations import TensorBoardCallback
 
-    return TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(log_dir)))
+    writer = SummaryWriter(log_dir=str(log_dir))
+    return TensorBoardCallback(tb_writer=writer), writer
+
+
+def run_facts(
+    config: RunConfig,
+    task: Task,
+    model_path: str,
+    dataset: Dataset,
+    batch_reward: BatchReward,
+    prompting: Prompting,
+    run_dir: Path,
+) -> RunFacts:
+    """What the run's header says (see :class:`deepretrieval.train.watch.RunHeader`)."""
+    from accelerate import PartialState
+
+    rl = config.rl
+    completions = (
+        rl.per_device_train_batch_size * rl.gradient_accumulation_steps * PartialState().num_processes
+    )
+    scheme = batch_reward.scheme
+    return RunFacts(
+        model=model_path,
+        task=task.name,
+        split=config.task.split,
+        examples=len(dataset),
+        prompts_per_step=completions // rl.num_generations,
+        samples_per_prompt=rl.num_generations,
+        time_budget_s=rl.time_budget_s,
+        prompting=prompting.describe(),
+        reward=f"{scheme.kind} on {scheme.metric} (format bonus {scheme.format_bonus:g}, penalty "
+        f"{scheme.format_penalty:g})",
+        run_dir=run_dir,
+        prompt=dataset[0]["prompt"],
+    )
 
 
 def build_trainer(config: RunConfig, run_dir: Path, extra_callbacks: Sequence[TrainerCallback] = ()):
@@ -233,6 +274,8 @@ def build_trainer(config: RunConfig, run_dir: Path, extra_callbacks: Sequence[Tr
     with PartialState().main_process_first():  # one process builds (and caches) the index, the others load it
         task = build_task(config)
     prompting = run_prompting(config, task)
+    if config.eval.after_training:  # an evaluation that would fail only once training is over fails now
+        check_run_evaluation(config, run_dir, task)
     batch_reward = build_batch_reward(config, task, prompting)
     examples = training_examples(task, config)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -247,11 +290,26 @@ def build_trainer(config: RunConfig, run_dir: Path, extra_callbacks: Sequence[Tr
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     project_completions_only()  # TRL's LM head scores only the completion on CPU too (same numbers, faster)
     card = policy_card(config, prompting)
-    callbacks: list[TrainerCallback] = [*extra_callbacks, CardOnSave(card)]
+    facts = run_facts(config, task, model_path, dataset, batch_reward, prompting, run_dir)
+    callbacks: list[TrainerCallback] = [RunHeader(facts), *extra_callbacks, CardOnSave(card)]
     if config.rl.time_budget_s is not None:
         callbacks.append(TimeBudget(config.rl.time_budget_s))
+    writer = None
     if config.logging.backend == "tensorboard":
-        callbacks.append(_tensorboard_callback(run_dir / "logs"))
+        board, writer = _tensorboard(run_dir / "logs")
+        callbacks.append(board)
+    logging = config.logging
+    if logging.samples:
+        callbacks.append(
+            CompletionSamples(
+                reward_fn,
+                run_dir / "logs" / "samples.jsonl",
+                logging.samples,
+                logging.samples_every,
+                writer=writer,
+                wandb=logging.backend == "wandb",
+            )
+        )
     trainer_class = SharedPromptGRPOTrainer if config.rl.share_prompt_forward else GRPOTrainer
     trainer = trainer_class(
         model=model,
@@ -316,10 +374,21 @@ def train(config: RunConfig, resume: bool = False, callbacks: Sequence[TrainerCa
     stopper = SigintCheckpoint()
     trainer.add_callback(stopper)
     stopper.install()
+    started = time.perf_counter()
     try:
         trainer.train(resume_from_checkpoint=last if resume else None)
     finally:
         stopper.uninstall()
+    summary = TrainingSummary(
+        steps=trainer.state.global_step,
+        steps_planned=trainer.state.max_steps,
+        stopped_by=_stop_reason(trainer, config, stopper),
+        seconds=round(time.perf_counter() - started, 1),
+        time_budget_s=config.rl.time_budget_s,
+    )
+    main_process = trainer.accelerator.is_main_process
+    if main_process:
+        summary.write(run_dir)
     if stopper.interrupted:
         print(
             f"stopped at step {trainer.state.global_step}; resume with --resume ({checkpoints})",
@@ -327,4 +396,44 @@ def train(config: RunConfig, resume: bool = False, callbacks: Sequence[TrainerCa
         )
         raise KeyboardInterrupt
     save_policy(trainer, config, card, run_dir / "final")
+    if main_process and config.eval.after_training:
+        del trainer  # the final policy is read back from final/, as any later evaluation reads it
+        _free_accelerator_memory()
+        final_evaluation(config, run_dir, task, card.prompting, summary)
+    elif main_process:
+        print(f"training: {summary.describe()}", file=sys.stderr)
+        if summary.warning():
+            print(f"warning: {summary.warning()}", file=sys.stderr)
     return run_dir
+
+
+def _stop_reason(trainer, config: RunConfig, stopper: SigintCheckpoint) -> StopReason:
+    if stopper.interrupted:
+        return "interrupted"
+    budget = next((c for c in trainer.callback_handler.callbacks if isinstance(c, TimeBudget)), None)
+    if budget is not None and budget.reached and trainer.state.global_step < trainer.state.max_steps:
+        return "time_budget"
+    return "max_steps" if config.rl.max_steps else "epochs"
+
+
+def _free_accelerator_memory() -> None:
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def final_evaluation(
+    config: RunConfig, run_dir: Path, task: Task, prompting: Prompting, summary: TrainingSummary
+) -> None:
+    """Evaluate the final policy on ``task.eval_split`` (see :mod:`deepretrieval.train.final_eval`), print
+    the table and say where it was written."""
+    split = config.task.eval_split or task.default_split
+    print(f"evaluating the final policy on {task.name} {split}", file=sys.stderr)
+    suite = evaluate_run(config, run_dir, task, prompting)
+    print(format_table(suite.results, suite.comparison))
+    print(f"trained: {summary.describe()}")
+    if summary.warning():
+        print(f"warning: {summary.warning()}")
+    print(f"evaluation: {run_dir / EVAL_DIR / 'results.md'}", file=sys.stderr)

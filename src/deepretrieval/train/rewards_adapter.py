@@ -5,10 +5,23 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from statistics import pstdev
 from typing import Any
 
 from deepretrieval.tasks.base import Example
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One scored completion: the example, what the user asked, the completion (prefill included), its
+    reward (None: the judge could not score it) and the parser's verdict (``ok`` or what was wrong)."""
+
+    example_id: str
+    request: str
+    completion: str
+    reward: float | None
+    format: str
 
 
 def completion_text(completion: Any) -> str:
@@ -39,7 +52,8 @@ class TRLBatchReward:
     ``BatchReward.score`` call and reports its summary through TRL's ``log_metric`` hook. A sample the
     judge could not score is returned as ``None``: TRL leaves it out of the group baseline and gives it
     no advantage, so a failing search API never teaches the policy anything.
-    ``seconds`` accumulates the time spent scoring (for profiling).
+    ``seconds`` accumulates the time spent scoring (for profiling); ``last_samples`` holds the batch scored
+    last (for the sampled completions training shows).
     """
 
     def __init__(self, batch_reward: Any, examples: Sequence[Example], prefill: str = "") -> None:
@@ -49,6 +63,7 @@ class TRLBatchReward:
         self.prefill = prefill
         self.seconds = 0.0
         self.calls = 0
+        self.last_samples: list[Sample] = []
 
     def __call__(
         self,
@@ -68,6 +83,10 @@ class TRLBatchReward:
         texts = [self.prefill + completion_text(c) for c in completions]
         batch = self.batch_reward.score(texts, examples)
         rewards = [None if r is None else float(r) for r in batch.rewards]
+        self.last_samples = [
+            Sample(example.id, example.original, text, reward, parsed.reason)
+            for example, text, reward, parsed in zip(examples, texts, rewards, batch.parsed)
+        ]
         if log_metric is not None:
             for name, value in batch.summary().items():
                 log_metric(f"task/{name}", float(value))
