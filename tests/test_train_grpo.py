@@ -207,7 +207,7 @@ def test_an_output_dir_that_is_a_file_is_one_line_before_any_work(pieces, tmp_pa
     blocker.write_text("not a folder")
     run = blocker / "run" if inside else blocker
     config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump(tiny_run_config(data, model, run, max_steps=1)))
+    config.write_text(yaml.safe_dump(tiny_run_config(data, model, run, build_index=False, max_steps=1)))
     proc = subprocess.run(
         [sys.executable, "-m", "deepretrieval.cli", "train", str(config)],
         capture_output=True,

@@ -42,7 +42,7 @@ def _qrels(examples) -> list[ir_measures.Qrel]:
 
 
 def test_run_files_read_back_to_the_same_figures_and_any_ir_measure_works(
-    scifact_dir: Path, scifact_task, tmp_path: Path
+    scifact_dir: Path, scifact_task, scifact_bm25, tmp_path: Path
 ) -> None:
     """``--metrics map,ndcg@10,P@5`` equals ir_measures on the run file eval wrote (what the judge saw)."""
     predictions = tmp_path / "short.txt"  # a second policy: the first four words of each claim
@@ -50,7 +50,7 @@ def test_run_files_read_back_to_the_same_figures_and_any_ir_measure_works(
     predictions.write_text("".join(" ".join(ex.original.split()[:4]) + "\n" for ex in examples))
     out = tmp_path / "out"
     proc = _eval(
-        ["--task", "beir", "--data", str(scifact_dir), "--index", str(tmp_path / "index")]
+        ["--task", "beir", "--data", str(scifact_dir), "--index", str(scifact_bm25.index_dir)]
         + [
             "--policy",
             f"original,predictions:{predictions}",

@@ -74,18 +74,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "prompts, its ground truths) for its PPO recipe in configs/verl/ (needs --prompting seed:<dataset>)",
     )
     verl.add_argument(
-        "--prompting", default=None, help="a prompting preset, e.g. seed:scifact [prompting.preset]"
+        "--prompting",
+        default=None,
+        help="a prompting preset, e.g. seed:scifact (default: ours, the task template) [prompting.preset]",
     )
     add_set(verl)
 
 
 def _add_prompts(prompts: argparse.ArgumentParser) -> None:
-    prompts.add_argument("--config", default=None, help="take task and prompting from this run config")
-    prompts.add_argument("--task", default=None, help="beir | demo | evidence | literature | sql | parquet")
-    prompts.add_argument("--data", default=None, help="the task's data folder or file")
+    prompts.add_argument(
+        "--config", default=None, help="take task and prompting from this run config (default: none)"
+    )
+    prompts.add_argument(
+        "--task",
+        default=None,
+        help="beir | demo | evidence | literature | sql | parquet (default: the --config file's)",
+    )
+    prompts.add_argument(
+        "--data", default=None, help="the task's data folder or file (default: the --config file's)"
+    )
     prompts.add_argument("--split", default=None, help="default: the task's own (test, else dev)")
     prompts.add_argument(
-        "--prompting", default=None, help="a prompting preset, e.g. seed:pubmed [prompting.preset]"
+        "--prompting",
+        default=None,
+        help="a prompting preset, e.g. seed:pubmed (default: the policy card's, else ours) [prompting.preset]",
     )
     prompts.add_argument(
         "--model",

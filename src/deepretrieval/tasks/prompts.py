@@ -130,6 +130,11 @@ class RawTemplate:
             "max_new_tokens": SEED_TOKENS,
         }
 
+    @property
+    def placeholders(self) -> frozenset[str]:
+        """None: the seed scores an answer that copies its prompt's example like any other query (parity)."""
+        return frozenset()
+
     def messages(self, fields: Mapping[str, str], reasoning: bool = True) -> list[dict[str, str]]:
         """One user message: the stored prompt (``as_given``) or the seed's text with ``fields`` filled."""
         text = fill_slots("{prompt}", fields) if self.as_given else self.seed.fill(fields)
