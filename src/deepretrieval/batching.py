@@ -210,8 +210,8 @@ class Batcher(Generic[T, R]):
     def stats(self) -> dict[str, Any]:
         """Batches handled so far: how many, of which sizes (in items), items served, time spent in
         ``handle``; items dropped because their caller left (``abandoned``), their deadline passed
-        (``expired``) or the queue was full (``refused``); batches stopped early; items queued
-        now; the limits."""
+        (``expired``) or the queue was full (``refused``); batches stopped early; items being handled
+        and queued now; the limits."""
         with self._ready:
             sizes = dict(sorted(self._batch_sizes.items()))
             batches = sum(sizes.values())
@@ -227,6 +227,7 @@ class Batcher(Generic[T, R]):
                 "expired": self._counts["expired"],
                 "refused": self._counts["refused"],
                 "stopped_batches": self._counts["stopped"],
+                "running": len(self._current),
                 "queued": len(self._pending),
                 "max_size": self.max_size,
                 "window_ms": self.window_s * 1000,

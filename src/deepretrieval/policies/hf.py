@@ -5,14 +5,19 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from deepretrieval.default_model import resolve_model
 from deepretrieval.policies.card import PolicyCard
 from deepretrieval.prompting import Prompting
+
+
+class GenerationStopped(RuntimeError):
+    """``complete`` ended early because its ``should_stop`` said so (no completion is returned)."""
 
 
 class HFPolicy:
@@ -104,9 +109,12 @@ class HFPolicy:
         prompting: Prompting,
         *,
         temperature: float | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> list[str]:
         """Completions of ``prompts`` rendered as ``prompting`` says (its prefill included, at most its
-        ``max_new_tokens``); ``temperature`` defaults to the policy's own (the server passes a client's)."""
+        ``max_new_tokens``); ``temperature`` defaults to the policy's own (the server passes a client's).
+        ``should_stop`` is asked after every generated token (transformers backend; vLLM cannot be
+        interrupted): once it says True, :class:`GenerationStopped` is raised within a token's time."""
         temperature = self.temperature if temperature is None else temperature
         texts = [prompting.render(self.tokenizer, messages) for messages in prompts]
         if self.backend == "vllm":
@@ -118,21 +126,44 @@ class HFPolicy:
         completions: list[str] = []
         for start in range(0, len(texts), self.batch_size):
             batch = texts[start : start + self.batch_size]
-            completions += [
-                prompting.prefill + text
-                for text in self._generate(batch, prompting.max_new_tokens, temperature)
-            ]
+            texts_out = self._generate(batch, prompting.max_new_tokens, temperature, should_stop)
+            completions += [prompting.prefill + text for text in texts_out]
         return completions
 
     @torch.inference_mode()
-    def _generate(self, texts: list[str], max_new_tokens: int, temperature: float) -> list[str]:
+    def _generate(
+        self,
+        texts: list[str],
+        max_new_tokens: int,
+        temperature: float,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> list[str]:
         # Tokenised exactly as TRL tokenises text prompts in training (default special-token handling).
         batch = self.tokenizer(texts, return_tensors="pt", padding=True).to(self.model.device)
         sampling = (
             {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
         )
+        stop = _AskBetweenTokens(should_stop) if should_stop is not None else None
         output = self.model.generate(
-            **batch, max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, **sampling
+            **batch,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=self.tokenizer.pad_token_id,
+            stopping_criteria=StoppingCriteriaList([stop]) if stop else None,
+            **sampling,
         )
+        if stop is not None and stop.stopped:
+            raise GenerationStopped("generation was stopped before it finished")
         new_tokens = output[:, batch["input_ids"].shape[1] :]
         return self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+
+
+class _AskBetweenTokens(StoppingCriteria):
+    """Ends generation (every row) once ``should_stop()`` says so; transformers asks after each token."""
+
+    def __init__(self, should_stop: Callable[[], bool]) -> None:
+        self.should_stop = should_stop
+        self.stopped = False
+
+    def __call__(self, input_ids: torch.LongTensor, scores: object, **kwargs: object) -> torch.BoolTensor:
+        self.stopped = self.stopped or self.should_stop()
+        return torch.full((input_ids.shape[0],), self.stopped, dtype=torch.bool, device=input_ids.device)
