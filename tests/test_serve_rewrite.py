@@ -405,3 +405,21 @@ def test_serve_answers_in_flight_requests_503_and_exits_on_a_signal(
         server.wait(30)
     assert answer.status_code == 503 and answer.json()["error"]["message"] == "the server is shutting down"
     assert "Traceback" not in server.stderr.read()
+
+
+def test_serve_caps_an_untrained_model_at_32_new_tokens(tiny: dict, tmp_path: Path) -> None:
+    from _train_helpers import write_tiny_model
+    from deepretrieval.cli import build_parser
+    from deepretrieval.cli.serve import build_app
+
+    untrained = str(write_tiny_model(tmp_path / "untrained"))  # no policy card
+    cases = [
+        ([untrained], 32),  # what the embedded SmolLM2 gets
+        ([untrained, "--reasoning"], 256),  # room to think
+        ([untrained, "--max-new-tokens", "7"], 7),
+        ([str(tiny["model"])], 64),  # the card's (trained without reasoning: 64)
+    ]
+    for flags, expected in cases:
+        app = build_app(build_parser().parse_args(["serve", "--model", *flags]))
+        with running(app) as url:
+            assert httpx.get(f"{url}/health").json()["prompting"]["max_new_tokens"] == expected, flags

@@ -60,8 +60,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    app = build_app(args)  # first: it says so when the serve extras are missing
+    from deepretrieval.serve import http
+
+    sock = http.listen(args.host, args.port)
+    print(
+        f"serving {app.state.rewriter.policy.name} on http://{args.host}:{sock.getsockname()[1]} "
+        f"({app.state.rewriter.prompting.max_new_tokens} new tokens; "
+        "POST /rewrite, POST /v1/chat/completions, GET /health)",
+        file=sys.stderr,
+        flush=True,
+    )
+    http.run(app, sock, on_shutdown=lambda: app.state.batcher.close(0, abort=True))
+    return 0
+
+
+def build_app(args: argparse.Namespace):
+    """The app over the loaded policy and indexes, as the flags say (checked first)."""
     try:
-        from deepretrieval.serve import http
         from deepretrieval.serve.rewrite import Limits, create_app
     except ImportError as err:
         raise OSError(
@@ -80,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         indexes[name] = open_index(folder)
     first = next(iter(indexes.values()), None)  # a policy trained with feedback reads the first --index
     rewriter = load_rewriter(args, feedback_from=first, untrained_tokens=SERVE_UNTRAINED_TOKENS)
-    app = create_app(
+    return create_app(
         rewriter,
         indexes=indexes,
         limits=Limits(body_timeout_s=args.body_timeout_s),
@@ -89,12 +105,3 @@ def run(args: argparse.Namespace) -> int:
         max_queue=args.max_queue,
         timeout_s=args.request_timeout_s,
     )
-    sock = http.listen(args.host, args.port)
-    print(
-        f"serving {rewriter.policy.name} on http://{args.host}:{sock.getsockname()[1]} "
-        f"({rewriter.prompting.max_new_tokens} new tokens; POST /rewrite, POST /v1/chat/completions, GET /health)",
-        file=sys.stderr,
-        flush=True,
-    )
-    http.run(app, sock, on_shutdown=lambda: app.state.batcher.close(0, abort=True))
-    return 0

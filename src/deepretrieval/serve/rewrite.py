@@ -210,7 +210,7 @@ def create_app(
         await asyncio.to_thread(batcher.close, 30)
 
     app = FastAPI(title="deepretrieval query rewriting", lifespan=lifespan)
-    app.state.batcher = batcher
+    app.state.batcher, app.state.rewriter = batcher, rewriter
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
     app.add_middleware(ClientWatch, body_timeout_s=limits.body_timeout_s)
 
