@@ -9,7 +9,7 @@ Endpoints (JSON in and out; errors are ``{"detail": message}`` with a 4xx status
   (what the client asks for: built straight from the ranking's arrays, no object per hit).
 - ``POST /texts`` ``{"ids": [...], "index"?}`` -> ``{"texts": [...]}``
 - ``POST /analyze`` ``{"texts": [...], "index"?}`` -> ``{"terms": [[...]]}``
-- ``GET /indexes`` (name, kind, fingerprints, documents, bytes on disk, settings, analyser) and
+- ``GET /indexes`` (name, kind, fingerprints, documents, bytes on disk, settings, analyser, batching) and
   ``GET /health``.
 
 Concurrent searches of one index are batched (:class:`~deepretrieval.batching.Batcher`): one worker
@@ -215,8 +215,9 @@ class RetrievalService:
             raise
 
     def describe(self) -> dict[str, Any]:
-        """``GET /indexes``."""
-        return {"indexes": [index.info for index in self.indexes.values()], "limits": asdict(self.limits)}
+        """``GET /indexes``: each index with its batching so far (searches, dropped, queued)."""
+        indexes = [index.info | {"batching": index.searcher.stats()} for index in self.indexes.values()]
+        return {"indexes": indexes, "limits": asdict(self.limits)}
 
     def index(self, name: object) -> ServedIndex:
         if name is None:
