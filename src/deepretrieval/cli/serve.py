@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="queries that may wait for generation; beyond, requests get 503 with Retry-After "
-        "(default: 4 x --max-batch, at least 64)",
+        "(default: 2 x --max-batch, at least 64)",
     )
     parser.add_argument(
         "--request-timeout-s",

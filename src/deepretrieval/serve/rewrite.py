@@ -153,7 +153,7 @@ def create_app(
 ) -> Any:
     """The FastAPI app over an already loaded policy (the model loads once, before serving).
 
-    ``max_queue``: queries that may wait for generation (default ``4 * max_batch``, at least one request's
+    ``max_queue``: queries that may wait for generation (default ``2 * max_batch``, at least one request's
     ``limits.max_queries``); ``timeout_s``: how
     long a request may wait for its answer. ``app.state.batcher.close(abort=True)`` (what ``serve`` does
     on SIGTERM) answers in-flight requests 503."""
@@ -173,7 +173,7 @@ def create_app(
     indexes = dict(indexes or {})
     policy = rewriter.policy
     served_name = model_name or policy.name
-    max_queue = max(4 * max_batch, limits.max_queries) if max_queue is None else max_queue
+    max_queue = max(2 * max_batch, limits.max_queries) if max_queue is None else max_queue
     if max_queue < limits.max_queries:
         raise ValueError(
             f"a queue of {max_queue} queries could never take a request of {limits.max_queries}: "
