@@ -5,9 +5,11 @@ The rewrite server gathers concurrent requests into one generation call (never m
 queries of a request), and the verl reward gathers concurrent per-sample calls into one batched reward.
 
 A server must not get stuck behind work nobody waits for, so the queue is bounded (``max_pending``:
-:class:`QueueFull`, with an estimate of when to come back), every item has a deadline (``timeout_s``:
-:class:`DeadlineExceeded`), an item whose caller has gone (its future cancelled) is dropped before it is
-batched, and a long ``handle`` can ask :meth:`Batcher.stopping` whether anyone still waits for its batch.
+:class:`QueueFull`, with an estimate of when to come back), every item has a deadline to be taken up by
+the worker (``timeout_s``: :class:`DeadlineExceeded`), an item whose caller has gone (its future
+cancelled) is dropped before it is batched, and a long ``handle`` can ask :meth:`Batcher.stopping`
+whether anyone still waits for its batch. The deadline bounds the wait in the queue, not the work: a
+batch that has started is waited for, so an overloaded server still finishes what it takes up.
 ``close(abort=True)`` (a server shutting down) fails what is queued and running with :class:`Stopped`.
 
 Hand-written (about 250 lines) rather than taken from a serving framework: what is needed is a queue, a
@@ -42,7 +44,7 @@ class QueueFull(RuntimeError):
 
 
 class DeadlineExceeded(TimeoutError):
-    """The item was not handled within the batcher's ``timeout_s``."""
+    """The worker did not take the item up within the batcher's ``timeout_s``."""
 
 
 class Stopped(RuntimeError):
@@ -86,8 +88,8 @@ class Batcher(Generic[T, R]):
     every caller of the batch. A cancelled item leaves the queue at once; one past its deadline is failed
     instead of handled. Nothing is kept once a batch is answered.
 
-    ``max_pending``: the most summed size that may wait (None: no bound); ``timeout_s``: each item's
-    deadline, counted from its submission (None: none).
+    ``max_pending``: the most summed size that may wait (None: no bound); ``timeout_s``: how long an
+    item may wait before its batch starts, counted from its submission (None: as long as it takes).
 
     The worker starts on the first ``submit``; a forked child starts afresh (the parent's worker and
     callers do not exist there)."""
@@ -172,38 +174,41 @@ class Batcher(Generic[T, R]):
         return [entry.future for entry in entries]
 
     def __call__(self, item: T) -> R:
-        """Submit ``item`` and wait for its result (until its deadline: :class:`DeadlineExceeded`)."""
+        """Submit ``item`` and wait for its result (:class:`DeadlineExceeded` when its batch has not
+        started by its deadline)."""
         future = self.submit(item)
         try:
             return future.result(self.timeout_s)
         except TimeoutError:
-            if future.done():  # resolved meanwhile, or failed with its own DeadlineExceeded
+            if future.done() or future.running():  # a result, its own DeadlineExceeded, or under way
                 return future.result()
             future.cancel()
-            raise DeadlineExceeded(f"{self._name}: no result within {self.timeout_s} s") from None
+            raise self._late() from None
 
     async def gather(self, items: Sequence[T]) -> list[R]:
         """Submit ``items`` together and await their results, in order. When the awaiting task is
-        cancelled (a client that disconnected), or a result fails, or the deadline passes
-        (:class:`DeadlineExceeded`), the items still queued are dropped and running ones abandoned."""
-        waiting = [asyncio.wrap_future(future) for future in self.submit_many(items)]
+        cancelled (a client that disconnected), or a result fails, or some item is still queued at the
+        deadline (:class:`DeadlineExceeded`), the items still queued are dropped and running ones
+        abandoned."""
+        futures = self.submit_many(items)
+        waiting = [asyncio.wrap_future(future) for future in futures]
+        results = asyncio.gather(*waiting)
+        results.add_done_callback(_retrieved)  # left unawaited when the caller is cancelled or late
         try:
-            async with asyncio.timeout(self.timeout_s):
-                return await asyncio.gather(*waiting)
-        except TimeoutError as err:
-            if isinstance(err, DeadlineExceeded):
-                raise
-            raise DeadlineExceeded(f"{self._name}: no result within {self.timeout_s} s") from None
+            if self.timeout_s is not None:
+                await asyncio.wait({results}, timeout=self.timeout_s)
+                if not results.done() and any(not (f.running() or f.done()) for f in futures):
+                    raise self._late()
+            return await results
         finally:
             for future in waiting:
                 future.cancel()  # chained to the batcher's future; a no-op on those already resolved
 
     def stopping(self) -> bool:
         """For a long ``handle`` to poll between steps (called from the worker): True once nobody waits
-        for the batch it is handling (every caller cancelled, or past its deadline) or the batcher was
-        aborted. A batch told so is answered with those reasons, whatever ``handle`` returns."""
-        now = time.monotonic()
-        stop = self._aborted or all(e.future.abandoned or e.deadline <= now for e in self._current)
+        for the batch it is handling (every caller cancelled) or the batcher was aborted. A batch told so
+        is answered with those reasons, whatever ``handle`` returns."""
+        stop = self._aborted or all(entry.future.abandoned for entry in self._current)
         self._told_to_stop = self._told_to_stop or stop
         return stop
 
@@ -315,7 +320,7 @@ class Batcher(Generic[T, R]):
         for entry in batch:
             if entry.deadline <= now:
                 dropped["expired"] += 1
-                self._fail(entry, DeadlineExceeded(f"{self._name}: not handled within {self.timeout_s} s"))
+                self._fail(entry, self._late())
             elif entry.future.set_running_or_notify_cancel():
                 kept.append(entry)
             else:
@@ -339,7 +344,7 @@ class Batcher(Generic[T, R]):
                 results = [err] * len(batch)
             stopped = self._told_to_stop
             if stopped:
-                results = [self._why_stopped(entry) for entry in batch]
+                results = [self._why_stopped() for _ in batch]
             with self._ready:  # counted before the callers hear back, so they see their batch in stats()
                 self._batch_sizes[len(batch)] += 1
                 self._busy_s += time.perf_counter() - started
@@ -352,12 +357,19 @@ class Batcher(Generic[T, R]):
                 else:
                     entry.future.set_result(result)
 
-    def _why_stopped(self, entry: _Entry[T]) -> BaseException:
+    def _why_stopped(self) -> BaseException:
         if self._aborted:
             return Stopped(f"{self._name} stopped while this item was being handled")
-        if entry.future.abandoned:
-            return CancelledError()
-        return DeadlineExceeded(f"{self._name}: not handled within {self.timeout_s} s")
+        return CancelledError()  # nobody waits for it
+
+    def _late(self) -> DeadlineExceeded:
+        return DeadlineExceeded(f"{self._name}: not taken up within {self.timeout_s:g} s")
+
+
+def _retrieved(future: asyncio.Future) -> None:
+    """Marks an outcome nobody awaits as seen (asyncio would log it as never retrieved)."""
+    if not future.cancelled():
+        future.exception()
 
 
 _LIVE: weakref.WeakSet[Batcher] = weakref.WeakSet()

@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--request-timeout-s",
         type=float,
         default=60.0,
-        help="how long a request may wait for its answer before a 504 (default %(default)s)",
+        help="how long a request may wait for its generation to start before a 504 (default %(default)s)",
     )
     parser.add_argument(
         "--body-timeout-s",

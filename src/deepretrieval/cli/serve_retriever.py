@@ -36,7 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="queries queued for one index before requests get 503 with Retry-After",
     )
     parser.add_argument(
-        "--request-timeout-s", type=float, default=60.0, help="how long a search may wait (then a 504)"
+        "--request-timeout-s",
+        type=float,
+        default=60.0,
+        help="how long a search may wait for its turn (then a 504)",
     )
     parser.add_argument(
         "--body-timeout-s",

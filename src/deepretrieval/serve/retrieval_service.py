@@ -60,7 +60,7 @@ class ServiceLimits:
     max_pending_queries: int = 65_536  # queued for one index before requests are refused with 503
     batch_window_ms: float = 2.0  # how long the first request of a batch waits for others to join
     max_batch_queries: int = 4096  # queries per coalesced search
-    request_timeout_s: float = 60.0  # how long a search may wait for its answer (then a 504)
+    request_timeout_s: float = 60.0  # how long a search may wait for its turn (then a 504)
     body_timeout_s: float = 10.0  # the longest pause inside a request body (then a 408)
 
     def __post_init__(self) -> None:
@@ -242,11 +242,17 @@ class RetrievalService:
         with_text, columns = _flag(body, "text"), _flag(body, "columns")
         dates = _dates(body.get("dates"), len(queries))
         rankings = await self._searched(served, SearchJob(queries, k, dates))
-        texts = await asyncio.to_thread(_texts_of, served.retriever, rankings) if with_text else None
-        results = [
-            _result(ranking, texts[i] if texts else None, columns) for i, ranking in enumerate(rankings)
-        ]
-        return {"index": served.name, "fingerprint": served.retriever.fingerprint, "results": results}
+
+        def results() -> list[dict[str, Any]]:
+            texts = _texts_of(served.retriever, rankings) if with_text else None
+            return [
+                _result(ranking, texts[i] if texts else None, columns) for i, ranking in enumerate(rankings)
+            ]
+
+        # Off the event loop (so are parsing and serialising): 2,000 queries at k=1000 are 2 million hits,
+        # and a loop busy with them would notice no disconnect and start no other request meanwhile.
+        found = await asyncio.to_thread(results)
+        return {"index": served.name, "fingerprint": served.retriever.fingerprint, "results": found}
 
     async def _searched(self, served: ServedIndex, job: SearchJob) -> list[Ranking]:
         """The job's rankings from the index's worker; its queue and deadline refusals as 503 / 504."""
@@ -262,7 +268,7 @@ class RetrievalService:
         except DeadlineExceeded:
             deadline = f"{searcher.timeout_s:g} s"
             raise RequestError(
-                504, f"no answer within the service's {deadline} deadline (it is overloaded); retry later",
+                504, f"not taken up within the service's {deadline} deadline (it is overloaded); retry later",
                 searcher.drain_s(),
             ) from None  # fmt: skip
         except Stopped:
@@ -385,7 +391,7 @@ async def _json_body(request: Request, limit: int) -> dict[str, Any]:
             raise RequestError(413, f"request body is over the limit of {limit} bytes")
         chunks.append(chunk)
     try:
-        body = orjson.loads(b"".join(chunks))
+        body = await asyncio.to_thread(orjson.loads, b"".join(chunks))
     except ValueError as err:
         raise RequestError(400, f"request body is not valid JSON ({err})") from None
     if not isinstance(body, dict):
@@ -408,28 +414,28 @@ def create_app(service: RetrievalService) -> FastAPI:
     async def refused(_request: Request, err: RequestError) -> JSONResponse:
         return JSONResponse({"detail": err.message}, status_code=err.status, headers=err.headers)
 
-    def answer(payload: dict[str, Any]) -> Response:
-        return Response(orjson.dumps(payload), media_type="application/json")
+    async def answer(payload: dict[str, Any]) -> Response:
+        return Response(await asyncio.to_thread(orjson.dumps, payload), media_type="application/json")
 
     @app.get("/health")
     async def health() -> Response:
-        return answer({"status": "ok", "indexes": list(service.indexes)})
+        return await answer({"status": "ok", "indexes": list(service.indexes)})
 
     @app.get("/indexes")
     async def indexes() -> Response:
-        return answer(service.describe())
+        return await answer(service.describe())
 
     @app.post("/search")
     async def search(request: Request) -> Response:
-        return answer(await service.search(await _json_body(request, service.limits.max_body_bytes)))
+        return await answer(await service.search(await _json_body(request, service.limits.max_body_bytes)))
 
     @app.post("/texts")
     async def texts(request: Request) -> Response:
-        return answer(await service.texts(await _json_body(request, service.limits.max_body_bytes)))
+        return await answer(await service.texts(await _json_body(request, service.limits.max_body_bytes)))
 
     @app.post("/analyze")
     async def analyze(request: Request) -> Response:
-        return answer(await service.analyze(await _json_body(request, service.limits.max_body_bytes)))
+        return await answer(await service.analyze(await _json_body(request, service.limits.max_body_bytes)))
 
     return app
 

@@ -12,7 +12,7 @@ says so. :func:`create_app` serves it over HTTP (FastAPI):
 
 Requests arriving together share one generation call (:class:`deepretrieval.batching.Batcher`). The
 server does not get stuck: the queue is bounded (``max_queue`` queries; beyond it a 503 with Retry-After),
-each request has a deadline (``timeout_s``: a 504), a client that disconnects has its queued queries
+each request has a deadline to be taken up (``timeout_s``: a 504), a client that disconnects has its queued queries
 dropped and, once nobody waits for a running batch, its generation stops between two tokens
 (:mod:`deepretrieval.serve.http`); on SIGTERM / SIGINT in-flight requests are answered 503 at once.
 """
@@ -154,9 +154,9 @@ def create_app(
     """The FastAPI app over an already loaded policy (the model loads once, before serving).
 
     ``max_queue``: queries that may wait for generation (default ``2 * max_batch``, at least one request's
-    ``limits.max_queries``); ``timeout_s``: how
-    long a request may wait for its answer. ``app.state.batcher.close(abort=True)`` (what ``serve`` does
-    on SIGTERM) answers in-flight requests 503."""
+    ``limits.max_queries``); ``timeout_s``: how long a request may wait for its generation to start (one
+    under way is waited for). ``app.state.batcher.close(abort=True)`` (what ``serve`` does on SIGTERM)
+    answers in-flight requests 503."""
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI, HTTPException, Request
@@ -270,7 +270,7 @@ def create_app(
         except DeadlineExceeded:
             raise HTTPException(
                 504,
-                f"no answer within the server's {timeout_s:g} s deadline (it is overloaded): retry later",
+                f"not taken up within the server's {timeout_s:g} s deadline (it is overloaded): retry later",
                 headers={"Retry-After": str(math.ceil(batcher.drain_s()))},
             ) from None
         except Stopped:
