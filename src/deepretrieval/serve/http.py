@@ -84,7 +84,9 @@ class ClientWatch:
         finally:
             watcher.cancel()
             handler.cancel()
-        error = None if left or handler.cancelled() else handler.exception()
+        error = None if handler.cancelled() else handler.exception()
+        if left:
+            return  # whatever the cancelled handler ended with, nobody hears it
         if isinstance(error, ClientDisconnect):
             _left(scope, "while sending its request body")
         elif error is not None:

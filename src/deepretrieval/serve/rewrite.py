@@ -12,9 +12,9 @@ says so. :func:`create_app` serves it over HTTP (FastAPI):
 
 Requests arriving together share one generation call (:class:`deepretrieval.batching.Batcher`). The
 server does not get stuck: the queue is bounded (``max_queue`` queries; beyond it a 503 with Retry-After),
-each request has a deadline to be taken up (``timeout_s``: a 504), a client that disconnects has its queued queries
-dropped and, once nobody waits for a running batch, its generation stops between two tokens
-(:mod:`deepretrieval.serve.http`); on SIGTERM / SIGINT in-flight requests are answered 503 at once.
+a request not taken up by its deadline gets a 504 (``timeout_s``), a client that disconnects has its
+queued queries dropped and, once nobody waits for a running batch, its generation stops between two
+tokens (:mod:`deepretrieval.serve.http`); on SIGTERM / SIGINT in-flight requests are answered 503 at once.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the request models from the endpoint
@@ -179,8 +179,8 @@ def create_app(
             f"a queue of {max_queue} queries could never take a request of {limits.max_queries}: "
             "raise --max-queue"
         )
-    # A local model can stop between two tokens once nobody waits for its batch (a client that left,
-    # past its deadline, a server shutting down); others (an API) finish the call they are in.
+    # A local model can stop between two tokens once nobody waits for its batch (its clients left, the
+    # server is shutting down); others (an API) finish the call they are in.
     stoppable = {"should_stop": lambda: batcher.stopping()} if isinstance(policy, HFPolicy) else {}
 
     def generate(items: Sequence[tuple[list[dict[str, str]], Hashable]]) -> list[str | GenerationFailure]:
