@@ -28,7 +28,7 @@ import json
 import math
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -206,6 +206,7 @@ class RetrievalService:
         if duplicate:
             raise ValueError(f"two indexes are named {duplicate!r}; name them with --index NAME=DIR")
         self.limits = limits or ServiceLimits()
+        self._answering = asyncio.Semaphore(1)
         self.indexes: dict[str, ServedIndex] = {}
         try:
             for spec in specs:
@@ -231,8 +232,8 @@ class RetrievalService:
     def _names(self) -> str:
         return ", ".join(repr(name) for name in self.indexes)
 
-    async def search(self, body: dict[str, Any]) -> dict[str, Any]:
-        """``POST /search``: validate, queue for the index's worker, answer from the rankings."""
+    async def search(self, body: dict[str, Any]) -> bytes:
+        """``POST /search``: validate, queue for the index's worker, answer (JSON) from the rankings."""
         _known_fields(body, ("queries", "k", "index", "text", "dates", "columns"))
         served = self.index(body.get("index"))
         queries = self._strings(body, "queries", self.limits.max_query_chars)
@@ -243,16 +244,23 @@ class RetrievalService:
         dates = _dates(body.get("dates"), len(queries))
         rankings = await self._searched(served, SearchJob(queries, k, dates))
 
-        def results() -> list[dict[str, Any]]:
+        def answer() -> dict[str, Any]:
             texts = _texts_of(served.retriever, rankings) if with_text else None
-            return [
+            results = [
                 _result(ranking, texts[i] if texts else None, columns) for i, ranking in enumerate(rankings)
             ]
+            return {"index": served.name, "fingerprint": served.retriever.fingerprint, "results": results}
 
-        # Off the event loop (so are parsing and serialising): 2,000 queries at k=1000 are 2 million hits,
-        # and a loop busy with them would notice no disconnect and start no other request meanwhile.
-        found = await asyncio.to_thread(results)
-        return {"index": served.name, "fingerprint": served.retriever.fingerprint, "results": found}
+        return await self._answer(answer)
+
+    async def _answer(self, build: Callable[[], dict[str, Any]]) -> bytes:
+        """``build()`` serialised, in a worker thread and one answer at a time. Off the event loop: 2,000
+        queries at k=1000 are 2 million hits, and a loop busy with them notices no disconnect and starts
+        no other request. One at a time: building is Python under the GIL (two at once are no faster) and
+        two such answers would double the memory peak; a request whose client left while it waited for
+        its turn is never built."""
+        async with self._answering:
+            return await asyncio.to_thread(lambda: orjson.dumps(build()))
 
     async def _searched(self, served: ServedIndex, job: SearchJob) -> list[Ranking]:
         """The job's rankings from the index's worker; its queue and deadline refusals as 503 / 504."""
@@ -277,27 +285,28 @@ class RetrievalService:
             raise RequestError(400, str(err)) from None
         return rankings
 
-    async def texts(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def texts(self, body: dict[str, Any]) -> bytes:
         """``POST /texts``: document texts by id (404 naming the first unknown id)."""
         _known_fields(body, ("ids", "index"))
         served = self.index(body.get("index"))
         ids = self._strings(body, "ids", self.limits.max_query_chars)
 
-        def read() -> list[str]:
+        def read() -> dict[str, Any]:
             try:
-                return [served.retriever.text(doc_id) for doc_id in ids]
+                return {"index": served.name, "texts": [served.retriever.text(doc_id) for doc_id in ids]}
             except KeyError as err:
                 raise RequestError(404, str(err.args[0] if err.args else err)) from None
 
-        return {"index": served.name, "texts": await asyncio.to_thread(read)}
+        return await self._answer(read)
 
-    async def analyze(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def analyze(self, body: dict[str, Any]) -> bytes:
         """``POST /analyze``: the index's analysed terms of each text."""
         _known_fields(body, ("texts", "index"))
         served = self.index(body.get("index"))
         texts = self._strings(body, "texts", self.limits.max_query_chars)
-        terms = await asyncio.to_thread(served.retriever.analyze_many, texts)
-        return {"index": served.name, "terms": terms}
+        return await self._answer(
+            lambda: {"index": served.name, "terms": served.retriever.analyze_many(texts)}
+        )
 
     def _strings(self, body: dict[str, Any], field: str, max_chars: int) -> list[str]:
         values = body.get(field)
@@ -414,28 +423,28 @@ def create_app(service: RetrievalService) -> FastAPI:
     async def refused(_request: Request, err: RequestError) -> JSONResponse:
         return JSONResponse({"detail": err.message}, status_code=err.status, headers=err.headers)
 
-    async def answer(payload: dict[str, Any]) -> Response:
-        return Response(await asyncio.to_thread(orjson.dumps, payload), media_type="application/json")
+    def answer(payload: bytes) -> Response:
+        return Response(payload, media_type="application/json")
 
     @app.get("/health")
     async def health() -> Response:
-        return await answer({"status": "ok", "indexes": list(service.indexes)})
+        return answer(orjson.dumps({"status": "ok", "indexes": list(service.indexes)}))
 
     @app.get("/indexes")
     async def indexes() -> Response:
-        return await answer(service.describe())
+        return answer(orjson.dumps(service.describe()))
 
     @app.post("/search")
     async def search(request: Request) -> Response:
-        return await answer(await service.search(await _json_body(request, service.limits.max_body_bytes)))
+        return answer(await service.search(await _json_body(request, service.limits.max_body_bytes)))
 
     @app.post("/texts")
     async def texts(request: Request) -> Response:
-        return await answer(await service.texts(await _json_body(request, service.limits.max_body_bytes)))
+        return answer(await service.texts(await _json_body(request, service.limits.max_body_bytes)))
 
     @app.post("/analyze")
     async def analyze(request: Request) -> Response:
-        return await answer(await service.analyze(await _json_body(request, service.limits.max_body_bytes)))
+        return answer(await service.analyze(await _json_body(request, service.limits.max_body_bytes)))
 
     return app
 
