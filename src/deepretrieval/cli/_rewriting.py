@@ -27,7 +27,8 @@ def add_model_args(parser: argparse.ArgumentParser, untrained_tokens: int | None
         "--max-new-tokens",
         type=int,
         default=None,
-        help=f"generation cap (default: the policy's, else 256 with reasoning, {untrained_tokens or 64} without)",
+        help="generation cap (default: the policy's, else 256 with reasoning, "
+        f"{untrained_tokens or 64} without)",
     )
 
 

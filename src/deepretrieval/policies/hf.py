@@ -148,7 +148,7 @@ class HFPolicy:
             **batch,
             max_new_tokens=max_new_tokens,
             pad_token_id=self.tokenizer.pad_token_id,
-            stopping_criteria=StoppingCriteriaList([stop]) if stop else None,
+            stopping_criteria=StoppingCriteriaList([stop]) if stop is not None else None,
             **sampling,
         )
         if stop is not None and stop.stopped:
