@@ -28,7 +28,7 @@ import json
 import math
 import re
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -46,6 +46,9 @@ from deepretrieval.retrievers.storage.index_store import MANIFEST, BadIndexError
 from deepretrieval.serve import http
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# Beyond these a search answer (in hits; a hit with its text weighs TEXT_WEIGHT) or a request body is
+# handled in a worker thread rather than on the event loop (about 50 ms of work on a 2-core machine).
+INLINE_HITS, TEXT_WEIGHT, INLINE_BODY_BYTES = 100_000, 50, 2**20
 _KIND_PREFIX = re.compile(r"([a-z][a-z0-9_-]*):(.+)")
 
 
@@ -251,16 +254,15 @@ class RetrievalService:
             ]
             return {"index": served.name, "fingerprint": served.retriever.fingerprint, "results": results}
 
-        return await self._answer(answer)
-
-    async def _answer(self, build: Callable[[], dict[str, Any]]) -> bytes:
-        """``build()`` serialised, in a worker thread and one answer at a time. Off the event loop: 2,000
-        queries at k=1000 are 2 million hits, and a loop busy with them notices no disconnect and starts
-        no other request. One at a time: building is Python under the GIL (two at once are no faster) and
-        two such answers would double the memory peak; a request whose client left while it waited for
-        its turn is never built."""
+        if len(queries) * k * (TEXT_WEIGHT if with_text else 1) <= INLINE_HITS:
+            return orjson.dumps(answer())  # a few milliseconds: a thread would cost more than it saves
+        # A big answer is built and serialised in a worker thread, one at a time. Off the event loop:
+        # 2,000 queries at k=1000 are 2 million hits, and a loop busy with them notices no disconnect and
+        # starts no other request. One at a time: building is Python under the GIL (two at once are no
+        # faster) and two such answers double the memory peak; one whose client left while it waited for
+        # its turn is never built.
         async with self._answering:
-            return await asyncio.to_thread(lambda: orjson.dumps(build()))
+            return await asyncio.to_thread(lambda: orjson.dumps(answer()))
 
     async def _searched(self, served: ServedIndex, job: SearchJob) -> list[Ranking]:
         """The job's rankings from the index's worker; its queue and deadline refusals as 503 / 504."""
@@ -285,28 +287,27 @@ class RetrievalService:
             raise RequestError(400, str(err)) from None
         return rankings
 
-    async def texts(self, body: dict[str, Any]) -> bytes:
+    async def texts(self, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /texts``: document texts by id (404 naming the first unknown id)."""
         _known_fields(body, ("ids", "index"))
         served = self.index(body.get("index"))
         ids = self._strings(body, "ids", self.limits.max_query_chars)
 
-        def read() -> dict[str, Any]:
+        def read() -> list[str]:
             try:
-                return {"index": served.name, "texts": [served.retriever.text(doc_id) for doc_id in ids]}
+                return [served.retriever.text(doc_id) for doc_id in ids]
             except KeyError as err:
                 raise RequestError(404, str(err.args[0] if err.args else err)) from None
 
-        return await self._answer(read)
+        return {"index": served.name, "texts": await asyncio.to_thread(read)}
 
-    async def analyze(self, body: dict[str, Any]) -> bytes:
+    async def analyze(self, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /analyze``: the index's analysed terms of each text."""
         _known_fields(body, ("texts", "index"))
         served = self.index(body.get("index"))
         texts = self._strings(body, "texts", self.limits.max_query_chars)
-        return await self._answer(
-            lambda: {"index": served.name, "terms": served.retriever.analyze_many(texts)}
-        )
+        terms = await asyncio.to_thread(served.retriever.analyze_many, texts)
+        return {"index": served.name, "terms": terms}
 
     def _strings(self, body: dict[str, Any], field: str, max_chars: int) -> list[str]:
         values = body.get(field)
@@ -399,8 +400,11 @@ async def _json_body(request: Request, limit: int) -> dict[str, Any]:
         if size > limit:
             raise RequestError(413, f"request body is over the limit of {limit} bytes")
         chunks.append(chunk)
-    try:
-        body = await asyncio.to_thread(orjson.loads, b"".join(chunks))
+    data = b"".join(chunks)
+    try:  # a big body (32 MiB at most) is parsed off the event loop
+        body = (
+            orjson.loads(data) if size <= INLINE_BODY_BYTES else await asyncio.to_thread(orjson.loads, data)
+        )
     except ValueError as err:
         raise RequestError(400, f"request body is not valid JSON ({err})") from None
     if not isinstance(body, dict):
@@ -423,16 +427,17 @@ def create_app(service: RetrievalService) -> FastAPI:
     async def refused(_request: Request, err: RequestError) -> JSONResponse:
         return JSONResponse({"detail": err.message}, status_code=err.status, headers=err.headers)
 
-    def answer(payload: bytes) -> Response:
-        return Response(payload, media_type="application/json")
+    def answer(payload: dict[str, Any] | bytes) -> Response:
+        body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+        return Response(body, media_type="application/json")
 
     @app.get("/health")
     async def health() -> Response:
-        return answer(orjson.dumps({"status": "ok", "indexes": list(service.indexes)}))
+        return answer({"status": "ok", "indexes": list(service.indexes)})
 
     @app.get("/indexes")
     async def indexes() -> Response:
-        return answer(orjson.dumps(service.describe()))
+        return answer(service.describe())
 
     @app.post("/search")
     async def search(request: Request) -> Response:
