@@ -11,7 +11,8 @@ starts them (default settings), side by side in one run:
 A well-behaved client waits at most --client-timeout-s for each request; on a 503 with Retry-After it
 waits as told and asks again within that time. Reported per arm: requests answered, refused (503 / 504
 after the retries), timed out at the client; latency p50 / max of the answered ones (backoff included);
-the server's RSS before and after; what the server's batcher says it dropped.
+the server's RSS before and after; what the server's batcher says it dropped; how long the server
+takes to exit on SIGTERM once the clients are done.
 
     python benchmarks/serve_abandon.py [--server rewrite|retriever|both] [--model PATH|tiny]
         [--abandoning 5] [--clients 10] [--requests 1] [--client-timeout-s 120] [--json PATH]
@@ -162,11 +163,13 @@ def arm(kind: str, args: argparse.Namespace, abandoning: int, scratch: Path) -> 
             figures["rss_after_mib"] = rss_mib(server.pid)
             figures["server"] = server_stats(url, kind)
         finally:
+            stopped = time.perf_counter()
             server.terminate()
             try:
                 server.wait(60)
+                figures["exit_after_sigterm_s"] = round(time.perf_counter() - stopped, 1)
             except subprocess.TimeoutExpired:
-                figures["exit"] = "still running 60 s after SIGTERM: killed"
+                figures["exit_after_sigterm_s"] = "still running after 60 s: killed"
                 server.kill()
     print(f"{kind}, {abandoning} abandoning clients: {figures}", file=sys.stderr)
     return figures
@@ -234,6 +237,7 @@ def table(kind: str, without: dict, after: dict, abandoning: int) -> None:
         ("server: batches / items", handled(without), handled(after)),
         ("dropped: left / expired / full", dropped(without), dropped(after)),
         ("batches stopped early", stopped(without), stopped(after)),
+        ("exit after SIGTERM s", str(without["exit_after_sigterm_s"]), str(after["exit_after_sigterm_s"])),
     ]
     print(f"\n{kind}")
     width = max(len(row[0]) for row in rows)
