@@ -8,7 +8,10 @@ process on loopback, then lets ``--clients`` concurrent clients each send ``--re
   one-at-a-time    --max-batch 1: one generation call per query (what a server without batching does)
 
 and prints errors, wall time, throughput, latency percentiles and the batch sizes the server formed
-(from ``GET /health``), side by side, with the throughput ratio.
+(from ``GET /health``), side by side, with the throughput ratio. The server's queue and deadline are
+opened wide (every request waits its turn, as the 30-minute client timeout does): this measures
+throughput; how the default bounded queue and deadline behave under overload and abandoned requests is
+``benchmarks/serve_abandon.py``.
 
     python benchmarks/rewrite_server.py [--clients 200] [--requests 2] [--baseline-clients 50]
                                         [--max-new-tokens 32] [--json out.json]
@@ -56,6 +59,9 @@ def start_server(
             sys.executable, "-m", "deepretrieval.cli", "serve", "--port", str(port),
             "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms),
             "--max-new-tokens", str(max_new_tokens),
+            # opened wide: this measures throughput (every request waits its turn); overload, with the
+            # server's default queue and deadline, is benchmarks/serve_abandon.py
+            "--max-queue", "100000", "--request-timeout-s", "1800",
         ],
         stdout=subprocess.DEVNULL, stderr=log, text=True,
     )  # fmt: skip

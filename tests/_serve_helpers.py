@@ -1,5 +1,6 @@
-"""Shared pieces for the server tests: a real uvicorn server on a loopback port, in a thread, and a tiny
-policy folder whose card says how it was trained (no reasoning, ``<answer>`` prefill)."""
+"""Shared pieces for the server tests: a real uvicorn server on a loopback port, in a thread, a tiny
+policy folder whose card says how it was trained (no reasoning, ``<answer>`` prefill), and raw socket
+clients (half-sent bodies, clients that leave)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,10 @@ from deepretrieval.policies.card import PolicyCard
 from deepretrieval.prompting import Prompting
 
 
-def write_tiny_policy(folder: Path) -> Path:
-    """The tiny random-init model of the training tests plus a policy card (a 'trained' checkpoint)."""
-    write_tiny_model(folder)
+def write_tiny_policy(folder: Path, **model: Any) -> Path:
+    """The tiny random-init model of the training tests plus a policy card (a 'trained' checkpoint);
+    ``model``: options of ``write_tiny_model`` (``eos_bias=-100``: a model that never stops by itself)."""
+    write_tiny_model(folder, **model)
     PolicyCard(Prompting("classic_ir", reasoning=False, prefill="<answer>"), task="beir").write(folder)
     return folder
 
@@ -76,3 +78,36 @@ class Faults:
             await send({"type": "http.response.body", "body": b'{"error": {"message": "injected"}}'})
             return
         await self.app(scope, receive, send)
+
+
+def until(check: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
+    """Wait until ``check()`` holds (a server changes its state on its own threads); fail naming ``what``."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+def raw_request(url: str, path: str, body: bytes, declared: int | None = None) -> socket.socket:
+    """A raw client that sends ``POST path`` with ``body`` (announcing ``declared`` bytes: more than it
+    sends is a body that stops short) and keeps the connection open; closing it is a client that left."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)))
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body) if declared is None else declared}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + body)
+    return sock
+
+
+def read_answer(sock: socket.socket, timeout_s: float = 60) -> tuple[int, dict[str, str], str]:
+    """The status, headers (lower-case names) and body a raw client got."""
+    import http.client
+
+    sock.settimeout(timeout_s)
+    answer = http.client.HTTPResponse(sock)
+    answer.begin()
+    headers = {name.lower(): value for name, value in answer.getheaders()}
+    return answer.status, headers, answer.read().decode()

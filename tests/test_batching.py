@@ -4,13 +4,15 @@ children too (the verl reward)."""
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import sys
 import threading
+from collections.abc import Callable
 
 import pytest
 
-from deepretrieval.batching import Batcher
+from deepretrieval.batching import Batcher, DeadlineExceeded, QueueFull, Stopped
 
 
 def test_batcher_batches_by_size_and_answers_each_caller() -> None:
@@ -121,3 +123,96 @@ def test_a_cancelled_item_is_left_out_and_stats_count_what_was_handled() -> None
     stats = batcher.stats()
     assert (stats["batches"], stats["items"], stats["batch_sizes"], stats["queued"]) == (2, 2, {"1": 2}, 0)
     assert stats["max_size"] == 8 and stats["window_ms"] == 0
+
+
+# --------------------------------------------------------------------------- servers that must not get stuck
+
+
+def _held() -> tuple[threading.Event, threading.Event, list[list[int]], Callable]:
+    """A handler that holds its first batch until released (the worker is busy meanwhile)."""
+    busy, release = threading.Event(), threading.Event()
+    seen: list[list[int]] = []
+
+    def handle(items: list[int]) -> list[int]:
+        busy.set()
+        release.wait(30)
+        seen.append(items)
+        return [n * 10 for n in items]
+
+    return busy, release, seen, handle
+
+
+def test_a_full_queue_refuses_whole_requests_and_a_cancelled_item_frees_its_room_at_once() -> None:
+    busy, release, seen, handle = _held()
+    batcher: Batcher[int, int] = Batcher(handle, window_s=0, max_size=8, max_pending=3)
+    running = batcher.submit(0)
+    assert busy.wait(30)
+    queued = batcher.submit_many([1, 2])
+    with pytest.raises(QueueFull, match="has 2 queued, at most 3") as full:
+        batcher.submit_many([3, 4])  # all or none: 2 + 2 > 3
+    assert full.value.retry_after_s >= 1 and batcher.pending == 2
+    assert (
+        queued[0].cancel() and batcher.pending == 1
+    )  # the caller left: its room is free before the worker runs
+    late = batcher.submit_many([5, 6])
+    release.set()
+    assert [f.result(30) for f in [running, queued[1], *late]] == [0, 20, 50, 60]
+    batcher.close()
+    assert seen == [[0], [2, 5, 6]]  # neither the refused items nor the cancelled one were handled
+    stats = batcher.stats()
+    assert (stats["refused"], stats["abandoned"], stats["max_pending"]) == (2, 1, 3)
+
+
+def test_an_item_past_its_deadline_is_failed_instead_of_handled() -> None:
+    busy, release, seen, handle = _held()
+    batcher: Batcher[int, int] = Batcher(handle, window_s=0, max_size=8, timeout_s=0.2)
+    first = batcher.submit(1)
+    assert busy.wait(30)
+    with pytest.raises(DeadlineExceeded, match="not taken up within 0.2 s"):
+        batcher(2)  # a synchronous caller waits until the deadline only; its item is dropped
+    queued = batcher.submit(3)
+    threading.Event().wait(0.3)  # item 3 is past its deadline before the worker is free
+    release.set()
+    assert first.result(30) == 10
+    with pytest.raises(DeadlineExceeded, match="not taken up within 0.2 s"):
+        queued.result(30)
+    batcher.close()
+    assert seen == [[1]] and batcher.stats()["expired"] == 1 and batcher.stats()["abandoned"] == 1
+
+
+def test_a_running_batch_stops_when_every_caller_has_left_and_on_abort() -> None:
+    steps: list[int] = []  # steps taken by each batch
+    started = threading.Event()
+
+    def generate(items: list[int]) -> list[int]:
+        """Takes max(items) "tokens" of 10 ms, asking between two whether anyone still waits."""
+        started.set()
+        steps.append(0)
+        while steps[-1] < max(items) and not batcher.stopping():
+            steps[-1] += 1
+            threading.Event().wait(0.01)
+        return items
+
+    batcher: Batcher[int, int] = Batcher(generate, window_s=0, max_size=8)
+
+    async def leave() -> None:
+        caller = asyncio.ensure_future(batcher.gather([1000, 1000]))
+        await asyncio.to_thread(started.wait, 30)
+        caller.cancel()  # what the handler of a client that disconnected gets
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+
+    asyncio.run(leave())
+    assert batcher(3) == 3  # the worker goes on; a batch with a caller runs to its end
+    assert steps[0] < 1000 and steps[1] == 3 and batcher.stats()["stopped_batches"] == 1
+    started.clear()
+    running = batcher.submit(1000)
+    assert started.wait(30)
+    queued = batcher.submit(5)
+    batcher.close(30, abort=True)  # a server shutting down
+    for future in (running, queued):
+        with pytest.raises(Stopped, match="stopped"):
+            future.result(30)
+    assert steps[2] < 1000 and len(steps) == 3 and batcher.stats()["stopped_batches"] == 2
+    with pytest.raises(Stopped, match="closed"):
+        batcher.submit(1)

@@ -1,19 +1,24 @@
 """The retrieval service over real indexes and real HTTP on loopback: answers equal to the in-process
-index, coalesced concurrent searches, clear 4xx refusals, and the ``serve-retriever`` command."""
+index, coalesced concurrent searches, clear 4xx refusals, a service that does not get stuck (clients that
+leave, deadlines, half-sent bodies), and the ``serve-retriever`` command."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
+from _serve_helpers import raw_request, read_answer, until
 from _service_helpers import LiveService
+from deepretrieval.batching import Batcher
 from deepretrieval.retrievers.bm25 import BM25Retriever
 from deepretrieval.retrievers.corpus import Corpus
 from deepretrieval.retrievers.storage.index_store import BadIndexError
@@ -205,8 +210,78 @@ def test_a_full_queue_answers_503(scifact_bm25) -> None:
         [IndexSpec("scifact", scifact_bm25.index_dir)], ServiceLimits(max_pending_queries=0)
     ) as live:
         busy = httpx.post(f"{live.url}/search", json={"queries": ["fever"], "k": 3})
-        assert busy.status_code == 503 and "too many queued searches; retry shortly" in busy.json()["detail"]
+        assert (
+            busy.status_code == 503 and "too many queued searches (0 queries); retry" in busy.json()["detail"]
+        )
+        assert busy.headers["retry-after"] == "1"  # nothing measured yet: come back in a second
         assert httpx.post(f"{live.url}/search", json={"queries": [], "k": 3}).json()["results"] == []
+
+
+class _GatedRetriever:
+    """A real index whose searches wait until the test opens the gate (the worker is busy meanwhile);
+    records how many queries each search had."""
+
+    def __init__(self, retriever: BM25Retriever) -> None:
+        self.retriever = retriever
+        self.entered, self.opened = threading.Event(), threading.Event()
+        self.searched: list[int] = []
+
+    def search(self, queries, k, **options):
+        self.entered.set()
+        assert self.opened.wait(120), "the test never opened the gate"
+        self.searched.append(len(queries))
+        return self.retriever.search(queries, k, **options)
+
+    def __getattr__(self, name: str):
+        return getattr(self.retriever, name)
+
+
+def _gated(live: LiveService) -> tuple[_GatedRetriever, Batcher]:
+    served = live.service.indexes["scifact"]
+    served.retriever = _GatedRetriever(served.retriever)  # type: ignore[assignment]
+    return served.retriever, served.searcher  # type: ignore[return-value]
+
+
+def test_searches_of_clients_that_left_are_dropped(scifact_bm25, claims, caplog) -> None:
+    with LiveService([IndexSpec("scifact", scifact_bm25.index_dir)]) as live:
+        gate, searcher = _gated(live)
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(
+                httpx.post, f"{live.url}/search", json={"queries": claims[:1], "k": 5}, timeout=120
+            )
+            assert gate.entered.wait(120)
+            body = json.dumps({"queries": (claims * 3)[:2000], "k": 1000}).encode()
+            leaving = []
+            for i in range(5):  # 5 clients send 2,000 queries each, then hang up without reading
+                leaving.append(raw_request(live.url, "/search", body))
+                until(lambda i=i: searcher.pending == 2000 * (i + 1), f"{i + 1} queued searches")
+            for sock in leaving:
+                sock.close()
+            until(lambda: searcher.pending == 0, "the searches of the clients that left to be dropped", 30)
+            gate.opened.set()
+            assert first.result().status_code == 200
+        later = httpx.post(f"{live.url}/search", json={"queries": claims[1:2], "k": 5}, timeout=120)
+        assert later.status_code == 200
+        batching = httpx.get(f"{live.url}/indexes").json()["indexes"][0]["batching"]
+    assert gate.searched == [1, 1] and batching["abandoned"] == 5 and batching["queued"] == 0
+    gc.collect()  # an asyncio future nobody awaited is reported when it is collected
+    assert not [record.getMessage() for record in caplog.records if record.name == "asyncio"]
+
+
+def test_a_search_not_taken_up_by_its_deadline_gets_504(scifact_bm25, claims) -> None:
+    limits = ServiceLimits(request_timeout_s=0.5)
+    with LiveService([IndexSpec("scifact", scifact_bm25.index_dir)], limits) as live:
+        gate, _ = _gated(live)
+        with ThreadPoolExecutor(1) as pool:
+            search = {"queries": claims[:1], "k": 5}
+            first = pool.submit(httpx.post, f"{live.url}/search", json=search, timeout=120)
+            assert gate.entered.wait(120)  # under way: waited for, however long it takes
+            late = httpx.post(f"{live.url}/search", json={"queries": claims[1:2], "k": 5}, timeout=120)
+            gate.opened.set()
+            assert first.result().status_code == 200
+    assert late.status_code == 504 and int(late.headers["retry-after"]) >= 1
+    assert "not taken up within the service's 0.5 s deadline" in late.json()["detail"]
+    assert gate.searched == [1]
 
 
 # --------------------------------------------------------------------------- the command
@@ -244,3 +319,37 @@ def test_serve_retriever_command(scifact_bm25, tmp_path: Path) -> None:
         and "holds no deepretrieval index" in bad.stderr
     )
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_serve_retriever_times_out_half_sent_bodies_and_logs_one_line_per_dropped_client(
+    scifact_bm25, tmp_path: Path
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "deepretrieval.cli", "serve-retriever", "--port", "0", "--body-timeout-s", "1",
+         "--index", f"sf={scifact_bm25.index_dir}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    logged: list[str] = []
+    reader = threading.Thread(target=lambda: logged.extend(server.stderr), daemon=True)
+    reader.start()
+    try:
+        url = server.stdout.readline().split()[3]
+        body = json.dumps({"queries": ["vitamin D deficiency"] * 50, "k": 10}).encode()
+        short = raw_request(url, "/search", body[:40], declared=len(body))  # then nothing more
+        status, headers, answer = read_answer(short, timeout_s=30)
+        short.close()
+        for _ in range(3):  # clients that hang up halfway through their body
+            raw_request(url, "/search", body[:40], declared=len(body)).close()
+        until(lambda: sum("disconnected while sending its request body" in line for line in logged) == 3,
+              "three log lines")  # fmt: skip
+        assert httpx.post(f"{url}/search", json={"queries": ["fever"], "k": 3}).status_code == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        reader.join(30)
+    assert status == 408 and headers["connection"] == "close"
+    assert (
+        json.loads(answer)["detail"] == "the request body stopped arriving (nothing for 1 s); send it whole"
+    )
+    assert "Traceback" not in "".join(logged) and len(logged) == 3, "".join(logged)

@@ -1,15 +1,20 @@
 """The query-rewriting API on a real uvicorn server on loopback, with the tiny policy: rewrites equal to the
-policy's own, search hits, dynamic batching, input limits and 4xx errors, and the two commands."""
+policy's own, search hits, dynamic batching, input limits and 4xx errors, the two commands, and a server
+that does not get stuck (clients that leave, a full queue, deadlines, half-sent bodies, signals)."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,10 +22,10 @@ import httpx
 import pytest
 
 from _index_helpers import task_index
-from _serve_helpers import running, write_tiny_policy
+from _serve_helpers import raw_request, read_answer, running, until, write_tiny_policy
 from _train_helpers import write_tiny_beir
 from deepretrieval.config import PromptingConfig
-from deepretrieval.policies.hf import HFPolicy
+from deepretrieval.policies.hf import GenerationStopped, HFPolicy
 from deepretrieval.prompting import Prompting
 from deepretrieval.retrievers import open_retriever
 from deepretrieval.serve.rewrite import Limits, Rewriter, create_app
@@ -248,3 +253,182 @@ def test_a_policy_trained_with_feedback_reads_the_results_of_the_given_index(tin
     shown = [f"- {' '.join(retriever.text(doc).split()[:3])}" for doc in ranking.doc_ids]
     user = policy.prompts[0][1]["content"]
     assert user.startswith("Request: fever medicine\nTop results:\n" + "\n".join(shown) + "\n")
+
+
+# --------------------------------------------------------------------------- a server that does not get stuck
+
+
+class _Gate:
+    """The tiny policy behind a gate: each call waits until the test opens it, so that the worker is busy
+    while the test queues requests; records the size of each generation call that went through."""
+
+    def __init__(self, policy: HFPolicy) -> None:
+        self.policy, self.name, self.card = policy, policy.name, policy.card
+        self.fingerprint = policy.fingerprint
+        self.entered, self.opened = threading.Event(), threading.Event()
+        self.generated: list[int] = []
+
+    def complete(self, prompts, prompting, **options):
+        self.entered.set()
+        assert self.opened.wait(120), "the test never opened the gate"
+        self.generated.append(len(prompts))
+        return self.policy.complete(prompts, prompting, **options)
+
+
+def _batching(url: str) -> dict:
+    return httpx.get(f"{url}/health", timeout=30).json()["batching"]
+
+
+def test_queries_of_clients_that_left_are_never_generated(tiny: dict, caplog) -> None:
+    gate = _Gate(tiny["policy"])
+    app = create_app(Rewriter(gate, FOUR), max_batch=8, max_wait_ms=0)
+    with running(app) as url, ThreadPoolExecutor(1) as pool:
+        first = pool.submit(httpx.post, f"{url}/rewrite", json={"query": "fever medicine"}, timeout=120)
+        assert gate.entered.wait(120)  # the worker holds the first query; what comes next queues
+        leaving = []
+        for i in range(5):  # 5 clients send 8 queries each, then hang up without reading the answer
+            body = json.dumps({"queries": [f"query {i} {j}" for j in range(8)]}).encode()
+            leaving.append(raw_request(url, "/rewrite", body))
+            until(lambda i=i: _batching(url)["queued"] == 8 * (i + 1), f"{8 * (i + 1)} queued queries")
+        for sock in leaving:
+            sock.close()
+        until(lambda: _batching(url)["queued"] == 0, "the queries of the clients that left to be dropped", 30)
+        gate.opened.set()
+        assert first.result().status_code == 200, first.result().text
+        assert httpx.post(f"{url}/rewrite", json={"query": "heart attack"}, timeout=120).status_code == 200
+        stats = _batching(url)
+    assert gate.generated == [1, 1]  # only the two clients that stayed were generated for
+    assert (stats["items"], stats["abandoned"], stats["queued"]) == (2, 40, 0)
+    gc.collect()  # an asyncio future nobody awaited is reported when it is collected
+    assert not [record.getMessage() for record in caplog.records if record.name == "asyncio"]
+
+
+def test_a_full_queue_answers_503_with_retry_after(tiny: dict) -> None:
+    gate = _Gate(tiny["policy"])
+    limits = Limits(max_queries=4)
+    app = create_app(Rewriter(gate, FOUR), limits=limits, max_batch=2, max_wait_ms=0, max_queue=4)
+    with running(app) as url, ThreadPoolExecutor(2) as pool:
+        first = pool.submit(httpx.post, f"{url}/rewrite", json={"query": "fever medicine"}, timeout=120)
+        assert gate.entered.wait(120)
+        queued = pool.submit(httpx.post, f"{url}/rewrite", json={"queries": QUERIES + ["sore"]}, timeout=120)
+        until(lambda: _batching(url)["queued"] == 4, "4 queued queries")
+        full = httpx.post(f"{url}/rewrite", json={"query": "one too many"}, timeout=60)
+        gate.opened.set()
+        assert first.result().status_code == 200 and queued.result().status_code == 200
+        stats = _batching(url)
+    assert full.status_code == 503 and int(full.headers["retry-after"]) >= 1
+    assert "the server is busy (4 of 4 queries queued): retry after" in full.json()["error"]["message"]
+    assert stats["refused"] == 1 and stats["items"] == 5 and stats["max_queue"] == 4
+    with pytest.raises(ValueError, match="could never take a request of 64: raise --max-queue"):
+        create_app(Rewriter(gate, FOUR), max_queue=8)
+
+
+def test_a_request_not_taken_up_by_its_deadline_gets_504_one_under_way_is_waited_for(tiny: dict) -> None:
+    gate = _Gate(tiny["policy"])
+    app = create_app(Rewriter(gate, FOUR), max_wait_ms=0, timeout_s=0.5)
+    with running(app) as url, ThreadPoolExecutor(1) as pool:
+        first = pool.submit(httpx.post, f"{url}/rewrite", json={"query": "fever medicine"}, timeout=120)
+        assert gate.entered.wait(120)  # under way: it may take longer than the deadline
+        late = httpx.post(f"{url}/rewrite", json={"query": "heart attack"}, timeout=120)  # still queued
+        gate.opened.set()
+        assert first.result().status_code == 200
+        chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+        assert httpx.post(f"{url}/v1/chat/completions", json=chat, timeout=120).status_code == 200
+    assert late.status_code == 504 and int(late.headers["retry-after"]) >= 1
+    assert "not taken up within the server's 0.5 s deadline" in late.json()["error"]["message"]
+    assert gate.generated == [1, 1]
+
+
+@pytest.fixture(scope="module")
+def endless(tiny: dict) -> HFPolicy:
+    """A tiny policy that never writes an end of turn: every generation runs to its cap."""
+    return HFPolicy(str(write_tiny_policy(tiny["root"] / "endless", eos_bias=-100.0)))
+
+
+def test_generation_stops_between_tokens_when_asked(endless: HFPolicy) -> None:
+    asked = []
+
+    def should_stop() -> bool:
+        asked.append(True)
+        return len(asked) >= 3
+
+    prompting = Prompting("classic_ir", prefill="<answer>", max_new_tokens=800)
+    with pytest.raises(GenerationStopped):
+        endless.complete([[{"role": "user", "content": "fever"}]] * 2, prompting, should_stop=should_stop)
+    assert len(asked) == 3  # asked after each token: stopped after the third of 800
+    (whole,) = endless.complete(
+        [[{"role": "user", "content": "fever"}]], replace(prompting, max_new_tokens=5)
+    )
+    assert len(endless.tokenizer(whole.removeprefix("<answer>"), add_special_tokens=False)["input_ids"]) >= 5
+
+
+def test_a_running_generation_stops_once_its_client_has_left(endless: HFPolicy) -> None:
+    app = create_app(Rewriter(endless, PromptingConfig(max_new_tokens=800)), max_batch=4, max_wait_ms=0)
+    with running(app) as url:
+        client = raw_request(url, "/rewrite", json.dumps({"queries": QUERIES}).encode())
+        until(lambda: _batching(url)["running"] == 3, "the generation to start")
+        client.close()
+        until(lambda: _batching(url)["stopped_batches"] == 1, "the generation to stop")
+        stats = _batching(url)
+    assert (stats["batches"], stats["items"], stats["running"]) == (1, 3, 0)
+
+
+def test_a_body_that_stops_short_gets_408(tiny: dict) -> None:
+    app = create_app(Rewriter(tiny["policy"], FOUR), limits=Limits(body_timeout_s=0.5))
+    with running(app) as url:
+        client = raw_request(url, "/rewrite", b'{"query": "fev', declared=100)
+        status, headers, body = read_answer(client)
+        client.close()
+        assert httpx.post(f"{url}/rewrite", json={"query": "fever"}, timeout=60).status_code == 200
+    assert status == 408 and headers["connection"] == "close"
+    assert "the request body stopped arriving (nothing for 0.5 s)" in json.loads(body)["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "signal_number, exit_code", [(signal.SIGTERM, -signal.SIGTERM), (signal.SIGINT, 130)]
+)
+def test_serve_answers_in_flight_requests_503_and_exits_on_a_signal(
+    endless: HFPolicy, tmp_path: Path, signal_number: int, exit_code: int
+) -> None:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "deepretrieval.cli", "serve", "--model", endless.model_path, "--port", "0",
+         "--max-new-tokens", "800", "--max-batch", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(tmp_path),
+    )  # fmt: skip
+    try:
+        started = ""
+        while not started.startswith("serving") and server.poll() is None:
+            started = server.stderr.readline()  # after the model's loading messages
+        assert started.startswith("serving endless on http://127.0.0.1:"), started + server.stderr.read()
+        url = started.split()[3]
+        with ThreadPoolExecutor(1) as pool:  # 8 queries: 4 generation calls of 800 tokens, one at a time
+            reply = pool.submit(
+                httpx.post, f"{url}/rewrite", json={"queries": QUERIES * 2 + ["a", "b"]}, timeout=600
+            )
+            until(lambda: _batching(url)["running"] == 2, "the generation to start", 120)
+            server.send_signal(signal_number)
+            answer = reply.result()
+        assert server.wait(120) == exit_code
+    finally:
+        server.kill()
+        server.wait(30)
+    assert answer.status_code == 503 and answer.json()["error"]["message"] == "the server is shutting down"
+    assert "Traceback" not in server.stderr.read()
+
+
+def test_serve_caps_an_untrained_model_at_32_new_tokens(tiny: dict, tmp_path: Path) -> None:
+    from _train_helpers import write_tiny_model
+    from deepretrieval.cli import build_parser
+    from deepretrieval.cli.serve import build_app
+
+    untrained = str(write_tiny_model(tmp_path / "untrained"))  # no policy card
+    cases = [
+        ([untrained], 32),  # what the embedded SmolLM2 gets
+        ([untrained, "--reasoning"], 256),  # room to think
+        ([untrained, "--max-new-tokens", "7"], 7),
+        ([str(tiny["model"])], 64),  # the card's (trained without reasoning: 64)
+    ]
+    for flags, expected in cases:
+        app = build_app(build_parser().parse_args(["serve", "--model", *flags]))
+        with running(app) as url:
+            assert httpx.get(f"{url}/health").json()["prompting"]["max_new_tokens"] == expected, flags

@@ -9,7 +9,8 @@ from pathlib import Path
 INDEX_KINDS = ("bm25", "dense")
 
 
-def add_model_args(parser: argparse.ArgumentParser) -> None:
+def add_model_args(parser: argparse.ArgumentParser, untrained_tokens: int | None = None) -> None:
+    """``untrained_tokens``: the generation cap of an untrained model (``serve``), else the usual 64."""
     parser.add_argument(
         "--model", default=None, help="model folder, checkpoint or HF id (default: the embedded SmolLM2)"
     )
@@ -26,14 +27,16 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         "--max-new-tokens",
         type=int,
         default=None,
-        help="generation cap (default: the policy's, else 256 with reasoning, 64 without)",
+        help="generation cap (default: the policy's, else 256 with reasoning, "
+        f"{untrained_tokens or 64} without)",
     )
 
 
-def load_rewriter(args: argparse.Namespace, feedback_from=None):
+def load_rewriter(args: argparse.Namespace, feedback_from=None, untrained_tokens: int | None = None):
     """The policy (loaded once) and how it is prompted (``prompting.resolve``: these flags, else the policy
     card, else the defaults). ``feedback_from``: the index a policy trained with feedback reads each
-    query's top results from."""
+    query's top results from; ``untrained_tokens``: the generation cap of a model without a policy card
+    prompted without reasoning, unless ``--max-new-tokens`` says otherwise."""
     from deepretrieval.config import PromptingConfig
     from deepretrieval.policies import local_card
     from deepretrieval.policies.hf import HFPolicy
@@ -42,10 +45,11 @@ def load_rewriter(args: argparse.Namespace, feedback_from=None):
 
     if args.max_new_tokens is not None and args.max_new_tokens < 1:
         raise ValueError(f"--max-new-tokens must be positive, got {args.max_new_tokens}")
-    chosen = PromptingConfig(
-        template=args.template, reasoning=args.reasoning, max_new_tokens=args.max_new_tokens
-    )
     card = local_card(args.model) if args.model else None
+    max_new_tokens = args.max_new_tokens
+    if max_new_tokens is None and card is None and not args.reasoning:
+        max_new_tokens = untrained_tokens
+    chosen = PromptingConfig(template=args.template, reasoning=args.reasoning, max_new_tokens=max_new_tokens)
     if resolve(chosen, card.prompting if card else None).feedback and feedback_from is None:  # before loading
         raise ValueError(
             f"policy {args.model} reads the top results of each query (trained with feedback): give an index to "

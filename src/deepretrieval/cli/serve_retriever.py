@@ -29,6 +29,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how long a search waits for others to join its batch",
     )
     parser.add_argument("--max-batch", type=int, default=4096, help="queries per coalesced search")
+    parser.add_argument(
+        "--max-pending",
+        type=int,
+        default=65_536,
+        help="queries queued for one index before requests get 503 with Retry-After",
+    )
+    parser.add_argument(
+        "--request-timeout-s",
+        type=float,
+        default=60.0,
+        help="how long a search may wait for its turn (then a 504)",
+    )
+    parser.add_argument(
+        "--body-timeout-s",
+        type=float,
+        default=10.0,
+        help="the longest pause inside a request body (then a 408)",
+    )
     parser.add_argument("--log-level", default="warning", help="uvicorn's log level (info shows requests)")
 
 
@@ -48,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
         max_body_bytes=int(args.max_body_mb * 2**20),
         batch_window_ms=args.batch_window_ms,
         max_batch_queries=args.max_batch,
+        max_pending_queries=args.max_pending,
+        request_timeout_s=args.request_timeout_s,
+        body_timeout_s=args.body_timeout_s,
     )
     specs = [IndexSpec.parse(text) for text in args.indexes]
     serve(specs, host=args.host, port=args.port, limits=limits, log_level=args.log_level)

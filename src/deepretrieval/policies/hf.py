@@ -5,15 +5,20 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from deepretrieval.default_model import resolve_model
 from deepretrieval.policies.base import Completion
 from deepretrieval.policies.card import PolicyCard, published_card
 from deepretrieval.prompting import Prompting
+
+
+class GenerationStopped(RuntimeError):
+    """``complete`` ended early because its ``should_stop`` said so (no completion is returned)."""
 
 
 class HFPolicy:
@@ -106,10 +111,13 @@ class HFPolicy:
         prompting: Prompting,
         *,
         temperature: float | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> list[str]:
         """Completions of ``prompts`` rendered as ``prompting`` says (its prefill included, at most its
         ``max_new_tokens``; each a :class:`Completion` that says whether it stopped at that cap);
-        ``temperature`` defaults to the policy's own (the server passes a client's)."""
+        ``temperature`` defaults to the policy's own (the server passes a client's). ``should_stop`` is
+        asked after every generated token (transformers backend; vLLM cannot be interrupted): once it says
+        True, :class:`GenerationStopped` is raised within a token's time."""
         temperature = self.temperature if temperature is None else temperature
         texts = [prompting.render(self.tokenizer, messages) for messages in prompts]
         if self.backend == "vllm":
@@ -131,14 +139,19 @@ class HFPolicy:
             completions += [
                 Completion(prompting.prefill + text, text.truncated)
                 for text in self._generate(
-                    batch, prompting.max_new_tokens, temperature, prompting.rendering != "raw"
+                    batch, prompting.max_new_tokens, temperature, prompting.rendering != "raw", should_stop
                 )
             ]
         return completions
 
     @torch.inference_mode()
     def _generate(
-        self, texts: list[str], max_new_tokens: int, temperature: float, special_tokens: bool = True
+        self,
+        texts: list[str],
+        max_new_tokens: int,
+        temperature: float,
+        special_tokens: bool = True,
+        should_stop: Callable[[], bool] | None = None,
     ) -> list[Completion]:
         # Chat prompts: tokenised as TRL tokenises text prompts in training (default special-token
         # handling). Raw prompts carry their own markers (the seed's verl: add_special_tokens=False).
@@ -148,9 +161,16 @@ class HFPolicy:
         sampling = (
             {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
         )
+        stop = _AskBetweenTokens(should_stop) if should_stop is not None else None
         output = self.model.generate(
-            **batch, max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, **sampling
+            **batch,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=self.tokenizer.pad_token_id,
+            stopping_criteria=StoppingCriteriaList([stop]) if stop is not None else None,
+            **sampling,
         )
+        if stop is not None and stop.stopped:
+            raise GenerationStopped("generation was stopped before it finished")
         new_tokens = output[:, batch["input_ids"].shape[1] :]
         texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         return [
@@ -165,3 +185,15 @@ class HFPolicy:
         ids = eos if isinstance(eos, list) else [] if eos is None else [eos]
         stops = torch.tensor(ids, dtype=new_tokens.dtype, device=new_tokens.device)
         return (~torch.isin(new_tokens, stops).any(dim=1)).tolist()
+
+
+class _AskBetweenTokens(StoppingCriteria):
+    """Ends generation (every row) once ``should_stop()`` says so; transformers asks after each token."""
+
+    def __init__(self, should_stop: Callable[[], bool]) -> None:
+        self.should_stop = should_stop
+        self.stopped = False
+
+    def __call__(self, input_ids: torch.LongTensor, scores: object, **kwargs: object) -> torch.BoolTensor:
+        self.stopped = self.stopped or self.should_stop()
+        return torch.full((input_ids.shape[0],), self.stopped, dtype=torch.bool, device=input_ids.device)

@@ -9,20 +9,23 @@ Endpoints (JSON in and out; errors are ``{"detail": message}`` with a 4xx status
   (what the client asks for: built straight from the ranking's arrays, no object per hit).
 - ``POST /texts`` ``{"ids": [...], "index"?}`` -> ``{"texts": [...]}``
 - ``POST /analyze`` ``{"texts": [...], "index"?}`` -> ``{"terms": [[...]]}``
-- ``GET /indexes`` (name, kind, fingerprints, documents, bytes on disk, settings, analyser) and
+- ``GET /indexes`` (name, kind, fingerprints, documents, bytes on disk, settings, analyser, batching) and
   ``GET /health``.
 
 Concurrent searches of one index are batched (:class:`~deepretrieval.batching.Batcher`): one worker
 thread per index gathers the requests that arrive within a short window into one batched, deduplicated
 ``search`` call (the BM25 scorer is itself multi-threaded). Nothing is cached per request, so the
-server's memory stays flat under load; the indexes are memory-mapped.
+server's memory stays flat under load; the indexes are memory-mapped. The queue of each index is bounded
+(``max_pending_queries``: 503 with Retry-After), each search has a deadline (``request_timeout_s``: 504),
+the searches of a client that disconnected are dropped, a body that stops arriving gets 408
+(:mod:`deepretrieval.serve.http`), and on SIGTERM / SIGINT queued searches are answered 503 at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
+import math
 import re
 from collections import defaultdict
 from collections.abc import Sequence
@@ -35,15 +38,17 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from deepretrieval.batching import Batcher
+from deepretrieval.batching import Batcher, DeadlineExceeded, QueueFull, Stopped
 from deepretrieval.retrievers import open_retriever
 from deepretrieval.retrievers.base import DateRange, Ranking, Retriever
 from deepretrieval.retrievers.registry import known_kinds
 from deepretrieval.retrievers.storage.index_store import MANIFEST, BadIndexError
-
-logger = logging.getLogger(__name__)
+from deepretrieval.serve import http
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# Beyond these a search answer (in hits; a hit with its text weighs TEXT_WEIGHT) or a request body is
+# handled in a worker thread rather than on the event loop (about 50 ms of work on a 2-core machine).
+INLINE_HITS, TEXT_WEIGHT, INLINE_BODY_BYTES = 100_000, 50, 2**20
 _KIND_PREFIX = re.compile(r"([a-z][a-z0-9_-]*):(.+)")
 
 
@@ -58,6 +63,8 @@ class ServiceLimits:
     max_pending_queries: int = 65_536  # queued for one index before requests are refused with 503
     batch_window_ms: float = 2.0  # how long the first request of a batch waits for others to join
     max_batch_queries: int = 4096  # queries per coalesced search
+    request_timeout_s: float = 60.0  # how long a search may wait for its turn (then a 504)
+    body_timeout_s: float = 10.0  # the longest pause inside a request body (then a 408)
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -65,6 +72,8 @@ class ServiceLimits:
                 raise ValueError(f"service limit {name} must be a non-negative number, got {value!r}")
         if min(self.max_queries, self.max_k, self.max_query_chars, self.max_batch_queries) < 1:
             raise ValueError("max_queries, max_k, max_query_chars and max_batch_queries must be >= 1")
+        if min(self.request_timeout_s, self.body_timeout_s) <= 0:
+            raise ValueError("request_timeout_s and body_timeout_s must be positive")
 
 
 @dataclass(frozen=True)
@@ -130,6 +139,8 @@ class ServedIndex:
             max_size=limits.max_batch_queries,
             size=lambda job: len(job.queries),
             name=f"search-{spec.name}",
+            max_pending=limits.max_pending_queries,
+            timeout_s=limits.request_timeout_s,
         )
         if manifest.get("fingerprint") != self.retriever.fingerprint:  # republished meanwhile
             manifest = _manifest(spec.path)
@@ -177,12 +188,14 @@ class ServedIndex:
 
 
 class RequestError(Exception):
-    """A request the service refuses: answered with ``status`` and ``{"detail": message}``."""
+    """A request the service refuses: answered with ``status`` and ``{"detail": message}`` (and a
+    Retry-After header when ``retry_after_s`` is given)."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, retry_after_s: float | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = None if retry_after_s is None else {"Retry-After": str(math.ceil(retry_after_s))}
 
 
 class RetrievalService:
@@ -196,6 +209,7 @@ class RetrievalService:
         if duplicate:
             raise ValueError(f"two indexes are named {duplicate!r}; name them with --index NAME=DIR")
         self.limits = limits or ServiceLimits()
+        self._answering = asyncio.Semaphore(1)
         self.indexes: dict[str, ServedIndex] = {}
         try:
             for spec in specs:
@@ -205,8 +219,9 @@ class RetrievalService:
             raise
 
     def describe(self) -> dict[str, Any]:
-        """``GET /indexes``."""
-        return {"indexes": [index.info for index in self.indexes.values()], "limits": asdict(self.limits)}
+        """``GET /indexes``: each index with its batching so far (searches, dropped, queued)."""
+        indexes = [index.info | {"batching": index.searcher.stats()} for index in self.indexes.values()]
+        return {"indexes": indexes, "limits": asdict(self.limits)}
 
     def index(self, name: object) -> ServedIndex:
         if name is None:
@@ -220,8 +235,8 @@ class RetrievalService:
     def _names(self) -> str:
         return ", ".join(repr(name) for name in self.indexes)
 
-    async def search(self, body: dict[str, Any]) -> dict[str, Any]:
-        """``POST /search``: validate, queue for the index's worker, answer from the rankings."""
+    async def search(self, body: dict[str, Any]) -> bytes:
+        """``POST /search``: validate, queue for the index's worker, answer (JSON) from the rankings."""
         _known_fields(body, ("queries", "k", "index", "text", "dates", "columns"))
         served = self.index(body.get("index"))
         queries = self._strings(body, "queries", self.limits.max_query_chars)
@@ -230,18 +245,47 @@ class RetrievalService:
             raise RequestError(400, f"k must be an integer from 1 to {self.limits.max_k}, got {k!r}")
         with_text, columns = _flag(body, "text"), _flag(body, "columns")
         dates = _dates(body.get("dates"), len(queries))
-        if served.searcher.pending + len(queries) > self.limits.max_pending_queries:
-            raise RequestError(503, f"index {served.name!r} has too many queued searches; retry shortly")
-        job = SearchJob(queries, k, dates)
+        rankings = await self._searched(served, SearchJob(queries, k, dates))
+
+        def answer() -> dict[str, Any]:
+            texts = _texts_of(served.retriever, rankings) if with_text else None
+            results = [
+                _result(ranking, texts[i] if texts else None, columns) for i, ranking in enumerate(rankings)
+            ]
+            return {"index": served.name, "fingerprint": served.retriever.fingerprint, "results": results}
+
+        if len(queries) * k * (TEXT_WEIGHT if with_text else 1) <= INLINE_HITS:
+            return orjson.dumps(answer())  # a few milliseconds: a thread would cost more than it saves
+        # A big answer is built and serialised in a worker thread, one at a time. Off the event loop:
+        # 2,000 queries at k=1000 are 2 million hits, and a loop busy with them notices no disconnect and
+        # starts no other request. One at a time: building is Python under the GIL (two at once are no
+        # faster) and two such answers double the memory peak; one whose client left while it waited for
+        # its turn is never built.
+        async with self._answering:
+            return await asyncio.to_thread(lambda: orjson.dumps(answer()))
+
+    async def _searched(self, served: ServedIndex, job: SearchJob) -> list[Ranking]:
+        """The job's rankings from the index's worker; its queue and deadline refusals as 503 / 504."""
+        searcher = served.searcher
         try:
-            rankings = await asyncio.wrap_future(served.searcher.submit(job))
+            (rankings,) = await searcher.gather([job])
+        except QueueFull as full:
+            queued = f"{searcher.pending} queries"
+            raise RequestError(
+                503, f"index {served.name!r} has too many queued searches ({queued}); retry shortly",
+                full.retry_after_s,
+            ) from None  # fmt: skip
+        except DeadlineExceeded:
+            deadline = f"{searcher.timeout_s:g} s"
+            raise RequestError(
+                504, f"not taken up within the service's {deadline} deadline (it is overloaded); retry later",
+                searcher.drain_s(),
+            ) from None  # fmt: skip
+        except Stopped:
+            raise RequestError(503, "the retrieval service is shutting down", 5) from None
         except ValueError as err:  # the retriever refused the request (e.g. date limits it cannot apply)
             raise RequestError(400, str(err)) from None
-        texts = await asyncio.to_thread(_texts_of, served.retriever, rankings) if with_text else None
-        results = [
-            _result(ranking, texts[i] if texts else None, columns) for i, ranking in enumerate(rankings)
-        ]
-        return {"index": served.name, "fingerprint": served.retriever.fingerprint, "results": results}
+        return rankings
 
     async def texts(self, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /texts``: document texts by id (404 naming the first unknown id)."""
@@ -279,6 +323,11 @@ class RetrievalService:
                 413, f"an entry of {field!r} has {len(longest)} characters; the limit is {max_chars}"
             )
         return values
+
+    def abort(self) -> None:
+        """Answer every queued and running search 503 now (the server is shutting down)."""
+        for index in self.indexes.values():
+            index.searcher.close(0, abort=True)
 
     def close(self) -> None:
         for index in self.indexes.values():
@@ -351,8 +400,11 @@ async def _json_body(request: Request, limit: int) -> dict[str, Any]:
         if size > limit:
             raise RequestError(413, f"request body is over the limit of {limit} bytes")
         chunks.append(chunk)
-    try:
-        body = orjson.loads(b"".join(chunks))
+    data = b"".join(chunks)
+    try:  # a big body (32 MiB at most) is parsed off the event loop
+        body = (
+            orjson.loads(data) if size <= INLINE_BODY_BYTES else await asyncio.to_thread(orjson.loads, data)
+        )
     except ValueError as err:
         raise RequestError(400, f"request body is not valid JSON ({err})") from None
     if not isinstance(body, dict):
@@ -366,16 +418,18 @@ def create_app(service: RetrievalService) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         yield
-        service.close()
+        await asyncio.to_thread(service.close)
 
     app = FastAPI(title="deepretrieval retrieval service", lifespan=lifespan)
+    app.add_middleware(http.ClientWatch, body_timeout_s=service.limits.body_timeout_s)
 
     @app.exception_handler(RequestError)
     async def refused(_request: Request, err: RequestError) -> JSONResponse:
-        return JSONResponse({"detail": err.message}, status_code=err.status)
+        return JSONResponse({"detail": err.message}, status_code=err.status, headers=err.headers)
 
-    def answer(payload: dict[str, Any]) -> Response:
-        return Response(orjson.dumps(payload), media_type="application/json")
+    def answer(payload: dict[str, Any] | bytes) -> Response:
+        body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+        return Response(body, media_type="application/json")
 
     @app.get("/health")
     async def health() -> Response:
@@ -408,24 +462,15 @@ def serve(
     limits: ServiceLimits | None = None,
     log_level: str = "warning",
 ) -> None:
-    """Load the indexes, bind ``host:port`` (0: any free port) and serve until interrupted. The address
-    is printed on stdout as ``retrieval service on http://HOST:PORT`` once the socket listens."""
-    import socket
-
-    import uvicorn
-
+    """Load the indexes, bind ``host:port`` (0: any free port) and serve until SIGTERM / SIGINT. The
+    address is printed on stdout as ``retrieval service on http://HOST:PORT`` once the socket listens."""
     service = RetrievalService(specs, limits)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host, port))
-    except OSError as err:
+        sock = http.listen(host, port)
+    except OSError:
         service.close()
-        raise OSError(f"cannot listen on {host}:{port} ({err.strerror}); choose another --port") from None
-    sock.listen(2048)  # before the address is printed: a client that reads it may connect at once
+        raise
     bound = sock.getsockname()[1]
     names = ", ".join(f"{name} ({index.info['kind']})" for name, index in service.indexes.items())
     print(f"retrieval service on http://{host}:{bound} serving {names}", flush=True)
-    config = uvicorn.Config(create_app(service), log_level=log_level, access_log=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    http.run(create_app(service), sock, on_shutdown=service.abort, log_level=log_level)

@@ -10,12 +10,17 @@ says so. :func:`create_app` serves it over HTTP (FastAPI):
   client, including :class:`deepretrieval.policies.openai.OpenAIPolicy`, can use the model;
 * ``GET /health``: the model, prompting, indexes, limits and the batch sizes formed so far.
 
-Requests arriving together share one generation call (:class:`deepretrieval.batching.Batcher`).
+Requests arriving together share one generation call (:class:`deepretrieval.batching.Batcher`). The
+server does not get stuck: the queue is bounded (``max_queue`` queries; beyond it a 503 with Retry-After),
+a request not taken up by its deadline gets a 504 (``timeout_s``), a client that disconnects has its
+queued queries dropped and, once nobody waits for a running batch, its generation stops between two
+tokens (:mod:`deepretrieval.serve.http`); on SIGTERM / SIGINT in-flight requests are answered 503 at once.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the request models from the endpoint
 # annotations at runtime, and those models are built inside create_app (their limits are its arguments).
 import asyncio
+import math
 import time
 import uuid
 from collections.abc import Hashable, Mapping, Sequence
@@ -132,6 +137,7 @@ class Limits:
     max_message_chars: int = 100_000
     max_k: int = 1000
     max_tokens: int = 2048
+    body_timeout_s: float = 10.0  # the longest pause inside a request body (then a 408)
 
 
 def create_app(
@@ -141,9 +147,16 @@ def create_app(
     limits: Limits = Limits(),
     max_batch: int = 32,
     max_wait_ms: float = 10.0,
+    max_queue: int | None = None,
+    timeout_s: float = 60.0,
     model_name: str | None = None,
 ) -> Any:
-    """The FastAPI app over an already loaded policy (the model loads once, before serving)."""
+    """The FastAPI app over an already loaded policy (the model loads once, before serving).
+
+    ``max_queue``: queries that may wait for generation (default ``2 * max_batch``, at least one request's
+    ``limits.max_queries``); ``timeout_s``: how long a request may wait for its generation to start (one
+    under way is waited for). ``app.state.batcher.close(abort=True)`` (what ``serve`` does on SIGTERM)
+    answers in-flight requests 503."""
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI, HTTPException, Request
@@ -153,11 +166,22 @@ def create_app(
     from pydantic import BaseModel, ConfigDict, Field
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    from deepretrieval.batching import Batcher
+    from deepretrieval.batching import Batcher, DeadlineExceeded, QueueFull, Stopped
+    from deepretrieval.policies.hf import HFPolicy
+    from deepretrieval.serve.http import ClientWatch
 
     indexes = dict(indexes or {})
     policy = rewriter.policy
     served_name = model_name or policy.name
+    max_queue = max(2 * max_batch, limits.max_queries) if max_queue is None else max_queue
+    if max_queue < limits.max_queries:
+        raise ValueError(
+            f"a queue of {max_queue} queries could never take a request of {limits.max_queries}: "
+            "raise --max-queue"
+        )
+    # A local model can stop between two tokens once nobody waits for its batch (its clients left, the
+    # server is shutting down); others (an API) finish the call they are in.
+    stoppable = {"should_stop": lambda: batcher.stopping()} if isinstance(policy, HFPolicy) else {}
 
     def generate(items: Sequence[tuple[list[dict[str, str]], Hashable]]) -> list[str | GenerationFailure]:
         prompts = [prompt for prompt, _ in items]
@@ -167,26 +191,33 @@ def create_app(
             if max_tokens is None
             else replace(rewriter.prompting, max_new_tokens=max_tokens)
         )
-        if temperature is None:
-            return policy.complete(prompts, prompting)
-        return policy.complete(prompts, prompting, temperature=temperature)  # type: ignore[call-arg]
+        sampling = {} if temperature is None else {"temperature": temperature}
+        return policy.complete(prompts, prompting, **sampling, **stoppable)  # type: ignore[call-arg]
 
     batcher: Batcher[tuple[list[dict[str, str]], Hashable], str | GenerationFailure] = Batcher(
-        generate, window_s=max_wait_ms / 1000, max_size=max_batch, key=lambda item: item[1], name="generation"
+        generate,
+        window_s=max_wait_ms / 1000,
+        max_size=max_batch,
+        key=lambda item: item[1],
+        name="generation",
+        max_pending=max_queue,
+        timeout_s=timeout_s,
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         yield
-        batcher.close(timeout_s=30)
+        await asyncio.to_thread(batcher.close, 30)
 
     app = FastAPI(title="deepretrieval query rewriting", lifespan=lifespan)
-    app.state.batcher = batcher
+    app.state.batcher, app.state.rewriter = batcher, rewriter
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    app.add_middleware(ClientWatch, body_timeout_s=limits.body_timeout_s)
 
-    def error(status: int, message: str) -> JSONResponse:
+    def error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
         kind = "invalid_request_error" if status < 500 else "server_error"
-        return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
+        body = {"error": {"message": message, "type": kind, "code": status}}
+        return JSONResponse(body, status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -198,7 +229,7 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)  # FastAPI's HTTPException and the router's 404/405
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error(exc.status_code, str(exc.detail))
+        return error(exc.status_code, str(exc.detail), exc.headers)
 
     class Search(BaseModel):
         model_config = ConfigDict(extra="forbid")
@@ -226,9 +257,24 @@ def create_app(
         stream: bool = False
 
     async def generated(prompts: list[list[dict[str, str]]], key: Hashable) -> list[Any]:
-        futures = [asyncio.wrap_future(batcher.submit((prompt, key))) for prompt in prompts]
+        """The completions; a full queue is a 503 with Retry-After, a passed deadline a 504."""
         try:
-            return await asyncio.gather(*futures)
+            return await batcher.gather([(prompt, key) for prompt in prompts])
+        except QueueFull as full:
+            wait = math.ceil(full.retry_after_s)
+            raise HTTPException(
+                503,
+                f"the server is busy ({batcher.pending} of {max_queue} queries queued): retry after {wait} s",
+                headers={"Retry-After": str(wait)},
+            ) from None
+        except DeadlineExceeded:
+            raise HTTPException(
+                504,
+                f"not taken up within the server's {timeout_s:g} s deadline (it is overloaded): retry later",
+                headers={"Retry-After": str(math.ceil(batcher.drain_s()))},
+            ) from None
+        except Stopped:
+            raise HTTPException(503, "the server is shutting down", headers={"Retry-After": "5"}) from None
         except Exception as err:  # noqa: BLE001 - the generation itself failed: a 500, said plainly
             raise HTTPException(500, f"generation failed: {type(err).__name__}: {err}") from None
 
@@ -302,7 +348,12 @@ def create_app(
 
 def _batching(stats: dict[str, Any]) -> dict[str, Any]:
     """The batcher's stats under the names ``/health`` has always used."""
-    names = {"busy_s": "generation_s", "max_size": "max_batch", "window_ms": "max_wait_ms"}
+    names = {
+        "busy_s": "generation_s",
+        "max_size": "max_batch",
+        "window_ms": "max_wait_ms",
+        "max_pending": "max_queue",
+    }
     return {names.get(key, key): value for key, value in stats.items()}
 
 
