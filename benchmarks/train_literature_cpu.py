@@ -26,6 +26,7 @@ from _common import REPO_ROOT, shared_data_dir
 from deepretrieval.config import load_config
 from deepretrieval.evaluation import format_table
 from deepretrieval.evaluation.suite import evaluate_policies
+from deepretrieval.files import write_json
 from deepretrieval.report import read_metrics
 from deepretrieval.tasks import load_task
 from deepretrieval.train.grpo import train
@@ -124,7 +125,7 @@ def main() -> None:
                 for ex_id, a in trained.answers.items()
             },
         }
-        Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
+        write_json(Path(args.json), payload)
 
 
 if __name__ == "__main__":
