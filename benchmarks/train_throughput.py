@@ -6,7 +6,7 @@ Each arm trains the embedded SmolLM2-135M on the demo collection for ``--steps``
 steps per minute and seconds per step split into generation / reward / update (``StepProfiler``; the first
 step of every run is warm-up and left out), medians over all kept steps, and the spread over repeats.
 
-    python benchmarks/train_throughput.py [--steps 6] [--repeats 2] [--json PATH]
+    python benchmarks/train_throughput.py [--steps 6] [--repeats 2] [--without-old] [--json PATH]
         [--arm NAME OVERRIDE [OVERRIDE ...]]   (extra arms: the shipped recipe with run-config overrides,
                                                 e.g. --arm full-ft rl.lora=null)
 
@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 from deepretrieval.config import RunConfig, parse_config
+from deepretrieval.files import write_json
 from deepretrieval.train.callbacks import StepProfiler
 from deepretrieval.train.grpo import build_trainer
 from deepretrieval.train.lm_head import project_completions_only
@@ -163,6 +164,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="runs per arm, alternating between arms")
     parser.add_argument("--arm", nargs="+", action="append", default=[], metavar="NAME OVERRIDE")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument(
+        "--without-old",
+        action="store_true",
+        help="leave the 323568b arm out (stock TRL against today's only)",
+    )
     parser.add_argument("--json", default=None, help="write the figures here")
     args = parser.parse_args()
     if args.steps < 2:
@@ -171,6 +177,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     arms: dict[str, list[str]] = {"stock-trl": [], "old": [], "new": []}
+    if args.without_old:
+        del arms["old"]
     for name, *overrides in args.arm:
         if name in arms:
             parser.error(f"--arm {name}: the name is taken; choose another")
@@ -185,14 +193,15 @@ def main() -> None:
                 out = Path(scratch) / f"{name}-{repeat}"
                 print(f"[repeat {repeat + 1}/{args.repeats}] {name}: {args.steps} steps", file=sys.stderr)
                 runs[name].append(run_arm(arm_config(name, overrides, args.steps, out), name))
-            stock, old, new = (
-                statistics.median(s["step_s"] for s in runs[n][-1]) for n in ("stock-trl", "old", "new")
-            )
-            pair_ratios.append(old / new)
-            stock_ratios.append(stock / new)
+            step_s = {name: statistics.median(s["step_s"] for s in runs[name][-1]) for name in arms}
+            stock_ratios.append(step_s["stock-trl"] / step_s["new"])
+            if "old" in arms:
+                pair_ratios.append(step_s["old"] / step_s["new"])
 
     figures = {name: summarise(arm_runs) for name, arm_runs in runs.items()}
-    speedup = figures["new"]["steps_per_minute"] / figures["old"]["steps_per_minute"]
+    speedup = (
+        figures["new"]["steps_per_minute"] / figures["old"]["steps_per_minute"] if "old" in arms else None
+    )
     vs_stock = figures["new"]["steps_per_minute"] / figures["stock-trl"]["steps_per_minute"]
     print(
         f"\nGRPO steps on the demo collection, SmolLM2-135M, CPU, {torch.get_num_threads()} torch threads; "
@@ -208,10 +217,14 @@ def main() -> None:
             f"{name:<14} {f['steps_per_minute']:9.2f} {split['step_s']:7.2f} {split['generation_s']:10.2f} "
             f"{split['reward_s']:7.3f} {split['update_s']:7.2f}  {ratio:5.2f}x"
         )
+    versus_old = (
+        f"new/old: {speedup:.2f}x (per repeat: {', '.join(f'{r:.2f}' for r in pair_ratios)}); "
+        if speedup
+        else ""
+    )
     print(
         f"\nspeedup new/stock-trl: {vs_stock:.2f}x (per repeat: {', '.join(f'{r:.2f}' for r in stock_ratios)}); "
-        f"new/old: {speedup:.2f}x (per repeat: {', '.join(f'{r:.2f}' for r in pair_ratios)}); "
-        f"{time.perf_counter() - started:.0f} s in all"
+        f"{versus_old}{time.perf_counter() - started:.0f} s in all"
     )
     if args.json:
         payload = {
@@ -225,7 +238,7 @@ def main() -> None:
             "repeats": args.repeats,
             "threads": torch.get_num_threads(),
         }
-        Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
+        write_json(args.json, payload, indent=2)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ DATA=${DEEPRETRIEVAL_DATA:-../shared/data}
 DR=${DR:-deepretrieval}
 [ -d "$CHECKPOINT" ] || { echo "no checkpoint at $CHECKPOINT: run make quickstart first or pass a folder" >&2; exit 2; }
 # The quickstart's prompt: the top 3 results of the query, 8 words each (its policy card says so too).
-FEEDBACK=(--option template=feedback_expansion --option feedback=3 --option feedback_words=8)
+FEEDBACK=(--set prompting.feedback=3 --set prompting.feedback_words=8)
 # 32 new tokens: the quickstart policy answers in at most 16 (2 CPU cores; reasoning rows need GPUs)
 run() {  # the baselines, then the models in expand mode (the quickstart's), one table
   local name=$1; shift

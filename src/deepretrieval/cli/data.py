@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a task option, e.g. --option template=keywords (repeatable)",
+        help="a task option, e.g. --option dialect=bird (repeatable; default: none)",
     )
     verl.add_argument(
         "--endpoint",
