@@ -59,6 +59,9 @@ def test_the_flags_a_new_user_asked_about_show_their_defaults(flag: str, value: 
         (["train", "x.yaml", "--resmue"], "usage: deepretrieval train", "--resmue (did you mean --resume?)"),
         (["index", "build", "--corpus", "c", "--out", "o", "--stemer", "x"], "usage: deepretrieval index build",
          "--stemer x (did you mean --stemmer?)"),
+        (["eval", "--pol", "original"], "usage: deepretrieval eval", "--pol original (did you mean --policy?)"),
+        (["serve-retriever", "--index", "i", "--max-quer", "3"], "usage: deepretrieval serve-retriever",
+         "--max-quer 3 (did you mean --max-queries?)"),
     ],
 )  # fmt: skip
 def test_a_mistyped_flag_shows_that_commands_usage(argv: list[str], usage: str, unknown: str, capsys) -> None:

@@ -25,10 +25,13 @@ class Parser(argparse.ArgumentParser):
     """``argparse.ArgumentParser`` with :class:`DefaultsHelpFormatter`, whose subcommand parsers (built from
     it by ``add_subparsers``) are of this class too, so that a mistyped flag is reported by the command it
     was given to: ``deepretrieval eval --polcy x`` prints eval's usage and suggests ``--policy``, where
-    argparse would print the top-level usage."""
+    argparse would print the top-level usage. Abbreviated flags are not accepted (``--pol`` for
+    ``--policy``): a script written with one breaks, or silently changes meaning, once a new flag shares
+    its prefix."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
     def parse_known_args(  # type: ignore[override]
