@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -166,10 +166,11 @@ def test_an_endpoint_that_is_not_a_retrieval_service_is_named() -> None:
 
 
 class FlakyProxy:
-    """Forwards to a service, answering the first ``failures`` searches with 503 (a busy service)."""
+    """Forwards to a service, answering the first ``failures`` searches with 503 (a busy service), or with
+    the service's answer passed through ``garble`` when one is given."""
 
-    def __init__(self, target: str, failures: int):
-        self.target, self.failures, self.searches = target, failures, 0
+    def __init__(self, target: str, failures: int, garble: Callable[[dict], dict] | None = None):
+        self.target, self.failures, self.searches, self.garble = target, failures, 0, garble
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -182,7 +183,10 @@ class FlakyProxy:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"]))
                 proxy.searches += 1
-                if proxy.searches <= proxy.failures:
+                if proxy.searches <= proxy.failures and proxy.garble is not None:
+                    answer = httpx.post(proxy.target + self.path, content=body).json()
+                    self._forward(httpx.Response(200, json=proxy.garble(answer)))
+                elif proxy.searches <= proxy.failures:
                     self._forward(httpx.Response(503, json={"detail": "busy"}))
                 else:
                     self._forward(httpx.post(proxy.target + self.path, content=body))
@@ -207,6 +211,42 @@ def test_transient_failures_are_retried(live: LiveService, scifact_bm25, claims)
     proxy.failures = proxy.searches + 3  # more failures than retries: the queries fail, nothing raises
     got = client.search(claims[:5], 10)
     assert all(r.failed and "HTTP 503: busy" in r.error for r in got)
+    client.close()
+    proxy.server.shutdown()
+
+
+def _first(change: Callable[[dict], None]) -> Callable[[dict], dict]:
+    def garble(answer: dict) -> dict:
+        change(answer["results"][0])
+        return answer
+
+    return garble
+
+
+@pytest.mark.parametrize(
+    "garble, reason",
+    [
+        (lambda a: {**a, "results": a["results"][:-1]}, "4 results for 5 queries"),
+        (_first(lambda r: r.update(doc_ids=[None, {"a": 1}], scores=[1.0, 0.5])), "ids that are not strings"),
+        (_first(lambda r: r.update(total=-5)), "a total of -5"),
+        (_first(lambda r: r.update(scores=r["scores"][:-1])), "not one finite number per id"),
+        (
+            _first(lambda r: r.update(doc_ids=r["doc_ids"] * 2, scores=r["scores"] * 2)),
+            "20 ids (10 distinct)",
+        ),
+    ],
+)
+def test_inconsistent_answers_are_retried_then_fail_with_their_reason(
+    live: LiveService, scifact_bm25, claims, garble, reason
+) -> None:
+    """It took them as they came: ids "None" and "{'a': 1}", a total of -5, ids beyond k."""
+    proxy = FlakyProxy(live.url, failures=1, garble=garble)
+    client = open_retriever("remote", endpoint=proxy.url, retries=2, backoff_s=0)
+    _same(client.search(claims[:5], 10), scifact_bm25.search(claims[:5], 10))  # retried: the next answer
+    assert proxy.searches == 2
+    proxy.failures = proxy.searches + 3  # garbled every time: failed searches that say why
+    got = client.search(claims[:5], 10)
+    assert all(r.failed and "inconsistent answer: " in r.error and reason in r.error for r in got)
     client.close()
     proxy.server.shutdown()
 

@@ -16,6 +16,7 @@ Open it as ``open_retriever("remote", endpoint="http://host:8000", index="scifac
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -177,7 +178,7 @@ class RemoteRetriever(Retriever):
             if dates is not None:
                 payload["dates"] = [_date_json(dates[i]) for i in chunk]
             try:
-                answer = self._request("POST", "/search", payload)
+                answer = self._request("POST", "/search", payload, check=_search_answer_check(len(chunk), k))
             except ServiceUnavailable as err:
                 logger.warning("%s", err)
                 for i in chunk:
@@ -248,10 +249,17 @@ class RemoteRetriever(Retriever):
             )
 
     def _request(
-        self, method: str, path: str, payload: dict[str, Any] | None = None, *, missing: type = ValueError
+        self,
+        method: str,
+        path: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        missing: type = ValueError,
+        check: Callable[[Any], None] | None = None,
     ) -> dict[str, Any]:
         """One call, retried on transient failures; a refusal (4xx) raises ``missing`` for 404 and
-        ``ValueError`` otherwise, with the service's message."""
+        ``ValueError`` otherwise, with the service's message. ``check`` raises ``RetryableError`` for an
+        answer that cannot be used (retried like a 5xx, then a failure with its reason)."""
 
         def read(response: Any) -> dict[str, Any]:
             status = response.status_code
@@ -264,9 +272,12 @@ class RemoteRetriever(Retriever):
                     f"(HTTP {status}): {_detail(response)}"
                 )
             try:
-                return orjson.loads(response.content)
+                answer = orjson.loads(response.content)
             except ValueError:
                 raise RetryableError(f"HTTP {status} with a body that is not JSON") from None
+            if check is not None:
+                check(answer)
+            return answer
 
         send: dict[str, Any] = {}
         if payload is not None:
@@ -278,6 +289,43 @@ class RemoteRetriever(Retriever):
                 f"retrieval service {self.endpoint} unavailable for {method} {path} after {err.attempts} "
                 f"attempts ({err.problem}); is `deepretrieval serve-retriever` running there?"
             ) from None
+
+
+def _search_answer_check(queries: int, k: int) -> Callable[[Any], None]:
+    """A check of a ``POST /search`` answer: one result per query, each at most ``k`` distinct string ids
+    with as many finite scores and a total (when the engine counts) no smaller than the ids. A proxy, a cache or a service of
+    another version that garbles an answer must fail the search, never be scored as its ranking."""
+
+    def check(answer: Any) -> None:
+        results = answer.get("results") if isinstance(answer, dict) else None
+        if not isinstance(results, list) or len(results) != queries:
+            got = len(results) if isinstance(results, list) else "no list of"
+            raise RetryableError(f"inconsistent answer: {got} results for {queries} queries")
+        for n, result in enumerate(results):
+            problem = _ranking_problem(result, k)
+            if problem:
+                raise RetryableError(f"inconsistent answer: result {n} {problem}")
+
+    return check
+
+
+def _ranking_problem(result: Any, k: int) -> str | None:
+    """What is wrong with one served ranking, or None."""
+    if not isinstance(result, dict):
+        return "is not an object"
+    ids, scores, total = result.get("doc_ids"), result.get("scores"), result.get("total")
+    if not isinstance(ids, list) or not all(isinstance(doc_id, str) for doc_id in ids):
+        return "has document ids that are not strings"
+    if len(ids) > k or len(set(ids)) != len(ids):
+        return f"has {len(ids)} ids ({len(set(ids))} distinct) for k={k}"
+    numbers = isinstance(scores, list) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in scores
+    )
+    if not numbers or len(scores) != len(ids):
+        return "has scores that are not one finite number per id"
+    if total is not None and (not isinstance(total, int) or isinstance(total, bool) or total < len(ids)):
+        return f"has a total of {total!r} for {len(ids)} ids"  # None: a ranking engine does not count
+    return None
 
 
 def _wire(text: str) -> str:
