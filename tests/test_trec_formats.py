@@ -85,6 +85,26 @@ def test_run_files_read_back_to_the_same_figures_and_any_ir_measure_works(
     assert f"](plots/{plot.name})" in (out / "results.md").read_text()
 
 
+def test_run_files_stop_at_trecs_depth_where_the_judge_reads_deeper(
+    scifact_dir: Path, scifact_bm25, tmp_path: Path
+) -> None:
+    """A judge reading 3,000 deep (evidence) wrote 3,000 lines a query: 1.4 GB a policy on SQuAD."""
+    out = tmp_path / "out"
+    proc = _eval(
+        ["--task", "beir", "--data", str(scifact_dir), "--index", str(scifact_bm25.index_dir), "--limit", "4"]
+        + ["--metrics", "recall@2500", "--out", str(out)],
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (summary,) = json.loads((out / "results.json").read_text())["policies"]
+    lines = (out / summary["run"]).read_text().splitlines()
+    ranks = [int(line.split()[3]) for line in lines]
+    assert ranks == list(range(1, 1001)) * 4  # each query's 1,000 best
+    examples = load_task("beir", scifact_dir, retriever=scifact_bm25).examples("test")[:4]
+    deep = scifact_bm25.search([ex.original for ex in examples], 2500)
+    assert min(map(len, deep)) > 1000  # the judge read deeper than the file keeps
+
+
 def test_tied_scores_are_written_in_the_judges_order() -> None:
     import numpy as np
 

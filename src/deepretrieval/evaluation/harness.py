@@ -29,6 +29,10 @@ from deepretrieval.retrievers.base import Ranking
 from deepretrieval.tasks.base import Example, Failure, Judgment, Outcome, Task
 
 JUDGE_BATCH = 512
+RUN_DEPTH = 1000
+"""Documents kept per query for run files: TREC's submission depth. The judge may read deeper (an evidence
+question 3,000 passages, a Boolean query its whole result set); SQuAD's 10,570 questions at 3,000 each
+would be a 1.4 GB run file per policy, held in memory until written."""
 
 
 @dataclass(frozen=True)
@@ -310,10 +314,24 @@ def _judge(
     bar = tqdm(total=len(items), desc="judging", disable=not progress, unit="ex")
     for start in range(0, len(items), JUDGE_BATCH):
         batch = queries[start : start + JUDGE_BATCH], examples[start : start + JUDGE_BATCH]
-        judgments += task.judge(*batch) if keep else [Judgment(o) for o in task.measure(*batch)]
+        judgments += _top(task.judge(*batch)) if keep else [Judgment(o) for o in task.measure(*batch)]
         bar.update(min(JUDGE_BATCH, len(items) - start))
     bar.close()
     return judgments
+
+
+def _top(judgments: list[Judgment]) -> list[Judgment]:
+    """``judgments`` with their rankings cut to :data:`RUN_DEPTH` (the metrics were computed on the whole)."""
+    return [
+        replace(j, ranking=_first(j.ranking, RUN_DEPTH))
+        if j.ranking is not None and len(j.ranking) > RUN_DEPTH
+        else j
+        for j in judgments
+    ]
+
+
+def _first(ranking: Ranking, n: int) -> Ranking:
+    return Ranking(ranking.doc_ids[:n], ranking.scores[:n], total=ranking.total)
 
 
 def _log_key(
