@@ -20,7 +20,6 @@ One search per line; lines are numbered from 1 (blank lines do not count) and co
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from deepretrieval.retrievers.boolean.syntax import (
     And,
@@ -36,6 +35,8 @@ from deepretrieval.retrievers.boolean.syntax import (
     Ref,
     Strategy,
     Term,
+    Token,
+    TokenCursor,
     check_strategy,
     combine,
     normalize_date,
@@ -53,13 +54,6 @@ _SUFFIX = re.compile(r"\.([a-z]{2,3}(?:,[a-z]{2,3})*)\.?$", re.IGNORECASE)
 _SUBHEADINGS = re.compile(r"[a-z]{2}(?:\s*,\s*[a-z]{2})*\b", re.IGNORECASE)
 _ADJ = re.compile(r"^adj(\d*)$", re.IGNORECASE)
 _LIMITED_TRUNCATION = re.compile(r"\$(\d)")
-
-
-@dataclass(frozen=True)
-class _Token:
-    kind: str  # "(", ")", "quote", "word", "op", "adj", "slash", "suffix"
-    text: str
-    column: int
 
 
 def parse_ovid(text: str, limits: Limits | None = None) -> Strategy:
@@ -127,28 +121,28 @@ def _limit(spec: str) -> Node:
     return Limit(spec.strip('"').strip())
 
 
-def _lex(line: str, number: int) -> list[_Token]:
-    tokens: list[_Token] = []
+def _lex(line: str, number: int) -> list[Token]:
+    tokens: list[Token] = []
     i = 0
     while i < len(line):
         char = line[i]
         if char.isspace():
             i += 1
         elif char in "()":
-            tokens.append(_Token(char, char, i))
+            tokens.append(Token(char, char, i))
             i += 1
         elif char == '"':
             close = line.find('"', i + 1)
             if close < 0:  # a quote without its partner is dropped
                 i += 1
                 continue
-            tokens.append(_Token("quote", line[i + 1 : close], i))
+            tokens.append(Token("quote", line[i + 1 : close], i))
             i = close + 1
         elif char == "/":
-            tokens.append(_Token("slash", "", i))
+            tokens.append(Token("slash", "", i))
             i += 1
             if match := _SUBHEADINGS.match(line, i):
-                tokens[-1] = _Token("slash", match[0], i - 1)
+                tokens[-1] = Token("slash", match[0], i - 1)
                 i = match.end()
         else:
             start = i
@@ -158,40 +152,26 @@ def _lex(line: str, number: int) -> list[_Token]:
     return tokens
 
 
-def _word_tokens(word: str, column: int, tokens: list[_Token]) -> None:
+def _word_tokens(word: str, column: int, tokens: list[Token]) -> None:
     """One lexed word: an operator, or a word possibly carrying a field suffix (``Diagnos$.mp.``)."""
     suffix = _SUFFIX.search(word)
     if suffix and all(code.lower() in FIELD_CODES for code in suffix[1].split(",")):
         base = word[: suffix.start()]
         if base:
-            tokens.append(_Token("word", base, column))
-        tokens.append(_Token("suffix", suffix[1].lower(), column + suffix.start()))
+            tokens.append(Token("word", base, column))
+        tokens.append(Token("suffix", suffix[1].lower(), column + suffix.start()))
         return
     lowered = word.lower()
     if lowered in ("or", "and", "not"):
-        tokens.append(_Token("op", lowered, column))
+        tokens.append(Token("op", lowered, column))
     elif _ADJ.match(word):
-        tokens.append(_Token("adj", lowered, column))
+        tokens.append(Token("adj", lowered, column))
     else:
-        tokens.append(_Token("word", word, column))
+        tokens.append(Token("word", word, column))
 
 
-class _Parser:
+class _Parser(TokenCursor):  # token kinds: "(", ")", "quote", "word", "op", "adj", "slash", "suffix"
     """Recursive descent over one line: Boolean operators left to right, ``adj`` binding tighter."""
-
-    def __init__(self, tokens: list[_Token], number: int, limits: Limits):
-        self.tokens = tokens
-        self.pos = 0
-        self.number = number
-        self.limits = limits
-
-    def peek(self) -> _Token | None:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
-
-    def take(self) -> _Token:
-        token = self.tokens[self.pos]
-        self.pos += 1
-        return token
 
     def fail(self, what: str) -> ParseError:
         token = self.peek()

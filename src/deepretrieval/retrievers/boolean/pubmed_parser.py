@@ -20,7 +20,6 @@ What PubMed does, and what this parser does with it (see docs/boolean-engine.md)
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from deepretrieval.retrievers.boolean.syntax import (
     And,
@@ -36,6 +35,8 @@ from deepretrieval.retrievers.boolean.syntax import (
     Strategy,
     Subheading,
     Term,
+    Token,
+    TokenCursor,
     check_strategy,
     combine,
     normalize_date,
@@ -106,13 +107,6 @@ _COUNT_NOTE = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class _Token:
-    kind: str  # "(", ")", "quote", "tag", "ref", "op", "word"
-    text: str
-    column: int
-
-
 def parse_pubmed(text: str, limits: Limits | None = None) -> Strategy:
     """Parse a PubMed query or multi-line strategy; raises :class:`ParseError` with a one-line reason."""
     limits = limits or Limits()
@@ -136,28 +130,28 @@ def _parse_line(line: str, number: int, limits: Limits) -> Node:
     return _finish(node)
 
 
-def _lex(line: str) -> list[_Token]:
-    tokens: list[_Token] = []
+def _lex(line: str) -> list[Token]:
+    tokens: list[Token] = []
     i = 0
     while i < len(line):
         char = line[i]
         if char.isspace() or char == "]":  # a ']' without its '[' is dropped
             i += 1
         elif char in "()":
-            tokens.append(_Token(char, char, i))
+            tokens.append(Token(char, char, i))
             i += 1
         elif char == '"':
             close = line.find('"', i + 1)
             if close < 0:  # a quote without its partner is dropped, as PubMed does
                 i += 1
                 continue
-            tokens.append(_Token("quote", line[i + 1 : close], i))
+            tokens.append(Token("quote", line[i + 1 : close], i))
             i = close + 1
         elif char == "[":
             close = line.find("]", i + 1)
             if close < 0:
                 raise ParseError(f"field tag opened at column {i} is never closed with ']'")
-            tokens.append(_Token("tag", line[i + 1 : close], i))
+            tokens.append(Token("tag", line[i + 1 : close], i))
             i = close + 1
         else:
             start = i
@@ -165,30 +159,16 @@ def _lex(line: str) -> list[_Token]:
                 i += 1
             word = line[start:i]
             if re.fullmatch(r"#\d+", word):
-                tokens.append(_Token("ref", word[1:], start))
+                tokens.append(Token("ref", word[1:], start))
             elif word in _OPERATORS:
-                tokens.append(_Token("op", word, start))
+                tokens.append(Token("op", word, start))
             else:
-                tokens.append(_Token("word", word, start))
+                tokens.append(Token("word", word, start))
     return tokens
 
 
-class _Parser:
+class _Parser(TokenCursor):  # token kinds: "(", ")", "quote", "tag", "ref", "op", "word"
     """Left-to-right recursive descent over one line's tokens."""
-
-    def __init__(self, tokens: list[_Token], number: int, limits: Limits):
-        self.tokens = tokens
-        self.pos = 0
-        self.number = number
-        self.limits = limits
-
-    def peek(self) -> _Token | None:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
-
-    def take(self) -> _Token:
-        token = self.tokens[self.pos]
-        self.pos += 1
-        return token
 
     def expression(self, depth: int) -> Node | None:
         if depth > self.limits.max_depth:

@@ -136,6 +136,34 @@ class Limits:
     max_leaves: int = 5_000
 
 
+@dataclass(frozen=True)
+class Token:
+    """One lexed piece of a query line: its kind (each parser names its own: ``word``, ``op``, ``(``...),
+    its text and the column it starts at (for error messages)."""
+
+    kind: str
+    text: str
+    column: int
+
+
+class TokenCursor:
+    """The position of a recursive-descent parser in one line's tokens; both syntaxes' parsers extend it."""
+
+    def __init__(self, tokens: list[Token], number: int, limits: Limits):
+        self.tokens = tokens
+        self.pos = 0
+        self.number = number
+        self.limits = limits
+
+    def peek(self) -> Token | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def take(self) -> Token:
+        token = self.tokens[self.pos]
+        self.pos += 1
+        return token
+
+
 def combine(kind: type[And | Or], operands: list[Node]) -> Node:
     """``And``/``Or`` of the operands, flattening nested nodes of the same kind; one operand is itself."""
     flat: list[Node] = []
