@@ -44,6 +44,12 @@ def test_quickstart_writes_figures_and_a_per_query_file(tmp_path: Path, capsys) 
     assert (
         abs(figures["significance"]["trained"]["delta"] - (figures["trained"] - figures["original"])) < 1e-9
     )
+    versus = figures["trained_vs_feedback"]  # the bar a model must clear, tested the same way
+    assert (
+        abs(versus["delta"] - (figures["trained"] - figures["feedback"])) < 1e-9
+        and 0 < versus["p_value"] <= 1
+    )
+    assert "trained against blind feedback (the bar a model must clear)" in table
     page = (out / "run" / "report" / "report.html").read_text()
     assert "UNDER-TRAINED" in page and "1 of 3 planned GRPO steps" in page
     assert "../eval/results.md" in page and (out / "run" / "eval" / "results.md").is_file()

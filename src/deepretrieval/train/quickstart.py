@@ -93,6 +93,7 @@ def run(out: Path, seed: int = 0, overrides: list[str] | None = None) -> dict:
         "metric": metric,
         **{result.policy: result.metrics[metric] for result in suite.results},
         "significance": _significance(suite, metric),
+        "trained_vs_feedback": _versus_feedback(suite, metric, config),
         "query_mode": trained.query_mode,
         "template": trained.template,
         "seed": seed,
@@ -107,6 +108,12 @@ def run(out: Path, seed: int = 0, overrides: list[str] | None = None) -> dict:
     print()
     print(f"{task.name} {split}, {count} held-out queries; {TRAINED}: {summary.describe()}")
     print(format_table(suite.results, suite.comparison))
+    if figures["trained_vs_feedback"]:
+        versus = figures["trained_vs_feedback"]
+        print(
+            f"\n{TRAINED} against blind feedback (the bar a model must clear): {versus['delta']:+.4f} {metric} "
+            f"(p = {versus['p_value']:.4f}, same test)"
+        )
     if summary.warning():
         print(f"\nwarning: {summary.warning()}")
     print(
@@ -121,6 +128,21 @@ def run(out: Path, seed: int = 0, overrides: list[str] | None = None) -> dict:
 
 def _phase(number: int, text: str) -> None:
     print(f"[{number}/3] {text}", file=sys.stderr, flush=True)
+
+
+def _versus_feedback(suite, metric: str, config: RunConfig) -> dict[str, float]:
+    """The trained policy's difference from blind feedback on ``metric``, with its p-value (empty when
+    feedback was not evaluated)."""
+    from deepretrieval.evaluation.significance import compare
+    from deepretrieval.train.final_eval import TRAINED
+
+    per_query = {r.policy: r.per_query for r in suite.results}
+    if "feedback" not in per_query or TRAINED not in per_query:
+        return {}
+    pair = {name: per_query[name] for name in ("feedback", TRAINED)}
+    test = compare(pair, "feedback", [metric], resamples=config.eval.resamples, seed=config.eval.seed)
+    result = test.tests[TRAINED][metric]
+    return {"delta": result.delta, "p_value": result.p_value}
 
 
 def _significance(suite, metric: str) -> dict[str, dict[str, float]]:
