@@ -384,6 +384,14 @@ def test_a_body_that_stops_short_gets_408(tiny: dict) -> None:
     assert "the request body stopped arriving (nothing for 0.5 s)" in json.loads(body)["error"]["message"]
 
 
+# `deepretrieval ...` with Python's own Ctrl-C handler: a job started in the background (a CI runner, nohup)
+# inherits SIGINT ignored, and uvicorn re-raises the signal it caught under the handler it found (exit 0).
+CTRL_C_AS_IN_A_TERMINAL = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from deepretrieval.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
 @pytest.mark.parametrize(
     "signal_number, exit_code", [(signal.SIGTERM, -signal.SIGTERM), (signal.SIGINT, 130)]
 )
@@ -391,7 +399,7 @@ def test_serve_answers_in_flight_requests_503_and_exits_on_a_signal(
     endless: HFPolicy, tmp_path: Path, signal_number: int, exit_code: int
 ) -> None:
     server = subprocess.Popen(
-        [sys.executable, "-m", "deepretrieval.cli", "serve", "--model", endless.model_path, "--port", "0",
+        [sys.executable, "-c", CTRL_C_AS_IN_A_TERMINAL, "serve", "--model", endless.model_path, "--port", "0",
          "--max-new-tokens", "800", "--max-batch", "2"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(tmp_path),
     )  # fmt: skip

@@ -186,7 +186,8 @@ def test_our_reward_on_the_seeds_layout(scifact_dir: Path, tmp_path: Path, monke
     assert main([*args, "--recipe", "seed", "--prompting", "seed:scifact", "--out", str(exported)]) == 0
     rows = pq.read_table(exported).to_pylist()
     spec = json.loads(rows[0]["extra_info"]["deepretrieval"])
-    assert spec["task"] == {"name": "parquet", "data": str(exported), "options": {"corpus": str(scifact_dir)}}
+    corpus = str(scifact_dir.resolve())  # the export records resolved paths (../shared may be a link)
+    assert spec["task"] == {"name": "parquet", "data": str(exported), "options": {"corpus": corpus}}
     samples = _samples(rows, [r["extra_info"]["original"] for r in rows])
     assert rows and all(r["data_source"] == "scifact_test" for r in rows)
     # the rows name their own spec (here the task's default reward); the seed's own files carry none and
