@@ -29,6 +29,8 @@ run scifact --task beir --data "$DATA/scifact" --split test
 
 mkdir -p docs/results
 for name in demo scifact; do
-  cat "runs/results/$name-baselines/results.md" <(echo) "runs/results/$name/results.md" > "docs/results/$name.md"
+  # the plots stay beside their runs (their links are relative to runs/results/...), not in docs/
+  cat "runs/results/$name-baselines/results.md" <(echo) "runs/results/$name/results.md" \
+    | awk '/^## Plots/ { skip = 1; next } /^# / { skip = 0 } !skip' > "docs/results/$name.md"
 done
 echo "wrote docs/results/demo.md and docs/results/scifact.md"
