@@ -42,6 +42,13 @@ def spider_dir(shared_data: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def literature(shared_data: Path) -> Path:
+    """The literature folder (CLEF TAR 2017 with its corpus, the PICO benchmarks, recorded API answers)."""
+    _require(shared_data / "literature" / "clef-tar-2017" / "corpus.jsonl")
+    return shared_data / "literature"
+
+
+@pytest.fixture(scope="session")
 def scifact_bm25(scifact_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """A real BM25 index over the full SciFact corpus, built once per test session (~1 s)."""
     from deepretrieval.retrievers.bm25 import BM25Retriever

@@ -34,14 +34,6 @@ DOCS = {"d1": "fever treated with antipyretic medicine", "d2": "a flat tyre lose
 FAST_RETRIES = ["--set", "retriever.options.attempts=2", "--set", "retriever.options.backoff_s=0.01"]
 
 
-@pytest.fixture(scope="module")
-def literature(shared_data: Path) -> Path:
-    folder = shared_data / "literature"
-    if not (folder / "clef-tar-2017" / "corpus.jsonl").is_file():
-        pytest.skip("literature data not found")
-    return folder
-
-
 def _cli(args: list[str], cache: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("NCBI_API_KEY", "DEEPRETRIEVAL_OFFLINE")}
     return subprocess.run(

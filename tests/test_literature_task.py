@@ -9,21 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from _index_helpers import task_index
 from _literature_helpers import files_containing
 from _train_helpers import tiny_run_config, write_tiny_model
 from deepretrieval.config import parse_config
 from standin import StandIn, peak_rate
-
-
-@pytest.fixture(scope="module")
-def literature(shared_data: Path) -> Path:
-    folder = shared_data / "literature"
-    if not (folder / "clef-tar-2017" / "corpus.jsonl").is_file():
-        pytest.skip("literature data not found")
-    return folder
 
 
 def _eval(args: list[str], cache: Path, **env: str) -> subprocess.CompletedProcess:
