@@ -6,14 +6,19 @@ generation, reward and update.
 Each mode trains for ``--minutes`` of wall clock (or ``--steps``, whichever comes first), so the whole run
 takes about 2 x minutes + evaluation (~25 minutes with the defaults on 2 cores):
 
-    python benchmarks/train_scifact_cpu.py [--minutes 10] [--steps 200] [--eval-limit N] [--out DIR]
-        [--json PATH] [--set KEY=VALUE ...]   (any run-config override, e.g. --set rl.learning_rate=1e-5)
+    python benchmarks/train_scifact_cpu.py [--minutes 10] [--steps 200] [--modes rewrite,expand] [--curve]
+        [--eval-limit N] [--out DIR] [--json PATH] [--set KEY=VALUE ...]
+        (--set: any run-config override, e.g. --set rl.learning_rate=1e-5)
+
+``--curve`` also evaluates every checkpoint the run kept (set checkpointing.keep=null and save_steps to
+choose them), so a run that stays below the original claims shows where it was heading.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import statistics
 import time
@@ -23,7 +28,7 @@ from _common import REPO_ROOT, shared_data_dir
 from deepretrieval.config import PromptingConfig, load_config
 from deepretrieval.default_model import resolve_model
 from deepretrieval.evaluation import EvalResult, compare, evaluate
-from deepretrieval.policies.baselines import OriginalQuery
+from deepretrieval.policies.baselines import Feedback, OriginalQuery
 from deepretrieval.policies.hf import HFPolicy
 from deepretrieval.report import read_metrics
 from deepretrieval.train.data import build_task
@@ -69,6 +74,16 @@ def train_mode(args: argparse.Namespace, mode: str) -> tuple:
     return config, run_dir, figures
 
 
+def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """The run's kept checkpoints as (step, folder), in step order."""
+    found = []
+    for folder in (run_dir / "checkpoints").glob("checkpoint-*"):
+        match = re.fullmatch(r"checkpoint-(\d+)", folder.name)
+        if match and (folder / "model.safetensors").is_file():
+            found.append((int(match.group(1)), folder))
+    return sorted(found)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -76,6 +91,8 @@ def main() -> None:
     parser.add_argument("--data", default=str(shared_data_dir() / "scifact"))
     parser.add_argument("--minutes", type=float, default=10.0, help="training wall clock per mode")
     parser.add_argument("--steps", type=int, default=200, help="step cap per mode")
+    parser.add_argument("--modes", default=",".join(MODES), help="query modes to train, comma-separated")
+    parser.add_argument("--curve", action="store_true", help="also evaluate every checkpoint the run kept")
     parser.add_argument(
         "--eval-limit", type=int, default=None, help="evaluate on the first N test claims only"
     )
@@ -84,13 +101,22 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="write the figures here")
     args = parser.parse_args()
 
-    trained = {mode: train_mode(args, mode) for mode in MODES}
-    config = trained["rewrite"][0]
+    modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown or not modes:
+        parser.error(f"--modes takes {' and/or '.join(MODES)}, got {args.modes!r}")
+    trained = {mode: train_mode(args, mode) for mode in modes}
+    config = trained[modes[0]][0]
     task = build_task(config)
     untrained = HFPolicy(resolve_model(config.model), name="untrained")
     results: dict[str, EvalResult] = {
         "original": evaluate(task, OriginalQuery(), "test", limit=args.eval_limit, progress=False)
     }
+    prompting = config.prompting
+    if prompting.feedback:  # the no-model bar for a policy that reads the same results: all of them appended
+        words = {"words": prompting.feedback_words} if prompting.feedback_words else {}
+        blind = Feedback(task, prompting.feedback, **words)
+        results["feedback"] = evaluate(task, blind, "test", limit=args.eval_limit, progress=False)
     for mode, (_, run_dir, _) in trained.items():
         policy = HFPolicy(str(run_dir / "final"), name=f"trained-{mode}")
         as_trained = PromptingConfig(**policy.card.prompting.to_json())  # the untrained model too
@@ -98,6 +124,17 @@ def main() -> None:
             results[name] = evaluate(
                 task, chosen, "test", prompting=as_trained, limit=args.eval_limit, progress=False
             )
+    curve: dict[str, list[dict]] = {}
+    if args.curve:
+        for mode, (_, run_dir, _) in trained.items():
+            for step, folder in checkpoints(run_dir):
+                name = f"{mode}@{step}"
+                policy = HFPolicy(str(folder), name=name)
+                as_trained = PromptingConfig(**policy.card.prompting.to_json())
+                results[name] = evaluate(
+                    task, policy, "test", prompting=as_trained, limit=args.eval_limit, progress=False
+                )
+                curve.setdefault(mode, []).append({"step": step, METRIC: results[name].metrics[METRIC]})
     task.close()
     comparison = compare({name: r.per_query for name, r in results.items()}, "original", [METRIC])
 
@@ -123,6 +160,7 @@ def main() -> None:
             METRIC: {name: r.metrics[METRIC] for name, r in results.items()},
             "significance": comparison.to_json(),
             "training": {mode: figures for mode, (_, _, figures) in trained.items()},
+            "curve": curve,
         }
         Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
 

@@ -22,7 +22,7 @@ from deepretrieval.prompting import Prompting
 from deepretrieval.report import plot_run
 from deepretrieval.rewards import BatchReward, task_scheme
 from deepretrieval.tasks import load_task
-from deepretrieval.train.grpo import train
+from deepretrieval.train.grpo import build_trainer, train
 from deepretrieval.train.rewards_adapter import TRLBatchReward
 
 
@@ -75,6 +75,27 @@ def test_a_grpo_step_changes_the_weights_and_logs_the_task_metrics(pieces, tmp_p
     assert rendered.endswith("<|im_start|>assistant\n<answer>")
     [completion] = policy.complete([[{"role": "user", "content": "fever"}]], card.prompting)
     assert completion.startswith("<answer>")
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_generation_prefills_each_distinct_prompt_once_when_shared(pieces, tmp_path, shared):
+    """rl.share_prompt_forward reaches generation: a training step's first forward is the prefill of the
+    step's 2 distinct prompts (TRL alone prefills all 8 rows), then every row decodes from its cache."""
+    data, model = pieces
+    raw = tiny_run_config(data, model, tmp_path / "run", max_steps=1)
+    raw["rl"]["share_prompt_forward"] = shared
+    config = parse_config(raw)
+    trainer = build_trainer(config, tmp_path / "run")[0]
+    seen: list[tuple[int, ...]] = []
+    embed = trainer.model.get_input_embeddings()
+    hook = embed.register_forward_hook(lambda _, args, __: seen.append(tuple(args[0].shape)))
+    try:
+        trainer.train()
+    finally:
+        hook.remove()
+    rows, prompts = 8, 2
+    assert seen[0][0] == (prompts if shared else rows)
+    assert seen[1] == (rows, 1)
 
 
 def test_the_trl_adapter_scores_the_whole_batch_with_the_real_batch_reward(pieces, tmp_path):

@@ -1,6 +1,7 @@
 """The update's shared prompt pass (train/shared_prompt.py) gives TRL's own per-token log-probabilities,
 entropies and gradients, on TRL's batch layout: left-padded prompts of different lengths, each repeated for
-its group in any order, followed by right-padded completions."""
+its group in any order, followed by right-padded completions. The shared prefill of generation gives the
+tokens and logits of ``generate`` itself on the same layout."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ import pytest
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 from trl import GRPOTrainer
 from trl.trainer.utils import add_fused_lm_head
 
 from deepretrieval.train.lm_head import project_completions_only
-from deepretrieval.train.shared_prompt import SharedPromptGRPOTrainer, prompt_groups
+from deepretrieval.train.shared_prompt import SharedPromptGRPOTrainer, prompt_groups, share_prompt_prefill
 
 VOCAB, PAD = 500, 0
 PROMPT_LENGTHS = (14, 9, 11)  # three distinct prompts, left-padded to 14
@@ -111,3 +112,60 @@ def test_trls_pass_runs_where_sharing_is_not_known_to_be_equal() -> None:
     enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
     enable()
     assert not trainer._can_share(model, ids, COMPLETION, False, {})  # the cache is off
+
+
+def _prompts() -> tuple[torch.Tensor, torch.Tensor]:
+    """Generation's input: the prompts of ``_batch`` without completions, left-padded, groups shuffled."""
+    ids, mask = _batch()
+    return ids[:, :-COMPLETION], mask[:, :-COMPLETION]
+
+
+def _generate(model: LlamaForCausalLM, ids: torch.Tensor, mask: torch.Tensor, **settings):
+    """``model.generate`` as TRL calls it, with the rows each forward saw (batch, length) recorded."""
+    seen: list[tuple[int, int]] = []
+    hook = model.model.embed_tokens.register_forward_hook(
+        lambda _, args, __: seen.append(tuple(args[0].shape))
+    )
+    config = GenerationConfig(
+        max_new_tokens=6, pad_token_id=PAD, output_logits=True, return_dict_in_generate=True, **settings
+    )
+    torch.manual_seed(7)
+    try:
+        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
+    finally:
+        hook.remove()
+    return out, seen
+
+
+@pytest.mark.parametrize(
+    "sampling", [{"do_sample": False}, {"do_sample": True, "temperature": 1.0, "top_k": 0}]
+)
+def test_shared_prefill_generates_what_generate_does(sampling: dict) -> None:
+    model = _model().eval()
+    ids, mask = _prompts()
+    plain, plain_seen = _generate(model, ids, mask, **sampling)
+    share_prompt_prefill(model)
+    shared, shared_seen = _generate(model, ids, mask, **sampling)
+    assert plain_seen[0] == tuple(ids.shape)  # generate alone prefills every row
+    assert shared_seen[0] == (
+        len(PROMPT_LENGTHS),
+        ids.size(1) - 1,
+    )  # each distinct prompt once, last token off
+    assert shared_seen[1] == (ids.size(0), 1)  # then every row goes on from its group's cache
+    assert torch.equal(shared.sequences, plain.sequences)
+    for step, (ours, theirs) in enumerate(zip(shared.logits, plain.logits, strict=True)):
+        torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4, msg=f"new token {step}")
+
+
+def test_generate_runs_as_is_where_a_shared_prefill_is_not_known_to_be_equal() -> None:
+    model = _model().eval()
+    share_prompt_prefill(model)
+    ids, mask = _prompts()
+    distinct = ids[::GROUP][: len(PROMPT_LENGTHS)], mask[::GROUP][: len(PROMPT_LENGTHS)]
+    for rows, settings in (
+        (distinct, {}),  # no prompt repeats
+        ((ids, mask), {"num_return_sequences": 2, "do_sample": True}),  # generate expands the rows itself
+        ((ids, mask), {"cache_implementation": "static"}),
+    ):
+        _, seen = _generate(model, *rows, **settings)
+        assert seen[0] == tuple(rows[0].shape) or seen[0][0] == rows[0].size(0) * 2, settings

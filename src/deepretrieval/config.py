@@ -148,8 +148,9 @@ class RLConfig(_Section):
     gradient_checkpointing: bool = False
     share_prompt_forward: bool = Field(
         default=True,
-        description="forward each distinct prompt once in the update, shared by its group's samples "
-        "(same log-probs and gradients; single process, no gradient checkpointing, else TRL's own pass)",
+        description="forward each distinct prompt once, shared by its group's samples: one prefill in "
+        "generation (same tokens) and one pass in the update (same log-probs and gradients; single process, "
+        "no gradient checkpointing, else TRL's own pass)",
     )
     loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = Field(
         default="dapo", description="TRL's GRPO loss normalisation (pinned: TRL's default has changed before)"

@@ -14,9 +14,23 @@ Hand-written because TRL has no such option (its ``_get_per_token_logps_and_entr
 shared pass is used only where it is known to be equivalent: a bare model (no DDP / DeepSpeed / FSDP
 wrapper, which expect one forward per backward), no gradient checkpointing (which turns the cache off),
 text-only inputs, and a batch where some prompt repeats. Everywhere else TRL's own pass runs.
+
+Generation shares the prompt the same way: TRL's transformers path calls ``model.generate`` on the G copies of
+each prompt, so every prompt is prefilled G times. :func:`share_prompt_prefill` makes the model's ``generate``
+prefill each distinct prompt (all but its last token) once, repeat the key/value cache to its group and let
+``generate`` go on from there: the same tokens under the same seed (the first sampled token follows the same
+last-token forward; ``tests/test_train_shared_prompt.py`` checks greedy tokens and logits). The prefix is
+forwarded with the position ids ``generate`` itself derives from a left-padded mask; without them padded rows
+would see shifted positions. Sampling settings that expand rows inside ``generate`` (beams,
+``num_return_sequences``), a static cache, multimodal inputs and a batch without repeats use ``generate`` as is.
 """
 
 from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from trl import GRPOTrainer
@@ -29,6 +43,13 @@ def prompt_groups(prefix: torch.Tensor, prefix_mask: torch.Tensor) -> tuple[torc
     first = torch.full((distinct.size(0),), rows.size(0), dtype=torch.long, device=rows.device)
     first = first.scatter_reduce(0, inverse, torch.arange(rows.size(0), device=rows.device), reduce="amin")
     return first, inverse
+
+
+def _cache_keyword(model: torch.nn.Module) -> str:
+    """The name the model's forward takes a key/value cache under (``cache`` from transformers 5.2x on,
+    ``past_key_values`` before: the old name still works there but warns and goes in 5.40)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT passes **kwargs on
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
 def shared_prompt_logps(
@@ -47,20 +68,68 @@ def shared_prompt_logps(
         input_ids=input_ids[first, :split], attention_mask=attention_mask[first, :split], use_cache=True,
         logits_to_keep=1,
     )  # fmt: skip
-    cache = prefix.past_key_values
+    keyword = _cache_keyword(model)
+    cache = prefix[keyword]
     cache.batch_select_indices(inverse)  # index, not copy: gradients of a group's rows add up in the prefix
     tail_ids = input_ids[:, split:]
     labels = tail_ids.masked_fill(attention_mask[:, split:] == 0, -100)  # the head scores labels[:, 1:]
     outputs = model(
-        input_ids=tail_ids, attention_mask=attention_mask, past_key_values=cache, labels=labels,
-        fused_lm_head=True,
+        input_ids=tail_ids, attention_mask=attention_mask, labels=labels, fused_lm_head=True,
+        **{keyword: cache},
     )  # fmt: skip
     entropies = outputs.entropy[:, -logits_to_keep:] if compute_entropy else None
     return outputs.log_probs[:, -logits_to_keep:], entropies
 
 
+def _prefills_once(model: torch.nn.Module, input_ids: Any, attention_mask: Any, kwargs: dict) -> bool:
+    """Whether ``generate(input_ids, attention_mask, **kwargs)`` is a call the shared prefill equals."""
+    if not isinstance(input_ids, torch.Tensor) or not isinstance(attention_mask, torch.Tensor):
+        return False
+    if set(kwargs) - {"generation_config"} or model.config.is_encoder_decoder:
+        return False  # other inputs (pixels, a cache, per-call sampling settings): generate as is
+    config = kwargs.get("generation_config") or model.generation_config
+    expands = (config.num_beams or 1) != 1 or (config.num_return_sequences or 1) != 1  # None: the default, 1
+    if expands or config.cache_implementation is not None:
+        return False
+    if input_ids.dim() != 2 or input_ids.size(1) < 2 or not bool(attention_mask[:, -1].all()):
+        return False  # not left-padded text rows
+    prefix = torch.cat([input_ids[:, :-1], attention_mask[:, :-1].to(input_ids.dtype)], dim=1)
+    return torch.unique(prefix, dim=0).size(0) < input_ids.size(0)
+
+
+def generate_with_shared_prefill(
+    model: torch.nn.Module, generate: Callable[..., Any], input_ids: Any = None, attention_mask: Any = None,
+    **kwargs: Any,
+) -> Any:  # fmt: skip
+    """``generate(input_ids, attention_mask, **kwargs)`` with each distinct prompt prefilled once."""
+    if not _prefills_once(model, input_ids, attention_mask, kwargs):
+        return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+    prefix_ids, prefix_mask = input_ids[:, :-1], attention_mask[:, :-1]
+    first, inverse = prompt_groups(prefix_ids, prefix_mask)
+    positions = (prefix_mask[first].long().cumsum(-1) - 1).masked_fill(prefix_mask[first] == 0, 1)
+    keyword = _cache_keyword(model)
+    with torch.no_grad():
+        prefix = model(
+            input_ids=prefix_ids[first], attention_mask=prefix_mask[first], position_ids=positions,
+            use_cache=True, logits_to_keep=1,
+        )  # fmt: skip
+    cache = prefix[keyword]
+    cache.batch_select_indices(inverse)
+    return generate(input_ids=input_ids, attention_mask=attention_mask, **{keyword: cache}, **kwargs)
+
+
+def share_prompt_prefill(model: torch.nn.Module) -> None:
+    """Make ``model.generate`` prefill each distinct prompt of a batch once (see the module docstring)."""
+    model.generate = functools.partial(generate_with_shared_prefill, model, model.generate)
+
+
 class SharedPromptGRPOTrainer(GRPOTrainer):
-    """TRL's GRPO trainer whose per-token log-probabilities forward each distinct prompt once."""
+    """TRL's GRPO trainer that forwards each distinct prompt once: in generation and in the per-token
+    log-probabilities of the update."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        share_prompt_prefill(self.accelerator.unwrap_model(self.model))
 
     def _get_per_token_logps_and_entropies(
         self,
