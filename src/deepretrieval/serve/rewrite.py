@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from deepretrieval.answers import AnswerParser, Guards
 from deepretrieval.config import PromptingConfig
-from deepretrieval.policies.base import CompletionPolicy, GenerationFailure
+from deepretrieval.policies.base import Completion, CompletionPolicy, GenerationFailure
 from deepretrieval.prompting import Prompting, resolve
 from deepretrieval.retrievers.base import Retriever
 from deepretrieval.tasks.retrieval import feedback_block, opening_words
@@ -327,7 +327,9 @@ def create_app(
                 {
                     "index": 0,
                     "message": {"role": "assistant", "content": str(completion)},
-                    "finish_reason": "length" if getattr(completion, "truncated", False) else "stop",
+                    "finish_reason": "length"
+                    if isinstance(completion, Completion) and completion.truncated
+                    else "stop",
                 }
             ],
         }
