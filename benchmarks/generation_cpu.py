@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+from transformers import AutoModelForCausalLM, AutoTokenizer, CompileConfig, GenerationConfig
 
 from deepretrieval.default_model import resolve_model
 from deepretrieval.files import write_json
@@ -120,7 +120,11 @@ def main() -> None:
     }
     first_call: dict[str, float] = {}
     if args.compile:
-        compiled_config = GenerationConfig(**settings, cache_implementation="static")
+        compile_config = CompileConfig()
+        compile_config._compile_all_devices = True  # transformers compiles on GPUs only unless told
+        compiled_config = GenerationConfig(
+            **settings, cache_implementation="static", compile_config=compile_config
+        )
         arms["compiled"] = lambda ids, mask: sdpa.generate(
             input_ids=ids, attention_mask=mask, generation_config=compiled_config
         )
