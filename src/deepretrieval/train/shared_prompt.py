@@ -83,8 +83,9 @@ def shared_prompt_logps(
     return outputs.log_probs[:, -logits_to_keep:], entropies
 
 
-def _prefills_once(model: torch.nn.Module, input_ids: Any, attention_mask: Any, kwargs: dict) -> bool:
-    """Whether ``generate(input_ids, attention_mask, **kwargs)`` is a call the shared prefill equals."""
+def _may_prefill_once(model: torch.nn.Module, input_ids: Any, attention_mask: Any, kwargs: dict) -> bool:
+    """Whether ``generate(input_ids, attention_mask, **kwargs)`` is a call a shared prefill is known to equal
+    (whether any prompt repeats is decided by the caller, from the groups it needs anyway)."""
     if not isinstance(input_ids, torch.Tensor) or not isinstance(attention_mask, torch.Tensor):
         return False
     if set(kwargs) - {"generation_config"} or model.config.is_encoder_decoder:
@@ -93,10 +94,7 @@ def _prefills_once(model: torch.nn.Module, input_ids: Any, attention_mask: Any, 
     expands = (config.num_beams or 1) != 1 or (config.num_return_sequences or 1) != 1  # None: the default, 1
     if expands or config.cache_implementation is not None:
         return False
-    if input_ids.dim() != 2 or input_ids.size(1) < 2 or not bool(attention_mask[:, -1].all()):
-        return False  # not left-padded text rows
-    prefix = torch.cat([input_ids[:, :-1], attention_mask[:, :-1].to(input_ids.dtype)], dim=1)
-    return torch.unique(prefix, dim=0).size(0) < input_ids.size(0)
+    return input_ids.dim() == 2 and input_ids.size(1) > 1 and bool(attention_mask[:, -1].all())  # left-padded
 
 
 def generate_with_shared_prefill(
@@ -104,10 +102,12 @@ def generate_with_shared_prefill(
     **kwargs: Any,
 ) -> Any:  # fmt: skip
     """``generate(input_ids, attention_mask, **kwargs)`` with each distinct prompt prefilled once."""
-    if not _prefills_once(model, input_ids, attention_mask, kwargs):
+    if not _may_prefill_once(model, input_ids, attention_mask, kwargs):
         return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
     prefix_ids, prefix_mask = input_ids[:, :-1], attention_mask[:, :-1]
     first, inverse = prompt_groups(prefix_ids, prefix_mask)
+    if first.numel() == input_ids.size(0):  # no prompt repeats: nothing to share
+        return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
     positions = (prefix_mask[first].long().cumsum(-1) - 1).masked_fill(prefix_mask[first] == 0, 1)
     keyword = _cache_keyword(model)
     with torch.no_grad():
