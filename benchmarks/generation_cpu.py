@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, CompileConfig, GenerationConfig
 
+from deepretrieval.config import RunConfig
 from deepretrieval.default_model import resolve_model
 from deepretrieval.files import write_json
 from deepretrieval.prompting import run_prompting
@@ -42,7 +43,7 @@ from deepretrieval.train.quickstart import quickstart_config
 from deepretrieval.train.shared_prompt import generate_with_shared_prefill
 
 
-def batches(count: int) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], AutoTokenizer, object]:
+def batches(count: int) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], AutoTokenizer, RunConfig]:
     """``count`` generate inputs in TRL's layout from the quickstart's training prompts, the tokenizer and
     the run config."""
     config = quickstart_config(Path(tempfile.mkdtemp()))
